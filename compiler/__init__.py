@@ -1,0 +1,59 @@
+"""nnspec's compiler: spec files in, validated Specs, static shapes and counts, PyTorch out.
+
+Nothing here imports torch at import time; `build_sequential` imports it when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import Problem, SpecError
+from .load import load_spec
+from .shapes import ResolvedLayer, iter_resolved
+from .spec import Spec
+from .version import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolved_layers(spec: Spec) -> tuple[ResolvedLayer, ...]:
+    """Return every layer of a spec with its torch arguments, shapes and parameter count."""
+    if not spec._resolved:  # a Spec built directly, not through load_spec
+        problems: list[Problem] = []
+        resolved = tuple(iter_resolved(spec.layers, tuple(spec.input), spec.layer_lines, problems))
+        if problems:
+            raise SpecError(problems, spec.source)
+        spec._resolved = resolved
+    return spec._resolved
+
+
+def count_params(spec: Spec) -> int:
+    """Return the number of trainable parameters of the spec's model, computed without torch."""
+    return sum(layer.params for layer in resolved_layers(spec))
+
+
+def output_shape(spec: Spec) -> tuple[int, ...]:
+    """Return the shape of one output sample (no batch dimension)."""
+    return resolved_layers(spec)[-1].output_shape
+
+
+def build_sequential(spec: Spec) -> "torch.nn.Sequential":
+    """Return the spec's model as an nn.Sequential whose children are named like the layers."""
+    from .build import build_sequential as build
+
+    return build(spec)
+
+
+__all__ = [
+    "Problem",
+    "ResolvedLayer",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "build_sequential",
+    "count_params",
+    "load_spec",
+    "output_shape",
+    "resolved_layers",
+]

@@ -1,0 +1,175 @@
+"""What every layer definition shares: argument types, the base model, and shape helpers.
+
+A layer type is one pydantic model that declares everything about itself: its arguments (fields,
+named and defaulted as in `torch.nn`), and as class attributes the `torch.nn` class it becomes, its
+primary argument, its name prefix and its inferred arguments; its methods give the output shape and
+the parameter count from the input shape. Shapes here are the shape of ONE sample (no batch).
+"""
+
+import keyword
+import math
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+Shape = tuple[int, ...]
+
+PosInt = Annotated[int, Strict(), Field(gt=0)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0)]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
+
+MAX_NAME_LENGTH = 64
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_identifier(value: Any, what: str = "name") -> str:
+    """Return `value` if it is a plain ASCII Python identifier, not a keyword; raise ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(f"a {what} must be a string, got {type(value).__name__}")
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"a {what} is at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"a {what} must be an ASCII Python identifier (letters, digits, _; not starting "
+            f"with a digit), got {shown!r}"
+        )
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        raise ValueError(f"a {what} cannot be the Python keyword {value!r}")
+    return value
+
+
+def _ints(minimum: int, allow: tuple[str, ...] = ()):
+    """Return a before-validator for `int | list[int]` arguments with one clear message."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, str) and value in allow:
+            return value
+        items = value if isinstance(value, list) else [value]
+        ok = bool(items) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
+        )
+        if not ok:
+            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            extra = "".join(f" or '{a}'" for a in allow)
+            raise ValueError(f"must be {what}, a list of them{extra}, got {value!r}")
+        return value
+
+    return BeforeValidator(validate)
+
+
+Size = Annotated[int | list[int], _ints(1)]
+Padding = Annotated[int | list[int] | str, _ints(0, ("same", "valid"))]
+NonNegSize = Annotated[int | list[int], _ints(0)]
+
+
+class ShapeProblem(Exception):
+    """A layer cannot accept the shape that reaches it; `arg` names the argument at fault."""
+
+    def __init__(self, message: str, arg: str | None = None):
+        self.arg = arg
+        super().__init__(message)
+
+
+REGISTRY: dict[str, type["LayerSpec"]] = {}  # filled as each concrete layer class is defined
+
+
+class LayerSpec(BaseModel):
+    """Base of every layer type: the `name` argument, strictness and the shape protocol."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("type")
+        if field is not None and isinstance(field.default, str):
+            REGISTRY[field.default] = cls
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
+
+    name: Annotated[str, BeforeValidator(check_identifier)] | None = None
+
+    torch_class: ClassVar[str]  # attribute of torch.nn
+    primary: ClassVar[str | None] = None  # argument set by `- type: VALUE`
+    prefix: ClassVar[str]  # automatic names are prefix + counter
+    inferred: ClassVar[tuple[str, ...]] = ()  # arguments computed from the input shape
+    ranks: ClassVar[tuple[int, ...] | None] = None  # accepted sample ranks; None = any >= 1
+    rank_hint: ClassVar[str] = ""  # how the accepted shape reads, e.g. "(C, H, W)"
+
+    @property
+    def type_name(self) -> str:
+        """Return the spec's name of this layer type (the discriminator)."""
+        return self.type  # type: ignore[attr-defined]
+
+    def arguments(self) -> dict[str, Any]:
+        """Return the written arguments in torch's order (no `type`, no `name`)."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k not in ("type", "name")}
+
+    def check_rank(self, shape: Shape) -> None:
+        """Raise ShapeProblem when this layer cannot take a sample of `shape`'s rank."""
+        if self.ranks is not None and len(shape) not in self.ranks:
+            want = " or ".join(f"{r}-D" for r in self.ranks)
+            raise ShapeProblem(
+                f"{self.type_name} needs a {want} input {self.rank_hint}".rstrip()
+                + f", but the shape reaching it is {format_shape(shape)}{{origin}}"
+            )
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        """Return the values of the inferred arguments for input `shape`."""
+        return {}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        """Return the output shape for input `shape` (default: unchanged)."""
+        return shape
+
+    def count_params(self, shape: Shape) -> int:
+        """Return the number of trainable parameters for input `shape` (default: none)."""
+        return 0
+
+    def resolve(self, shape: Shape) -> tuple[dict[str, Any], Shape, int]:
+        """Return (torch keyword arguments, output shape, parameter count) for input `shape`."""
+        self.check_rank(shape)
+        inferred = self.infer(shape)
+        for arg, value in inferred.items():
+            written = getattr(self, arg)
+            if written is not None and normalize_value(written) != normalize_value(value):
+                raise ShapeProblem(
+                    f"written as {written!r}, but the shape reaching it is {format_shape(shape)}"
+                    f"{{origin}}; remove it or write {value!r}",
+                    arg,
+                )
+        out = self.output_shape(shape)
+        if any(d < 1 for d in out):
+            raise ShapeProblem(
+                f"the output shape would be {format_shape(out)}; every size must be positive"
+            )
+        kwargs = {**self.arguments(), **inferred}
+        return {k: normalize_value(v) for k, v in kwargs.items()}, out, self.count_params(shape)
+
+
+def normalize_value(value: Any) -> Any:
+    """Return lists as tuples (torch's own form for sizes), other values unchanged."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def format_shape(shape: Shape) -> str:
+    """Return a shape as `[16, 4, 4]`."""
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def expand(value: int | list[int] | tuple[int, ...], n: int, arg: str) -> tuple[int, ...]:
+    """Return `value` as an n-tuple (an int repeats); raise ShapeProblem on a wrong length."""
+    if isinstance(value, int):
+        return (value,) * n
+    if len(value) == 1 and n == 1:
+        return tuple(value)
+    if len(value) != n:
+        raise ShapeProblem(f"needs 1 value or a list of {n}, got a list of {len(value)}", arg)
+    return tuple(value)
+
+
+def product(values) -> int:
+    """Return the product of an iterable of ints (1 when empty)."""
+    return math.prod(values)

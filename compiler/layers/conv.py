@@ -1,0 +1,229 @@
+"""Convolution and pooling layers: conv1d/2d, max/avg pooling, adaptive average pooling."""
+
+from typing import Any, ClassVar, Literal
+
+from .base import (
+    Bool,
+    LayerSpec,
+    NonNegSize,
+    Padding,
+    PosInt,
+    Shape,
+    ShapeProblem,
+    Size,
+    expand,
+    product,
+)
+
+_DIM_NAMES = {1: ("L",), 2: ("H", "W")}
+
+
+def _spatial_output(
+    size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool, dim: str
+) -> int:
+    """Return the output length of one spatial dimension, as torch computes it."""
+    effective = dilation * (kernel - 1) + 1
+    if effective > size + 2 * pad:
+        dilated = f" (dilated: {effective})" if dilation > 1 else ""
+        raise ShapeProblem(
+            f"kernel_size {kernel}{dilated} is larger than the padded input in {dim}: "
+            f"{size} + 2*{pad} = {size + 2 * pad}",
+            "kernel_size",
+        )
+    span = size + 2 * pad - effective
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # torch: the last window must start inside the input or left padding
+    return out
+
+
+class _ConvNd(LayerSpec):
+    dims: ClassVar[int]
+    primary: ClassVar[str | None] = "out_channels"
+    prefix: ClassVar[str] = "conv"
+    inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
+
+    in_channels: PosInt | None = None
+    out_channels: PosInt
+    kernel_size: Size
+    stride: Size = 1
+    padding: Padding = 0
+    dilation: Size = 1
+    groups: PosInt = 1
+    bias: Bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        return {"in_channels": shape[0]}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        n = self.dims
+        k = expand(self.kernel_size, n, "kernel_size")
+        s = expand(self.stride, n, "stride")
+        d = expand(self.dilation, n, "dilation")
+        if shape[0] % self.groups or self.out_channels % self.groups:
+            raise ShapeProblem(
+                f"groups={self.groups} must divide in_channels ({shape[0]}) and out_channels "
+                f"({self.out_channels})",
+                "groups",
+            )
+        if self.padding == "same":
+            if any(v != 1 for v in s):
+                raise ShapeProblem("padding 'same' needs stride 1 (torch refuses it otherwise)", "padding")
+            return (self.out_channels, *shape[1:])
+        p = (0,) * n if self.padding == "valid" else expand(self.padding, n, "padding")
+        if self.padding_mode != "zeros":
+            for size, pad, dim in zip(shape[1:], p, _DIM_NAMES[n]):
+                if pad > size:
+                    raise ShapeProblem(
+                        f"padding {pad} with padding_mode '{self.padding_mode}' is larger than "
+                        f"the input ({size}) in {dim}",
+                        "padding",
+                    )
+        spatial = tuple(
+            _spatial_output(*args, False, dim)
+            for *args, dim in zip(shape[1:], k, s, p, d, _DIM_NAMES[n])
+        )
+        return (self.out_channels, *spatial)
+
+    def count_params(self, shape: Shape) -> int:
+        k = expand(self.kernel_size, self.dims, "kernel_size")
+        weights = self.out_channels * (shape[0] // self.groups) * product(k)
+        return weights + (self.out_channels if self.bias else 0)
+
+
+class Conv1d(_ConvNd):
+    """nn.Conv1d on (C, L) samples."""
+
+    type: Literal["conv1d"] = "conv1d"
+    torch_class: ClassVar[str] = "Conv1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class Conv2d(_ConvNd):
+    """nn.Conv2d on (C, H, W) samples."""
+
+    type: Literal["conv2d"] = "conv2d"
+    torch_class: ClassVar[str] = "Conv2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
+class _PoolNd(LayerSpec):
+    dims: ClassVar[int]
+    primary: ClassVar[str | None] = "kernel_size"
+    prefix: ClassVar[str] = "pool"
+
+    def _pool_shape(self, shape: Shape, dilation: Size, ceil_mode: bool) -> Shape:
+        n = self.dims
+        k = expand(self.kernel_size, n, "kernel_size")
+        s = k if self.stride is None else expand(self.stride, n, "stride")
+        p = expand(self.padding, n, "padding")
+        d = expand(dilation, n, "dilation")
+        for kk, pp in zip(k, p):
+            if pp > kk // 2:
+                raise ShapeProblem(
+                    f"padding {pp} must be at most half of kernel_size {kk} (torch's rule)", "padding"
+                )
+        spatial = tuple(
+            _spatial_output(*args, ceil_mode, dim)
+            for *args, dim in zip(shape[1:], k, s, p, d, _DIM_NAMES[n])
+        )
+        return (shape[0], *spatial)
+
+
+class _MaxPoolNd(_PoolNd):
+    kernel_size: Size
+    stride: Size | None = None
+    padding: NonNegSize = 0
+    dilation: Size = 1
+    ceil_mode: Bool = False
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return self._pool_shape(shape, self.dilation, self.ceil_mode)
+
+
+class _AvgPoolNd(_PoolNd):
+    kernel_size: Size
+    stride: Size | None = None
+    padding: NonNegSize = 0
+    ceil_mode: Bool = False
+    count_include_pad: Bool = True
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return self._pool_shape(shape, 1, self.ceil_mode)
+
+
+class MaxPool1d(_MaxPoolNd):
+    """nn.MaxPool1d on (C, L) samples."""
+
+    type: Literal["maxpool1d"] = "maxpool1d"
+    torch_class: ClassVar[str] = "MaxPool1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class MaxPool2d(_MaxPoolNd):
+    """nn.MaxPool2d on (C, H, W) samples."""
+
+    type: Literal["maxpool2d"] = "maxpool2d"
+    torch_class: ClassVar[str] = "MaxPool2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
+class AvgPool1d(_AvgPoolNd):
+    """nn.AvgPool1d on (C, L) samples."""
+
+    type: Literal["avgpool1d"] = "avgpool1d"
+    torch_class: ClassVar[str] = "AvgPool1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class AvgPool2d(_AvgPoolNd):
+    """nn.AvgPool2d on (C, H, W) samples."""
+
+    type: Literal["avgpool2d"] = "avgpool2d"
+    torch_class: ClassVar[str] = "AvgPool2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+    divisor_override: PosInt | None = None
+
+
+class _AdaptiveAvgPoolNd(LayerSpec):
+    dims: ClassVar[int]
+    primary: ClassVar[str | None] = "output_size"
+    prefix: ClassVar[str] = "pool"
+
+    output_size: Size
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (shape[0], *expand(self.output_size, self.dims, "output_size"))
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """nn.AdaptiveAvgPool1d on (C, L) samples."""
+
+    type: Literal["adaptiveavgpool1d"] = "adaptiveavgpool1d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """nn.AdaptiveAvgPool2d on (C, H, W) samples."""
+
+    type: Literal["adaptiveavgpool2d"] = "adaptiveavgpool2d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"

@@ -1,0 +1,281 @@
+"""Linear, normalization, dropout, flatten and activation layers."""
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+from typing_extensions import Annotated
+
+from .base import (
+    Bool,
+    Float,
+    LayerSpec,
+    PosInt,
+    Probability,
+    Shape,
+    ShapeProblem,
+    Size,
+    product,
+)
+
+Momentum = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
+Eps = Annotated[float, Field(gt=0.0, strict=True)]
+
+
+class Linear(LayerSpec):
+    """nn.Linear, acting on the last dimension."""
+
+    type: Literal["linear"] = "linear"
+    torch_class: ClassVar[str] = "Linear"
+    primary: ClassVar[str | None] = "out_features"
+    prefix: ClassVar[str] = "fc"
+    inferred: ClassVar[tuple[str, ...]] = ("in_features",)
+
+    in_features: PosInt | None = None
+    out_features: PosInt
+    bias: Bool = True
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        return {"in_features": shape[-1]}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape[:-1], self.out_features)
+
+    def count_params(self, shape: Shape) -> int:
+        return shape[-1] * self.out_features + (self.out_features if self.bias else 0)
+
+
+class _BatchNorm(LayerSpec):
+    prefix: ClassVar[str] = "bn"
+    inferred: ClassVar[tuple[str, ...]] = ("num_features",)
+
+    num_features: PosInt | None = None
+    eps: Eps = 1e-5
+    momentum: Momentum | None = 0.1
+    affine: Bool = True
+    track_running_stats: Bool = True
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        return {"num_features": shape[0]}
+
+    def count_params(self, shape: Shape) -> int:
+        return 2 * shape[0] if self.affine else 0
+
+
+class BatchNorm1d(_BatchNorm):
+    """nn.BatchNorm1d on (C) or (C, L) samples."""
+
+    type: Literal["batchnorm1d"] = "batchnorm1d"
+    torch_class: ClassVar[str] = "BatchNorm1d"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2)
+    rank_hint: ClassVar[str] = "(C) or (C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """nn.BatchNorm2d on (C, H, W) samples."""
+
+    type: Literal["batchnorm2d"] = "batchnorm2d"
+    torch_class: ClassVar[str] = "BatchNorm2d"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
+class LayerNorm(LayerSpec):
+    """nn.LayerNorm over the last dimension(s)."""
+
+    type: Literal["layernorm"] = "layernorm"
+    torch_class: ClassVar[str] = "LayerNorm"
+    prefix: ClassVar[str] = "ln"
+    inferred: ClassVar[tuple[str, ...]] = ("normalized_shape",)
+
+    normalized_shape: Size | None = None
+    eps: Eps = 1e-5
+    elementwise_affine: Bool = True
+    bias: Bool = True
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        written = self.normalized_shape
+        n = len(written) if isinstance(written, list) else 1
+        if n > len(shape):
+            raise ShapeProblem(
+                f"normalizes {n} trailing dimensions, but the input has only {len(shape)}",
+                "normalized_shape",
+            )
+        trailing = shape[-n:]
+        return {"normalized_shape": trailing[0] if not isinstance(written, list) else list(trailing)}
+
+    def count_params(self, shape: Shape) -> int:
+        written = self.normalized_shape
+        n = len(written) if isinstance(written, list) else 1
+        size = product(shape[-n:])
+        if not self.elementwise_affine:
+            return 0
+        return size * (2 if self.bias else 1)
+
+
+class _Dropout(LayerSpec):
+    primary: ClassVar[str | None] = "p"
+    prefix: ClassVar[str] = "drop"
+
+    p: Probability = 0.5
+    inplace: Bool = False
+
+
+class Dropout(_Dropout):
+    """nn.Dropout: zeroes single elements."""
+
+    type: Literal["dropout"] = "dropout"
+    torch_class: ClassVar[str] = "Dropout"
+
+
+class Dropout1d(_Dropout):
+    """nn.Dropout1d: zeroes whole channels of (C, L) samples."""
+
+    type: Literal["dropout1d"] = "dropout1d"
+    torch_class: ClassVar[str] = "Dropout1d"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class Dropout2d(_Dropout):
+    """nn.Dropout2d: zeroes whole channels of (C, H, W) samples."""
+
+    type: Literal["dropout2d"] = "dropout2d"
+    torch_class: ClassVar[str] = "Dropout2d"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
+class Flatten(LayerSpec):
+    """nn.Flatten; dims count the batch dimension as torch does (start_dim=1 keeps the batch)."""
+
+    type: Literal["flatten"] = "flatten"
+    torch_class: ClassVar[str] = "Flatten"
+    prefix: ClassVar[str] = "flatten"
+
+    start_dim: Annotated[int, Field(strict=True)] = 1
+    end_dim: Annotated[int, Field(strict=True)] = -1
+
+    def output_shape(self, shape: Shape) -> Shape:
+        batched = (1, *shape)
+        rank = len(batched)
+        start = self.start_dim + rank if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + rank if self.end_dim < 0 else self.end_dim
+        if not 0 <= start < rank:
+            raise ShapeProblem(f"start_dim {self.start_dim} is out of range for a batched input of rank {rank}", "start_dim")
+        if not 0 <= end < rank:
+            raise ShapeProblem(f"end_dim {self.end_dim} is out of range for a batched input of rank {rank}", "end_dim")
+        if start == 0:
+            raise ShapeProblem("start_dim 0 would flatten the batch dimension; use 1", "start_dim")
+        if start > end:
+            raise ShapeProblem(f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})", "start_dim")
+        out = (*batched[:start], product(batched[start : end + 1]), *batched[end + 1 :])
+        return out[1:]
+
+
+class _Activation(LayerSpec):
+    """An activation without arguments of its own beyond those listed per class."""
+
+
+class ReLU(_Activation):
+    """nn.ReLU."""
+
+    type: Literal["relu"] = "relu"
+    torch_class: ClassVar[str] = "ReLU"
+    prefix: ClassVar[str] = "relu"
+    inplace: Bool = False
+
+
+class LeakyReLU(_Activation):
+    """nn.LeakyReLU."""
+
+    type: Literal["leakyrelu"] = "leakyrelu"
+    torch_class: ClassVar[str] = "LeakyReLU"
+    primary: ClassVar[str | None] = "negative_slope"
+    prefix: ClassVar[str] = "leakyrelu"
+    negative_slope: Float = 0.01
+    inplace: Bool = False
+
+
+class GELU(_Activation):
+    """nn.GELU."""
+
+    type: Literal["gelu"] = "gelu"
+    torch_class: ClassVar[str] = "GELU"
+    prefix: ClassVar[str] = "gelu"
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class SiLU(_Activation):
+    """nn.SiLU."""
+
+    type: Literal["silu"] = "silu"
+    torch_class: ClassVar[str] = "SiLU"
+    prefix: ClassVar[str] = "silu"
+    inplace: Bool = False
+
+
+class ELU(_Activation):
+    """nn.ELU."""
+
+    type: Literal["elu"] = "elu"
+    torch_class: ClassVar[str] = "ELU"
+    primary: ClassVar[str | None] = "alpha"
+    prefix: ClassVar[str] = "elu"
+    alpha: Float = 1.0
+    inplace: Bool = False
+
+
+class Tanh(_Activation):
+    """nn.Tanh."""
+
+    type: Literal["tanh"] = "tanh"
+    torch_class: ClassVar[str] = "Tanh"
+    prefix: ClassVar[str] = "tanh"
+
+
+class Sigmoid(_Activation):
+    """nn.Sigmoid."""
+
+    type: Literal["sigmoid"] = "sigmoid"
+    torch_class: ClassVar[str] = "Sigmoid"
+    prefix: ClassVar[str] = "sigmoid"
+
+
+class _SoftmaxLike(_Activation):
+    primary: ClassVar[str | None] = "dim"
+    # torch's default (None) picks a dimension by a legacy rule and warns; -1 is what it means
+    # for every (N, classes) output, so it is the default here and always written out.
+    dim: Annotated[int, Field(strict=True)] = -1
+
+    def output_shape(self, shape: Shape) -> Shape:
+        rank = len(shape) + 1
+        dim = self.dim + rank if self.dim < 0 else self.dim
+        if not 0 <= dim < rank:
+            raise ShapeProblem(f"dim {self.dim} is out of range for a batched input of rank {rank}", "dim")
+        if dim == 0:
+            raise ShapeProblem("dim 0 is the batch dimension; use -1 (the last) or 1", "dim")
+        return shape
+
+
+class Softmax(_SoftmaxLike):
+    """nn.Softmax."""
+
+    type: Literal["softmax"] = "softmax"
+    torch_class: ClassVar[str] = "Softmax"
+    prefix: ClassVar[str] = "softmax"
+
+
+class LogSoftmax(_SoftmaxLike):
+    """nn.LogSoftmax."""
+
+    type: Literal["logsoftmax"] = "logsoftmax"
+    torch_class: ClassVar[str] = "LogSoftmax"
+    prefix: ClassVar[str] = "logsoftmax"
+
+
+class Identity(_Activation):
+    """nn.Identity."""
+
+    type: Literal["identity"] = "identity"
+    torch_class: ClassVar[str] = "Identity"
+    prefix: ClassVar[str] = "identity"

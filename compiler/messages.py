@@ -1,0 +1,162 @@
+"""Pydantic validation errors rewritten for the person who wrote the spec."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from .document import Document
+from .errors import Problem, format_path
+from .normalize import did_you_mean
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "tuple_type": "a list",
+    "none_required": "null",
+}
+
+
+def show(value: Any) -> str:
+    """Return a short, safe rendering of a value the user wrote."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)}" if len(value) > 8 else repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _message(err: dict, hint: dict | None) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    field = err["loc"][-1] if err["loc"] else ""
+    if kind == "missing":
+        if hint and hint.get("primary") == field:
+            t = err["loc"][0]
+            return f"required; write `- {t}: VALUE` or `- {t}: {{{field}: VALUE}}`"
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        choices = list((hint or {}).get("choices", []))
+        suggestion = did_you_mean(str(field), choices, cutoff=0.5)
+        if hint and hint.get("layer"):
+            return f"unknown argument '{field}' for {hint['layer']}{suggestion}; it takes: {', '.join(choices)}"
+        takes = f"; expected one of: {', '.join(choices)}" if choices else ""
+        return f"unknown key '{field}'{suggestion}{takes}"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}, got {show(value)} ({type(value).__name__})"
+    if kind == "greater_than":
+        if ctx.get("gt") == 0 and isinstance(value, int):
+            return f"must be a positive integer, got {show(value)}"
+        return f"must be greater than {ctx.get('gt')}, got {show(value)}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}, got {show(value)}"
+    if kind == "less_than":
+        return f"must be less than {ctx.get('lt')}, got {show(value)}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}, got {show(value)}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+        return f"must be one of {expected}, got {show(value)}{did_you_mean(value, choices)}"
+    if kind in ("too_short", "too_long"):
+        return err["msg"].replace("List should", "must").replace("Value should", "must") + f", got {show(value)}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {show(value)}"
+    if kind == "string_pattern_mismatch":
+        if field == "device":
+            return f"must be auto, cpu, cuda, cuda:N or mps, got {show(value)}"
+        return f"must match {ctx.get('pattern')}, got {show(value)}"
+    if kind == "string_too_long":
+        return f"is at most {ctx.get('max_length')} characters, got {len(value)}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg']}, got {show(value)}"
+
+
+def _user_path(loc: tuple, data: Any) -> tuple:
+    """Drop the union-branch names pydantic adds to a loc, keeping the keys the user wrote."""
+    out: list = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+        elif i == len(loc) - 1 and isinstance(current, dict):
+            out.append(part)  # a missing or unknown key
+        elif not isinstance(part, int) and (isinstance(current, dict) or current is None):
+            continue  # a branch name of a union (str, int, function-after[...])
+    return tuple(out)
+
+
+def problems_from_validation(
+    exc: ValidationError,
+    prefix: tuple,
+    doc: Document,
+    top_level: bool = False,
+    line_of: Callable[[tuple], int | None] | None = None,
+    layer_hint: dict | None = None,
+    tag: str | None = None,
+) -> list[Problem]:
+    """Return one Problem per distinct path of a ValidationError, merged and worded for people."""
+    merged: dict[str, list[str]] = {}
+    lines: dict[str, int | None] = {}
+    data = doc.data if top_level else None
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if tag is not None:
+            loc = (tag, *loc)
+        if top_level:
+            if loc and loc[0] == "layers" and len(loc) > 1:
+                continue  # layers were validated one by one, with better paths
+            loc = _user_path(loc, data)
+            hint = {"choices": _known_keys(loc[:-1])} if err["type"] == "extra_forbidden" else None
+            line = doc.line_of(loc)
+        else:
+            hint = layer_hint
+            line = line_of(loc) if line_of else doc.line_of(prefix + loc)
+        path = format_path(prefix + loc)
+        message = _message({**err, "loc": loc if loc else ("",)}, hint)
+        if message not in merged.setdefault(path, []):
+            merged[path].append(message)
+        lines.setdefault(path, line)
+    problems = []
+    for path, messages in merged.items():
+        if len(messages) > 1 and all(m.startswith("must be ") for m in messages):
+            got = messages[0].rsplit(", got ", 1)[-1]
+            wants = [m[len("must be "):].rsplit(", got ", 1)[0] for m in messages]
+            messages = [f"must be {' or '.join(wants)}, got {got}"]
+        problems.extend(Problem(path, m, lines[path]) for m in messages)
+    return problems
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """Return the keys the Spec model accepts at a path (for did-you-mean on unknown keys)."""
+    from .spec import Spec  # local: spec imports layers, which this module must not need at import
+
+    model: Any = Spec
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if hasattr(c, "model_fields")), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))

@@ -1,0 +1,101 @@
+"""Turn the four ways of writing a layer (SPEC.md) into the canonical `{type: ..., args}` form."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Problem, format_path
+from .layers import REGISTRY
+
+Path = tuple
+
+
+@dataclass
+class NormalizedLayer:
+    """A layer in canonical form, with the source path of each of its arguments."""
+
+    index: int
+    data: dict[str, Any] | None  # None when the layer could not be read at all
+    type: str | None
+    arg_paths: dict[str, Path] = field(default_factory=dict)
+    path: Path = ()
+
+
+def did_you_mean(word: str, choices, cutoff: float = 0.6) -> str:
+    """Return ` (did you mean 'x'?)` for the closest choice, or an empty string."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _unknown_type(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"a layer type is a name such as 'linear', got {value!r}"
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return f"unknown layer type {shown!r}{did_you_mean(value, REGISTRY)}"
+
+
+def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> NormalizedLayer:
+    """Return the canonical form of one layer; append a Problem for each form mistake."""
+    path: Path = ("layers", index)
+    here = format_path(path)
+
+    def fail(message: str, at: Path = path) -> NormalizedLayer:
+        problems.append(Problem(format_path(at) if at != path else here, message, line_of(at)))
+        return NormalizedLayer(index, None, None, {}, path)
+
+    if isinstance(raw, str):  # bare name: `- relu`
+        if raw not in REGISTRY:
+            return fail(_unknown_type(raw))
+        return NormalizedLayer(index, {"type": raw}, raw, {}, path)
+
+    if not isinstance(raw, dict) or not raw:
+        return fail(
+            "a layer is a type name (`- relu`), a single-key mapping (`- linear: 64` or "
+            f"`- linear: {{out_features: 64}}`) or a mapping with `type`; got {_describe(raw)}"
+        )
+
+    if "type" in raw:  # canonical: `- {type: linear, out_features: 64}`
+        kind = raw["type"]
+        if kind not in REGISTRY:
+            return fail(_unknown_type(kind), path + ("type",))
+        arg_paths = {key: path + (key,) for key in raw}
+        return NormalizedLayer(index, dict(raw), kind, arg_paths, path)
+
+    if len(raw) != 1:
+        keys = ", ".join(repr(k) for k in list(raw)[:5])
+        return fail(
+            f"a layer mapping without `type` must have exactly one key, the layer type; got {keys}"
+            " (indent the arguments under the type, or add `type:`)"
+        )
+
+    (kind, value), = raw.items()
+    if kind not in REGISTRY:
+        return fail(_unknown_type(kind))
+    cls = REGISTRY[kind]
+    if isinstance(value, dict):  # single-key mapping: `- linear: {out_features: 64}`
+        if "type" in value:
+            return fail(f"`type` is already given by the key '{kind}'; remove it", path + (kind, "type"))
+        arg_paths = {key: path + (kind, key) for key in value}
+        return NormalizedLayer(index, {"type": kind, **value}, kind, arg_paths, path)
+    if value is None:  # `- relu:` with nothing after it means the bare name
+        return NormalizedLayer(index, {"type": kind}, kind, {}, path)
+    if cls.primary is None:  # primary argument form, for a layer that has none
+        args = [a for a in cls.model_fields if a not in ("type", "name")]
+        how = f"`- {kind}: {{{args[0]}: ...}}`" if args else f"`- {kind}`"
+        return fail(f"{kind} has no primary argument, so `{kind}: {value!r}` is ambiguous; write {how}",
+                    path + (kind,))
+    return NormalizedLayer(index, {"type": kind, cls.primary: value}, kind, {cls.primary: path + (kind,)}, path)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "an empty mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"{value!r} ({type(value).__name__})"

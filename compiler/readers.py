@@ -1,0 +1,217 @@
+"""Read YAML and JSON text into a Document (plain data with line numbers), safely.
+
+YAML is read from PyYAML's event stream with the safe resolver and constructor, so no tag can
+construct a Python object, and nesting never recurses. JSON is tokenized here for the same reason
+and to know the line of every value; Python's `json` would lose the lines, accept NaN, and keep the
+last of two duplicate keys without a word.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+
+import yaml
+
+from .document import MAX_NUMBER_DIGITS, Document, DocumentBuilder, LoadError
+from .errors import Problem, format_path
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class _SpecYamlLoader(yaml.SafeLoader):
+    """SafeLoader whose resolver also reads `1e-3` as a float (YAML 1.2), as people expect."""
+
+
+_SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+_SAFE_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """Return the text of a spec file, refusing oversized files and invalid UTF-8."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise LoadError(Problem("", f"file is {len(raw)} bytes; specs are limited to {MAX_FILE_BYTES}"))
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte-order mark carries no meaning; editors add it
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LoadError(
+            Problem("", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                    "save the file as UTF-8", line)
+        ) from None
+
+
+def read_yaml(text: str) -> Document:
+    """Return the Document of a YAML text; raises LoadError on syntax or safety problems."""
+    builder = DocumentBuilder()
+    loader = _SpecYamlLoader(text)
+    anchors: dict[str, tuple[object, int]] = {}
+    open_anchors: list[tuple[str | None, int, object]] = []
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                _check_collection_tag(event, builder, line)
+                container: dict | list = {} if isinstance(event, yaml.MappingStartEvent) else []
+                if builder.key_expected():
+                    raise LoadError(Problem("", "mapping keys must be plain names, not collections", line))
+                before = builder.nodes
+                builder.start(container, line)
+                open_anchors.append((event.anchor, before, container))
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                builder.end()
+                anchor, before, container = open_anchors.pop()
+                if anchor:
+                    anchors[anchor] = (container, builder.nodes - before)
+            elif isinstance(event, yaml.ScalarEvent):
+                try:
+                    value = _construct_scalar(loader, event, line)
+                except LoadError as exc:
+                    where = () if builder.key_expected() else builder._next_path()
+                    raise LoadError(Problem(format_path(where), exc.problem.message, line)) from None
+                builder.scalar(value, line)
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1)
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor not in anchors:
+                    raise LoadError(Problem("", f"unknown alias '*{event.anchor}'", line))
+                value, size = anchors[event.anchor]
+                builder.alias(value, size, line)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise LoadError(Problem("", f"YAML syntax error: {exc.problem or exc.context}", line)) from None
+    except yaml.YAMLError as exc:
+        raise LoadError(Problem("", f"YAML error: {exc}")) from None
+    if not builder.has_root:
+        raise LoadError(Problem("", "the file is empty; a spec is a mapping with name, input and layers", 1))
+    return builder.document()
+
+
+def _check_collection_tag(event, builder: DocumentBuilder, line: int) -> None:
+    allowed = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+    if event.tag not in allowed:
+        raise LoadError(Problem("", f"YAML tag '{event.tag}' is not allowed; specs hold plain data only", line))
+
+
+def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: int):
+    if event.tag in (None, "!"):
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    else:
+        tag = event.tag
+    if tag not in _SAFE_SCALAR_TAGS:
+        raise LoadError(Problem("", f"YAML tag '{tag}' is not allowed; specs hold plain data only", line))
+    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        digits = sum(ch.isdigit() for ch in event.value)
+        if digits > MAX_NUMBER_DIGITS:
+            raise LoadError(Problem("", f"a number with {digits} digits is too large for a spec", line))
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        raise LoadError(Problem("", f"cannot read {event.value[:40]!r}: {exc}", line)) from None
+
+
+_JSON_TOKEN = re.compile(
+    r"""(?P<ws>[ \t\r\n]+)
+      | (?P<punct>[{}\[\],:])
+      | (?P<string>"(?:[^"\\\x00-\x1f]|\\.)*")
+      | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)(?![0-9A-Za-z_.])
+      | (?P<word>true|false|null)(?![0-9A-Za-z_])
+      | (?P<bad>NaN|-?Infinity)
+    """,
+    re.VERBOSE,
+)
+
+
+def read_json(text: str) -> Document:
+    """Return the Document of a JSON text; raises LoadError on syntax or safety problems."""
+    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_right(newlines, pos - 1) + 1
+
+    builder = DocumentBuilder()
+    # Each open container expects: "value" | "key" | "colon" | "comma_or_end" (per frame)
+    expect: list[str] = []
+    pos, n = 0, len(text)
+
+    def fail(message: str, at: int) -> LoadError:
+        return LoadError(Problem("", f"JSON syntax error: {message}", line_at(at)))
+
+    def value_done() -> None:
+        if expect:
+            expect[-1] = "comma_or_end"
+
+    while pos < n:
+        match = _JSON_TOKEN.match(text, pos)
+        if not match:
+            raise fail(f"unexpected character {text[pos]!r}", pos)
+        kind, token, start = match.lastgroup, match.group(), pos
+        pos = match.end()
+        if kind == "ws":
+            continue
+        line = line_at(start)
+        state = expect[-1] if expect else ("value" if not builder.has_root else "done")
+        if state == "done":
+            raise fail(f"unexpected {token[:20]!r} after the end of the document", start)
+        if kind == "bad":
+            raise LoadError(Problem("", f"{token} is not a number in JSON; use a finite number", line))
+        if kind == "punct":
+            if token in "{[" and state in ("value", "first_value"):
+                builder.start({} if token == "{" else [], line)
+                expect.append("first_key" if token == "{" else "first_value")
+            elif token == "}" and state in ("first_key", "comma_or_end") and isinstance(builder._stack[-1][0], dict):
+                builder.end()
+                expect.pop()
+                value_done()
+            elif token == "]" and state in ("first_value", "comma_or_end") and isinstance(builder._stack[-1][0], list):
+                builder.end()
+                expect.pop()
+                value_done()
+            elif token == "," and state == "comma_or_end":
+                expect[-1] = "key" if isinstance(builder._stack[-1][0], dict) else "value"
+            elif token == ":" and state == "colon":
+                expect[-1] = "value"
+            else:
+                raise fail(f"unexpected {token!r}", start)
+            continue
+        if state in ("key", "first_key"):
+            if kind != "string":
+                raise fail(f"expected a quoted key, got {token[:20]!r}", start)
+            builder.scalar(json.loads(token), line)
+            expect[-1] = "colon"
+            continue
+        if state not in ("value", "first_value"):
+            raise fail(f"unexpected {token[:20]!r}", start)
+        if kind == "string":
+            value = json.loads(token)
+        elif kind == "word":
+            value = {"true": True, "false": False, "null": None}[token]
+        else:
+            digits = sum(ch.isdigit() for ch in token)
+            if digits > MAX_NUMBER_DIGITS:
+                raise LoadError(Problem("", f"a number with {digits} digits is too large for a spec", line))
+            value = int(token) if re.fullmatch(r"-?[0-9]+", token) else float(token)
+        builder.scalar(value, line)
+        value_done()
+    if expect:
+        raise fail("unexpected end of file (an unclosed { or [)", n)
+    if not builder.has_root:
+        raise LoadError(Problem("", "the file is empty; a spec is a mapping with name, input and layers", 1))
+    return builder.document()

@@ -1,0 +1,132 @@
+"""The Spec model: a whole network description, validated, with every layer named."""
+
+import builtins
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, InstanceOf, PrivateAttr, model_validator
+
+from .layers import REGISTRY, LayerSpec, check_identifier
+from .layers.base import PosInt
+from .reserved import RESERVED_ATTRIBUTES
+from .training import LintConfig, TrainingConfig
+
+MAX_LAYERS = 10_000
+MAX_RANK = 4
+
+# Names the generated module itself uses at top level; a class named so would shadow them.
+_MODULE_NAMES = {"torch", "nn", "annotations", "Tensor"}
+
+
+def check_class_name(value: Any) -> str:
+    """Return `value` if it can name the generated class; raise ValueError with the reason."""
+    value = check_identifier(value, "class name")
+    if value in _MODULE_NAMES or hasattr(builtins, value):
+        raise ValueError(f"{value!r} would shadow a name the generated module uses; pick another")
+    return value
+
+
+def check_description(value: Any) -> str:
+    """Return `value` if it is plain text fit for a docstring; raise ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, got {type(value).__name__}")
+    bad = [ch for ch in value if (ord(ch) < 32 and ch not in "\n\t") or ch in "\x7f\u2028\u2029"]
+    if bad:
+        raise ValueError(f"contains the control character {bad[0]!r}; use plain text")
+    return value
+
+
+def _layers_from_data(value: Any) -> Any:
+    """Return canonical layer mappings turned into layer objects (other values pass through)."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, dict) and item.get("type") in REGISTRY:
+            item = REGISTRY[item["type"]].model_validate(item)
+        out.append(item)
+    return out
+
+
+class Spec(BaseModel):
+    """A validated network description: input shape, named layers, optional training section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    spec_version: Literal[1] = 1
+    name: Annotated[str, BeforeValidator(check_class_name)]
+    description: Annotated[str, BeforeValidator(check_description), Field(max_length=4000)] | None = None
+    input: Annotated[list[PosInt], Field(min_length=1, max_length=MAX_RANK)]
+    # Layers are validated one by one through the registry (each class builds its validator only
+    # when first used, which keeps `nnspec validate` fast); schema.py publishes the full union.
+    layers: Annotated[list[InstanceOf[LayerSpec]], BeforeValidator(_layers_from_data),
+                      Field(min_length=1, max_length=MAX_LAYERS)]
+    training: TrainingConfig | None = None
+    lint: LintConfig | None = None
+
+    _source: str = PrivateAttr(default="<spec>")
+    _layer_lines: tuple[int | None, ...] = PrivateAttr(default=())
+    _resolved: tuple = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _name_layers(self) -> "Spec":
+        named, problems = assign_names(self.layers)
+        if problems:
+            raise ValueError("; ".join(f"layers[{i}]: {message}" for i, message in problems))
+        object.__setattr__(self, "layers", named)  # frozen model: set once, here
+        return self
+
+    @property
+    def source(self) -> str:
+        """Return the file the spec was read from, or `<spec>` for a mapping."""
+        return self._source
+
+    @property
+    def layer_lines(self) -> tuple[int | None, ...]:
+        """Return the source line of each layer (None when unknown)."""
+        return self._layer_lines or (None,) * len(self.layers)
+
+    @property
+    def training_or_default(self) -> TrainingConfig:
+        """Return the training section, or the defaults when the spec has none."""
+        return self.training if self.training is not None else TrainingConfig()
+
+
+def automatic_names(layers: list[LayerSpec]) -> list[str]:
+    """Return each layer's automatic name: its prefix and a per-prefix counter over the spec."""
+    counters: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        counters[layer.prefix] = counters.get(layer.prefix, 0) + 1
+        names.append(f"{layer.prefix}{counters[layer.prefix]}")
+    return names
+
+
+def assign_names(layers: list[LayerSpec]) -> tuple[list[LayerSpec], list[tuple[int, str]]]:
+    """Return the layers with every name set, and (layer index, message) for each bad name."""
+    auto = automatic_names(layers)
+    final = [layer.name or auto[i] for i, layer in enumerate(layers)]
+    problems: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    for i, (layer, name) in enumerate(zip(layers, final)):
+        if layer.name is not None:
+            if name.startswith("_"):
+                problems.append((i, f"name {name!r} starts with '_', which torch keeps for its internals"))
+            elif name in RESERVED_ATTRIBUTES:
+                problems.append(
+                    (i, f"name {name!r} is an attribute of torch.nn.Module; pick another, e.g. {name}_layer")
+                )
+        if name in seen:
+            j = seen[name]
+            how = "automatic name" if layers[j].name is None else "name"
+            mine = "name" if layer.name is not None else "automatic name"
+            problems.append(
+                (i, f"{mine} {name!r} is already the {how} of layers[{j}]; names must be unique, "
+                    "so give one of them another name")
+            )
+        else:
+            seen[name] = i
+    named = [
+        layer if layer.name == name else layer.model_copy(update={"name": name})
+        for layer, name in zip(layers, final)
+    ]
+    return named, problems

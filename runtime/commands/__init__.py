@@ -1,0 +1,1 @@
+"""One module per `nnspec` subcommand (see runtime/cli.py for the protocol)."""
