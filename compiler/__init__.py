@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .errors import Problem, SpecError
 from .load import load_spec
 from .shapes import ResolvedLayer, iter_resolved
-from .spec import Spec
+from .spec import Spec, spec_data, spec_digest
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -38,6 +38,13 @@ def output_shape(spec: Spec) -> tuple[int, ...]:
     return resolved_layers(spec)[-1].output_shape
 
 
+def generate_source(spec: Spec) -> str:
+    """Return the black-formatted source of a module holding the spec's nn.Module class."""
+    from .codegen import generate_source as generate
+
+    return generate(spec)
+
+
 def build_sequential(spec: Spec) -> "torch.nn.Sequential":
     """Return the spec's model as an nn.Sequential whose children are named like the layers."""
     from .build import build_sequential as build
@@ -52,8 +59,11 @@ __all__ = [
     "SpecError",
     "__version__",
     "build_sequential",
+    "generate_source",
     "count_params",
     "load_spec",
     "output_shape",
     "resolved_layers",
+    "spec_data",
+    "spec_digest",
 ]

@@ -1,9 +1,20 @@
 """The Spec model: a whole network description, validated, with every layer named."""
 
 import builtins
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, InstanceOf, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    PrivateAttr,
+    SerializeAsAny,
+    model_validator,
+)
 
 from .layers import REGISTRY, LayerSpec, check_identifier
 from .layers.base import PosInt
@@ -58,7 +69,7 @@ class Spec(BaseModel):
     input: Annotated[list[PosInt], Field(min_length=1, max_length=MAX_RANK)]
     # Layers are validated one by one through the registry (each class builds its validator only
     # when first used, which keeps `nnspec validate` fast); schema.py publishes the full union.
-    layers: Annotated[list[InstanceOf[LayerSpec]], BeforeValidator(_layers_from_data),
+    layers: Annotated[list[SerializeAsAny[InstanceOf[LayerSpec]]], BeforeValidator(_layers_from_data),
                       Field(min_length=1, max_length=MAX_LAYERS)]
     training: TrainingConfig | None = None
     lint: LintConfig | None = None
@@ -130,3 +141,22 @@ def assign_names(layers: list[LayerSpec]) -> tuple[list[LayerSpec], list[tuple[i
         for layer, name in zip(layers, final)
     ]
     return named, problems
+
+
+def spec_data(spec: Spec) -> dict[str, Any]:
+    """Return the normalized spec as plain JSON data: canonical layers, names and defaults filled.
+
+    `load_spec(spec_data(spec))` gives back an equal Spec; checkpoints carry this.
+    """
+    data = spec.model_dump(mode="json")
+    data["layers"] = [
+        {"type": layer.type_name, **{k: v for k, v in dumped.items() if k != "type"}}
+        for layer, dumped in zip(spec.layers, data["layers"])
+    ]
+    return data
+
+
+def spec_digest(spec: Spec) -> str:
+    """Return the sha256 (hex) of the normalized spec: equal for specs that mean the same."""
+    text = json.dumps(spec_data(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
