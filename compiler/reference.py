@@ -1,0 +1,48 @@
+"""The layer reference (docs/layers.md), written from the registry so it never drifts."""
+
+from __future__ import annotations
+
+from pydantic_core import PydanticUndefined
+
+from .layers import REGISTRY
+
+
+def _default(field) -> str:
+    if field.default is PydanticUndefined:
+        return "required"
+    return "`null`" if field.default is None else f"`{field.default!r}`".replace("'", "")
+
+
+def layer_reference() -> str:
+    """Return the Markdown reference of every layer type: arguments, defaults, shapes."""
+    out = [
+        "# Layer reference",
+        "",
+        "Generated from the layer registry (`python -m compiler.reference > docs/layers.md`); "
+        "a test keeps it fresh.",
+        "Argument names and defaults are those of the `torch.nn` class. Inferred arguments are "
+        "computed from the shape reaching the layer; when written they must equal it. Shapes are "
+        "per sample, without the batch dimension.",
+        "",
+        "| type | torch.nn | primary argument | inferred | input |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, cls in REGISTRY.items():
+        rank = cls.rank_hint or ("any rank" if cls.ranks is None else "")
+        out.append(
+            f"| `{name}` | `{cls.torch_class}` | {cls.primary or '—'} | "
+            f"{', '.join(cls.inferred) or '—'} | {rank} |"
+        )
+    for name, cls in REGISTRY.items():
+        out += ["", f"## `{name}`", "", (cls.__doc__ or "").strip(), "", "| argument | default |", "| --- | --- |"]
+        for arg, field in cls.model_fields.items():
+            if arg in ("type",):
+                continue
+            note = " (inferred)" if arg in cls.inferred else ""
+            note += " (primary)" if arg == cls.primary else ""
+            out.append(f"| `{arg}`{note} | {_default(field) if arg != 'name' else 'automatic: ' + cls.prefix + 'N'} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(layer_reference(), end="")
