@@ -21,20 +21,29 @@ _DIM_NAMES = {1: ("L",), 2: ("H", "W")}
 def _spatial_output(
     size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool, dim: str
 ) -> int:
-    """Return the output length of one spatial dimension, as torch computes it."""
+    """Return the output length of one spatial dimension, exactly as torch computes it."""
     effective = dilation * (kernel - 1) + 1
-    if effective > size + 2 * pad:
+    span = size + 2 * pad - effective
+    # floor division rounds toward -inf like torch's div_rtn; in ceil mode a window may overhang
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # torch: the last window must start inside the input or left padding
+    if out < 1:
         dilated = f" (dilated: {effective})" if dilation > 1 else ""
         raise ShapeProblem(
             f"kernel_size {kernel}{dilated} is larger than the padded input in {dim}: "
             f"{size} + 2*{pad} = {size + 2 * pad}",
             "kernel_size",
         )
-    span = size + 2 * pad - effective
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1  # torch: the last window must start inside the input or left padding
     return out
+
+
+# How far torch.nn.functional.pad can reach into an input of a given size, per padding mode.
+_PAD_LIMITS = {
+    "reflect": (lambda pad, size: pad < size, "less than"),
+    "circular": (lambda pad, size: pad <= size, "at most"),
+    "replicate": (lambda pad, size: True, ""),
+}
 
 
 class _ConvNd(LayerSpec):
@@ -70,21 +79,32 @@ class _ConvNd(LayerSpec):
         if self.padding == "same":
             if any(v != 1 for v in s):
                 raise ShapeProblem("padding 'same' needs stride 1 (torch refuses it otherwise)", "padding")
+            # torch pads total = dilation*(kernel-1), the smaller half on the left
+            sides = [(dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2) for kk, dd in zip(k, d)]
+            self._check_padding_mode(shape, sides)
             return (self.out_channels, *shape[1:])
         p = (0,) * n if self.padding == "valid" else expand(self.padding, n, "padding")
-        if self.padding_mode != "zeros":
-            for size, pad, dim in zip(shape[1:], p, _DIM_NAMES[n]):
-                if pad > size:
-                    raise ShapeProblem(
-                        f"padding {pad} with padding_mode '{self.padding_mode}' is larger than "
-                        f"the input ({size}) in {dim}",
-                        "padding",
-                    )
+        self._check_padding_mode(shape, [(pp, pp) for pp in p])
         spatial = tuple(
             _spatial_output(*args, False, dim)
             for *args, dim in zip(shape[1:], k, s, p, d, _DIM_NAMES[n])
         )
         return (self.out_channels, *spatial)
+
+    def _check_padding_mode(self, shape: Shape, sides: list[tuple[int, int]]) -> None:
+        """Raise ShapeProblem when padding_mode cannot pad the input by `sides` (left, right)."""
+        if self.padding_mode == "zeros":
+            return
+        fits, relation = _PAD_LIMITS[self.padding_mode]
+        for size, pads, dim in zip(shape[1:], sides, _DIM_NAMES[self.dims]):
+            pad = max(pads)
+            if not fits(pad, size):
+                raise ShapeProblem(
+                    f"padding_mode '{self.padding_mode}' needs padding {relation} the input size, "
+                    f"but pads {pad} on an input of {size} in {dim}; use less padding or "
+                    "padding_mode 'zeros'",
+                    "padding",
+                )
 
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")
