@@ -1,0 +1,75 @@
+"""Every spec in specs/: the static count and shapes equal what torch and torchsummary see."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torchsummary import summary
+
+from compiler import build_sequential, count_params, load_spec, output_shape, resolved_layers
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+
+
+def torchsummary_report(model: torch.nn.Module, input_size: tuple[int, ...]) -> str:
+    """Return what torchsummary prints for the model on CPU."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary(model, input_size=input_size, device="cpu")
+    return out.getvalue()
+
+
+def test_the_folder_holds_specs():
+    assert len(SPECS) >= 6
+    assert {p.suffix for p in SPECS} >= {".yaml", ".json"}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_static_count_equals_torch_and_torchsummary(path):
+    spec = load_spec(path)
+    model = build_sequential(spec)
+    static = count_params(spec)
+    assert static == sum(p.numel() for p in model.parameters())
+    assert static == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report = torchsummary_report(model, tuple(spec.input))
+    total = re.search(r"Total params: ([\d,]+)", report)
+    trainable = re.search(r"Trainable params: ([\d,]+)", report)
+    assert total and int(total.group(1).replace(",", "")) == static
+    assert trainable and int(trainable.group(1).replace(",", "")) == static
+    # torchsummary's per-layer rows: output shapes and counts, in order, as the static inference says
+    rows = re.findall(r"^\s*(\w+)-\d+\s+\[(-1(?:, \d+)*)\]\s+([\d,]+)\s*$", report, re.M)
+    layers = resolved_layers(spec)
+    assert [r[0] for r in rows] == [layer.torch_class for layer in layers]
+    assert [tuple(int(d) for d in r[1].split(", ")[1:]) for r in rows] == [
+        layer.output_shape for layer in layers
+    ]
+    assert [int(r[2].replace(",", "")) for r in rows] == [layer.params for layer in layers]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_forward_pass_gives_the_static_output_shape(path):
+    spec = load_spec(path)
+    torch.manual_seed(0)
+    model = build_sequential(spec)
+    names = [name for name, _ in model.named_children()]
+    assert names == [layer.name for layer in spec.layers]
+    for mode in (model.train, model.eval):
+        mode()
+        with torch.no_grad():
+            out = model(torch.randn(2, *spec.input))
+        assert tuple(out.shape) == (2, *output_shape(spec))
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_has_a_training_section(path):
+    spec = load_spec(path)
+    assert spec.training is not None
+    assert spec.name.isidentifier()
+    assert all(line is not None for line in spec.layer_lines)
