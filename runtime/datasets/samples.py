@@ -1,0 +1,26 @@
+"""What a data-set reader returns: all samples as tensors, before the train/validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Samples:
+    """All samples of one data set, as read from disk (x float32, y encoded for the task)."""
+
+    name: str  # the data set in messages: "digits", "mnist", a csv/npz file's path
+    x: torch.Tensor  # (N, *sample_shape) float32
+    y: torch.Tensor  # (N,) int64 for classification, float32 otherwise
+    class_names: list[str] | None = None
+    x_test: torch.Tensor | None = None  # a split the data set itself keeps apart (torchvision)
+    y_test: torch.Tensor | None = None
+    num_classes: int | None = None  # None: counted from the labels (classification)
+
+
+def float_tensor(array: np.ndarray) -> torch.Tensor:
+    """Return `array` as a contiguous float32 CPU tensor (copied, so the file's buffer can go)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32).copy())
