@@ -181,11 +181,14 @@ def docstring_text(text: str) -> str:
     Backslashes and unprintable characters become escapes; a quote is escaped where it could
     close the docstring (next to another quote, or at either end).
     """
-    lines = []
+    lines: list[str] = []
     for line in text.strip().split("\n"):
         line = line.rstrip()
-        if len(line) > _DOC_WIDTH and not line[:1].isspace():
-            lines.extend(textwrap.wrap(line, _DOC_WIDTH, break_long_words=False, break_on_hyphens=False))
+        quotes = "" if lines else '"""'  # the opening quotes share the first line
+        if len(quotes + line) > _DOC_WIDTH and not line[:1].isspace():
+            wrapped = textwrap.wrap(line, _DOC_WIDTH, initial_indent=quotes, break_long_words=False,
+                                    break_on_hyphens=False)
+            lines.extend([wrapped[0][len(quotes):], *wrapped[1:]])
         else:
             lines.append(line)
     text = "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The generated form of a spec's model: its class from generated/, or compiled from fresh source.
+
+`nnspec train --form generated` uses the committed class in `generated/<spec stem>.py` when its
+header says it was made from this very spec (same sha256 of the normalized spec); otherwise it
+warns and compiles the class from source generated in memory, registered in `linecache` so that
+tracebacks show the generated lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import linecache
+import os
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from compiler import Spec
+
+GENERATED_FOLDER = "generated"
+
+
+class StaleGeneratedCodeWarning(UserWarning):
+    """generated/ holds no class for a spec, or one made from another version of it."""
+
+
+def load_generated_model(spec: Spec, spec_path: str | os.PathLike | None = None,
+                         folder: str | os.PathLike = GENERATED_FOLDER) -> nn.Module:
+    """Return a new instance of the spec's generated class (see `load_generated_class`)."""
+    return load_generated_class(spec, spec_path, folder)()
+
+
+def load_generated_class(spec: Spec, spec_path: str | os.PathLike | None = None,
+                         folder: str | os.PathLike = GENERATED_FOLDER) -> type[nn.Module]:
+    """Return the spec's class from `folder/<spec stem>.py` when it is fresh, else compiled in memory.
+
+    Without `spec_path` (a spec from a mapping or a checkpoint) the class is compiled in memory
+    without a warning; with one, a missing or stale file is reported as a
+    StaleGeneratedCodeWarning that says how to update it.
+    """
+    from compiler import spec_digest
+    from compiler.codegen import read_header
+
+    if spec_path is None:
+        return compile_generated_class(spec)
+    path = generated_file(spec_path, folder)
+    if path is None:
+        shown = Path(folder) / f"{Path(spec_path).stem}.py"
+        _warn(f"{shown} does not exist; using the class generated in memory from {spec_path} instead")
+        return compile_generated_class(spec)
+    written = read_header(path.read_text(encoding="utf-8", errors="replace")).get("spec sha256")
+    if written != spec_digest(spec):
+        _warn(f"{path} was generated from another version of {spec_path} (spec sha256 "
+              f"{(written or 'missing')[:12]}, now {spec_digest(spec)[:12]}); using the class "
+              "generated in memory instead")
+        return compile_generated_class(spec)
+    cls = getattr(_import_file(path, f"{GENERATED_FOLDER}.{path.stem}"), spec.name, None)
+    if not isinstance(cls, type):
+        _warn(f"{path} defines no class {spec.name}; using the class generated in memory instead")
+        return compile_generated_class(spec)
+    return cls
+
+
+def generated_file(spec_path: str | os.PathLike, folder: str | os.PathLike = GENERATED_FOLDER) -> Path | None:
+    """Return the generated module of a spec file, if there is one.
+
+    It is looked for in `folder` (relative to the working directory, where `nnspec codegen`
+    writes it), then in the `folder` next to the spec's own folder (`specs/` and `generated/`
+    side by side in the spec's project).
+    """
+    name = f"{Path(spec_path).stem}.py"
+    candidates = [Path(folder) / name]
+    if not Path(folder).is_absolute():
+        candidates.append(Path(spec_path).resolve().parent.parent / folder / name)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def compile_generated_class(spec: Spec, source: str | None = None) -> type[nn.Module]:
+    """Return the spec's class compiled from `source` (default: generated now) under a registered name.
+
+    The source goes into `linecache` and its module into `sys.modules`, so tracebacks and
+    `inspect.getsource` show the generated lines.
+    """
+    from compiler import spec_digest
+    from compiler.codegen import generate_source
+
+    source = generate_source(spec) if source is None else source
+    tag = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+    name = f"nnspec_generated_{tag}"
+    filename = f"<nnspec-generated {spec.name} {tag}>"
+    module = sys.modules.get(name)
+    if module is None:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        # mtime None: linecache.checkcache keeps the entry.
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        module = types.ModuleType(name, f"{spec.name}, generated in memory (spec sha256 {spec_digest(spec)})")
+        module.__file__ = filename
+        exec(code, module.__dict__)  # noqa: S102 - source from generate_source: checked values only
+        sys.modules[name] = module
+    return getattr(module, spec.name)
+
+
+def _import_file(path: Path, module_name: str) -> types.ModuleType:
+    """Return the module executed afresh from a file, registered in sys.modules (for inspect).
+
+    When `module_name` already holds a module of another file (another project's generated/),
+    the module gets a name of its own, made from its path.
+    """
+    path = path.resolve()
+    known = sys.modules.get(module_name)
+    if known is not None and Path(getattr(known, "__file__", None) or "").resolve() != path:
+        tag = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        module_name = f"nnspec_generated_{tag}_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"{message}; run `nnspec codegen` to update {GENERATED_FOLDER}/",
+                  StaleGeneratedCodeWarning, stacklevel=3)

@@ -1,0 +1,145 @@
+"""The generated class and nn.Sequential are one function, for every spec in specs/.
+
+Same parameter count (static, both forms, torchsummary), same state_dict keys, same initial
+weights under a seed, bit-identical outputs (eval and train mode) and gradients, and checkpoints
+that load across forms with strict=True.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torchsummary import summary
+
+from compiler import build_sequential, count_params, load_spec
+from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+BATCH = 2
+
+
+def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Return (Sequential, generated class instance) of a spec, each built right after seeding."""
+    spec = load_spec(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleGeneratedCodeWarning)  # the committed class, not a fallback
+        cls = load_generated_class(spec, path, ROOT / "generated")
+    torch.manual_seed(seed)
+    sequential = build_sequential(spec)
+    torch.manual_seed(seed)
+    generated = cls()
+    return sequential, generated
+
+
+def torchsummary_total(model: torch.nn.Module, input_size: tuple[int, ...]) -> int:
+    """Return the `Total params` that torchsummary prints for the model on CPU."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary(model, input_size=input_size, device="cpu")
+    found = re.search(r"Total params: ([\d,]+)", out.getvalue())
+    assert found, out.getvalue()
+    return int(found.group(1).replace(",", ""))
+
+
+def random_batch(path: Path, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(BATCH, *load_spec(path).input, generator=generator)
+
+
+def test_specs_folder_is_not_empty():
+    assert len(SPECS) >= 6
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_the_committed_class_is_the_one_used(path):
+    _, generated = both_forms(path)
+    assert Path(inspect.getsourcefile(type(generated))).resolve() == ROOT / "generated" / f"{path.stem}.py"
+    assert type(generated).__name__ == load_spec(path).name
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_parameter_counts_agree(path):
+    spec = load_spec(path)
+    sequential, generated = both_forms(path)
+    static = count_params(spec)
+    assert sum(p.numel() for p in sequential.parameters()) == static
+    assert sum(p.numel() for p in generated.parameters()) == static
+    assert torchsummary_total(sequential, tuple(spec.input)) == static
+    assert torchsummary_total(generated, tuple(spec.input)) == static
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_same_children_keys_and_initial_weights(path):
+    sequential, generated = both_forms(path, seed=123)
+    assert [n for n, _ in sequential.named_children()] == [n for n, _ in generated.named_children()]
+    assert [n for n, _ in sequential.named_children()] == [layer.name for layer in load_spec(path).layers]
+    seq_state, gen_state = sequential.state_dict(), generated.state_dict()
+    assert list(seq_state) == list(gen_state)
+    for key in seq_state:
+        assert torch.equal(seq_state[key], gen_state[key]), key
+    # the seed matters, so equal weights are not an accident of constant initialization
+    _, other = both_forms(path, seed=124)
+    if any(p.numel() for p in generated.parameters()):
+        assert any(not torch.equal(a, b) for a, b in zip(generated.parameters(), other.parameters()))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_eval_outputs_are_bit_identical(path):
+    sequential, generated = both_forms(path)
+    sequential.eval()
+    generated.eval()
+    for seed in (1, 2):
+        x = random_batch(path, seed)
+        with torch.no_grad():
+            expected, actual = sequential(x), generated(x)
+        assert actual.shape == expected.shape
+        assert torch.equal(actual, expected)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_train_mode_outputs_and_gradients_are_identical(path):
+    sequential, generated = both_forms(path)
+    x = random_batch(path)
+    outputs = []
+    for model in (sequential, generated):
+        model.train()
+        torch.manual_seed(7)  # the same dropout masks for both
+        out = model(x)
+        (out.square().mean() + out.sum()).backward()
+        outputs.append(out.detach())
+    assert torch.equal(outputs[0], outputs[1])
+    seq_params, gen_params = dict(sequential.named_parameters()), dict(generated.named_parameters())
+    assert list(seq_params) == list(gen_params)
+    for name, param in seq_params.items():
+        assert param.grad is not None, name
+        assert torch.equal(param.grad, gen_params[name].grad), name
+    # running statistics (BatchNorm) moved the same way too
+    for (name, a), b in zip(sequential.named_buffers(), generated.buffers()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+@pytest.mark.parametrize("direction", ["sequential->generated", "generated->sequential"])
+def test_checkpoint_loads_across_forms_strictly(path, direction):
+    seq1, gen1 = both_forms(path, seed=1)
+    seq2, gen2 = both_forms(path, seed=2)  # other weights until the checkpoint is loaded
+    source, target = (seq1, gen2) if direction == "sequential->generated" else (gen1, seq2)
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    result = target.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    source.eval()
+    target.eval()
+    x = random_batch(path)
+    with torch.no_grad():
+        assert torch.equal(source(x), target(x))
