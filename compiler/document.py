@@ -66,7 +66,8 @@ class DocumentBuilder:
         path = self._place(container, line, size=1)
         if len(self._stack) >= MAX_DEPTH:
             raise LoadError(
-                Problem(format_path(path), f"nested more than {MAX_DEPTH} levels deep", line)
+                Problem(short_path(path), f"nested more than {MAX_DEPTH} levels deep; a spec needs "
+                        "a handful of levels", line)
             )
         self._stack.append([container, path, _KEY_EXPECTED])
         return path
@@ -75,17 +76,19 @@ class DocumentBuilder:
         """Close the innermost mapping or sequence."""
         self._stack.pop()
 
-    def scalar(self, value: Any, line: int) -> None:
-        """Add a scalar (or a mapping key, when a key is expected)."""
+    def scalar(self, value: Any, line: int, text: str | None = None) -> None:
+        """Add a scalar (or a mapping key, when a key is expected); `text` is how it was written."""
         if self._stack and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED:
             self._key(value, line)
             return
         if isinstance(value, float) and not math.isfinite(value):
-            path = self._next_path()
-            raise LoadError(
-                Problem(format_path(path), f"must be a finite number, got {value}", line)
-            )
+            raise self.value_problem(non_finite_message(value, text), line)
         self._place(value, line, size=1)
+
+    def value_problem(self, message: str, line: int) -> LoadError:
+        """Return a LoadError about the value about to be placed (or the key, when one is due)."""
+        path = self._stack[-1][1] if self.key_expected() else self._next_path()
+        return LoadError(Problem(short_path(path), message, line))
 
     def alias(self, value: Any, size: int, line: int) -> None:
         """Add a value that an alias refers to; it counts `size` nodes, as if written out."""
@@ -110,6 +113,8 @@ class DocumentBuilder:
                 Problem(format_path(path + (key,)), f"duplicate key '{key}'{where}", line)
             )
         frame[2] = key
+        # a value's line is its key's line: `layers:` rather than the first item below it
+        self.lines[path + (key,)] = line
 
     def _next_path(self) -> Path:
         if not self._stack:
@@ -120,10 +125,9 @@ class DocumentBuilder:
     def _place(self, value: Any, line: int, size: int) -> Path:
         self.nodes += size
         if self.nodes > MAX_NODES:
-            raise LoadError(
-                Problem("", f"the document expands to more than {MAX_NODES} values "
-                        "(an alias bomb or a runaway file)", line)
-            )
+            raise self.value_problem(
+                f"the document expands to more than {MAX_NODES:,} values (an alias bomb or a "
+                "runaway file); a spec is far smaller", line)
         path = self._next_path()
         if not self._stack:
             if self.has_root:
@@ -137,9 +141,28 @@ class DocumentBuilder:
             else:
                 container[frame[2]] = value
                 frame[2] = _KEY_EXPECTED
-        self.lines[path] = line
+        self.lines.setdefault(path, line)
         return path
 
     def document(self) -> Document:
         """Return the finished Document."""
         return Document(self.root, self.lines)
+
+
+def short_path(path: Path, keep: int = 6) -> str:
+    """Return a path for a message, its middle elided when it is deep (`a[0][0]...[0]`)."""
+    if len(path) <= keep + 1:
+        return format_path(path)
+    last = path[-1]
+    tail = f"[{last}]" if isinstance(last, int) else f".{last}"
+    return f"{format_path(path[:keep])}...{tail} ({len(path)} levels)"
+
+
+def non_finite_message(value: float, text: str | None) -> str:
+    """Return why a NaN or infinite number is refused, naming what was written."""
+    written = f"{text[:40]!r}" if text is not None else str(value)
+    if math.isnan(value):
+        return f"must be a finite number, got {written} (not a number)"
+    if text is not None and any(ch.isdigit() for ch in text):
+        return f"must be a finite number, got {written} (too large: it reads as infinity)"
+    return f"must be a finite number, got {written} (infinity)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -38,6 +39,22 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _count(value: Any) -> str:
+    """Return how many items a list has, with the list itself when it is short."""
+    if not isinstance(value, (list, tuple)):
+        return show(value)
+    return f"{len(value)}" + (f" ({show(list(value))})" if 0 < len(value) <= 8 else "")
+
+
+def misspelled_for(err: dict, hint: dict | None) -> str | None:
+    """Return the known key an unknown key is probably a misspelling of, or None."""
+    if err["type"] != "extra_forbidden" or not err["loc"]:
+        return None
+    choices = list((hint or {}).get("choices", []))
+    close = difflib.get_close_matches(str(err["loc"][-1]), choices, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def _message(err: dict, hint: dict | None) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     field = err["loc"][-1] if err["loc"] else ""
@@ -64,13 +81,19 @@ def _message(err: dict, hint: dict | None) -> str:
     if kind == "less_than":
         return f"must be less than {ctx.get('lt')}, got {show(value)}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}, got {show(value)}"
+        most = ctx.get("le")
+        return f"must be at most {most:,}, got {show(value)}" if isinstance(most, int) else \
+            f"must be at most {most}, got {show(value)}"
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         return f"must be one of {expected}, got {show(value)}{did_you_mean(value, choices)}"
-    if kind in ("too_short", "too_long"):
-        return err["msg"].replace("List should", "must").replace("Value should", "must") + f", got {show(value)}"
+    if kind == "too_short":
+        least = ctx.get("min_length")
+        return f"must have at least {least} item{'s' if least != 1 else ''}, got {_count(value)}"
+    if kind == "too_long":
+        most = ctx.get("max_length")
+        return f"must have at most {most} item{'s' if most != 1 else ''}, got {_count(value)}"
     if kind == "finite_number":
         return f"must be a finite number, got {show(value)}"
     if kind == "string_pattern_mismatch":
@@ -117,6 +140,7 @@ def problems_from_validation(
     merged: dict[str, list[str]] = {}
     lines: dict[str, int | None] = {}
     data = doc.data if top_level else None
+    located = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         if tag is not None:
@@ -126,9 +150,21 @@ def problems_from_validation(
                 continue  # layers were validated one by one, with better paths
             loc = _user_path(loc, data)
             hint = {"choices": _known_keys(loc[:-1])} if err["type"] == "extra_forbidden" else None
-            line = doc.line_of(loc)
         else:
             hint = layer_hint
+        located.append(({**err, "loc": loc}, hint))
+    # `out_featurs: 8` is one mistake, not two: drop "out_features: required" when an unknown key
+    # beside it is a misspelling of it (the unknown key's message suggests the right name)
+    misspelled = {
+        (err["loc"][:-1], misspelled_for(err, hint)) for err, hint in located if misspelled_for(err, hint)
+    }
+    for err, hint in located:
+        loc = err["loc"]
+        if err["type"] == "missing" and loc and (loc[:-1], loc[-1]) in misspelled:
+            continue
+        if top_level:
+            line = doc.line_of(loc)
+        else:
             line = line_of(loc) if line_of else doc.line_of(prefix + loc)
         path = format_path(prefix + loc)
         message = _message({**err, "loc": loc if loc else ("",)}, hint)

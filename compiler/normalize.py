@@ -35,7 +35,10 @@ def _unknown_type(value: Any) -> str:
     if not isinstance(value, str):
         return f"a layer type is a name such as 'linear', got {value!r}"
     shown = value if len(value) <= 40 else value[:40] + "..."
-    return f"unknown layer type {shown!r}{did_you_mean(value, REGISTRY)}"
+    suggestion = did_you_mean(value, REGISTRY)
+    if not suggestion:  # nothing close: list them (types come from the registry, never from imports)
+        suggestion = f"; the layer types are: {', '.join(REGISTRY)}"
+    return f"unknown layer type {shown!r}{suggestion}"
 
 
 def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> NormalizedLayer:

@@ -69,7 +69,7 @@ def read_yaml(text: str) -> Document:
                 _check_collection_tag(event, builder, line)
                 container: dict | list = {} if isinstance(event, yaml.MappingStartEvent) else []
                 if builder.key_expected():
-                    raise LoadError(Problem("", "mapping keys must be plain names, not collections", line))
+                    raise builder.value_problem("mapping keys must be plain names, not collections", line)
                 before = builder.nodes
                 builder.start(container, line)
                 open_anchors.append((event.anchor, before, container))
@@ -82,20 +82,17 @@ def read_yaml(text: str) -> Document:
                 try:
                     value = _construct_scalar(loader, event, line)
                 except LoadError as exc:
-                    where = () if builder.key_expected() else builder._next_path()
-                    raise LoadError(Problem(format_path(where), exc.problem.message, line)) from None
-                builder.scalar(value, line)
+                    raise builder.value_problem(exc.problem.message, line) from None
+                builder.scalar(value, line, event.value)
                 if event.anchor:
                     anchors[event.anchor] = (value, 1)
             elif isinstance(event, yaml.AliasEvent):
                 if event.anchor not in anchors:
-                    raise LoadError(Problem("", f"unknown alias '*{event.anchor}'", line))
+                    raise builder.value_problem(f"unknown alias '*{event.anchor}'", line)
                 value, size = anchors[event.anchor]
                 builder.alias(value, size, line)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise LoadError(Problem("", f"YAML syntax error: {exc.problem or exc.context}", line)) from None
+        raise LoadError(Problem("", _yaml_syntax_message(exc), _yaml_error_line(exc))) from None
     except yaml.YAMLError as exc:
         raise LoadError(Problem("", f"YAML error: {exc}")) from None
     if not builder.has_root:
@@ -103,10 +100,35 @@ def read_yaml(text: str) -> Document:
     return builder.document()
 
 
+def _yaml_error_line(exc: yaml.MarkedYAMLError) -> int | None:
+    mark = exc.problem_mark or exc.context_mark
+    return mark.line + 1 if mark else None
+
+
+def _yaml_syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    """Return PyYAML's complaint, with where the construct it was reading began."""
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    context, problem = exc.context_mark, exc.problem_mark
+    if exc.context and context and problem and context.line != problem.line:
+        message += f" ({exc.context} that starts at line {context.line + 1})"
+    if "'\\t'" in message:
+        message += "; YAML indents with spaces, not tabs"
+    return message
+
+
+def _tag_message(tag: str) -> str:
+    """Return why a YAML tag is refused, with what to write instead where that is clear."""
+    if tag == "tag:yaml.org,2002:timestamp":
+        return "this reads as a date in YAML; quote it to make it text"
+    if tag == "tag:yaml.org,2002:merge":
+        return "YAML merge keys (<<) are not supported; write the keys out"
+    return f"YAML tag '{tag}' is not allowed; specs hold plain data only"
+
+
 def _check_collection_tag(event, builder: DocumentBuilder, line: int) -> None:
     allowed = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
     if event.tag not in allowed:
-        raise LoadError(Problem("", f"YAML tag '{event.tag}' is not allowed; specs hold plain data only", line))
+        raise builder.value_problem(_tag_message(event.tag), line)
 
 
 def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: int):
@@ -115,7 +137,7 @@ def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: in
     else:
         tag = event.tag
     if tag not in _SAFE_SCALAR_TAGS:
-        raise LoadError(Problem("", f"YAML tag '{tag}' is not allowed; specs hold plain data only", line))
+        raise LoadError(Problem("", _tag_message(tag), line))
     if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
         digits = sum(ch.isdigit() for ch in event.value)
         if digits > MAX_NUMBER_DIGITS:
@@ -137,6 +159,28 @@ _JSON_TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+def _json_string(token: str, fail, start: int) -> str:
+    """Return the text of a quoted JSON string token; raise a syntax error on a bad escape."""
+    try:
+        return json.loads(token)
+    except ValueError as exc:
+        raise fail(f"{exc.msg.lower()} in the string {token[:30]!r}", start) from None
+
+
+def _json_unexpected(token: str, state: str, builder: DocumentBuilder) -> str:
+    """Return what was expected where `token` stands, worded for a person fixing the file."""
+    shown = repr(token[:20])
+    in_mapping = bool(builder._stack) and isinstance(builder._stack[-1][0], dict)
+    closer = "'}'" if in_mapping else "']'"
+    if state == "comma_or_end":
+        return f"expected ',' or {closer} before {shown} (a missing comma?)"
+    if state == "colon":
+        return f"expected ':' after the key, got {shown}"
+    if token in "]}" and state in ("key", "value"):
+        return f"a comma before {shown} is not allowed in JSON (a trailing comma?)"
+    return f"unexpected {shown}"
 
 
 def read_json(text: str) -> Document:
@@ -171,7 +215,7 @@ def read_json(text: str) -> Document:
         if state == "done":
             raise fail(f"unexpected {token[:20]!r} after the end of the document", start)
         if kind == "bad":
-            raise LoadError(Problem("", f"{token} is not a number in JSON; use a finite number", line))
+            raise builder.value_problem(f"{token} is not a number in JSON; write a finite number", line)
         if kind == "punct":
             if token in "{[" and state in ("value", "first_value"):
                 builder.start({} if token == "{" else [], line)
@@ -189,26 +233,26 @@ def read_json(text: str) -> Document:
             elif token == ":" and state == "colon":
                 expect[-1] = "value"
             else:
-                raise fail(f"unexpected {token!r}", start)
+                raise fail(_json_unexpected(token, state, builder), start)
             continue
         if state in ("key", "first_key"):
             if kind != "string":
                 raise fail(f"expected a quoted key, got {token[:20]!r}", start)
-            builder.scalar(json.loads(token), line)
+            builder.scalar(_json_string(token, fail, start), line)
             expect[-1] = "colon"
             continue
         if state not in ("value", "first_value"):
-            raise fail(f"unexpected {token[:20]!r}", start)
+            raise fail(_json_unexpected(token, state, builder), start)
         if kind == "string":
-            value = json.loads(token)
+            value = _json_string(token, fail, start)
         elif kind == "word":
             value = {"true": True, "false": False, "null": None}[token]
         else:
             digits = sum(ch.isdigit() for ch in token)
             if digits > MAX_NUMBER_DIGITS:
-                raise LoadError(Problem("", f"a number with {digits} digits is too large for a spec", line))
+                raise builder.value_problem(f"a number with {digits} digits is too large for a spec", line)
             value = int(token) if re.fullmatch(r"-?[0-9]+", token) else float(token)
-        builder.scalar(value, line)
+        builder.scalar(value, line, token)
         value_done()
     if expect:
         raise fail("unexpected end of file (an unclosed { or [)", n)
