@@ -15,8 +15,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 Shape = tuple[int, ...]
 
-PosInt = Annotated[int, Strict(), Field(gt=0)]
-NonNegInt = Annotated[int, Strict(), Field(ge=0)]
+# Sizes beyond torch's 32-bit index range are never meant; refusing them keeps absurd numbers
+# (a typo of a few extra digits) out of shape arithmetic and the summary.
+MAX_SIZE = 2**31 - 1
+
+PosInt = Annotated[int, Strict(), Field(gt=0, le=MAX_SIZE)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0, le=MAX_SIZE)]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
@@ -49,13 +53,14 @@ def _ints(minimum: int, allow: tuple[str, ...] = ()):
         if isinstance(value, str) and value in allow:
             return value
         items = value if isinstance(value, list) else [value]
-        ok = bool(items) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
-        )
-        if not ok:
+        ints = bool(items) and all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        if ints and any(v > MAX_SIZE for v in items):
+            raise ValueError(f"must be at most {MAX_SIZE:,}, got {shown}")
+        if not ints or any(v < minimum for v in items):
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             extra = "".join(f" or '{a}'" for a in allow)
-            raise ValueError(f"must be {what}, a list of them{extra}, got {value!r}")
+            raise ValueError(f"must be {what}, a list of them{extra}, got {shown}")
         return value
 
     return BeforeValidator(validate)
