@@ -73,12 +73,16 @@ def render_module(spec: Spec, source_name: str | None = None) -> str:
     return _template("module.py.j2").render(header=header, classes=[code])
 
 
-def class_code(spec: Spec, layers: Iterable[ResolvedLayer], params: int, source: str) -> ClassCode:
+def class_code(
+    spec: Spec, layers: Iterable[ResolvedLayer], params: int, source: str
+) -> ClassCode:
     """Return the template values of the spec's class, every one of them checked or escaped."""
     layers = tuple(layers)
     input_shape = batched_shape(spec.input)
     output = batched_shape(layers[-1].output_shape)
-    summary = f"Input: {input_shape}; output: {output}; {params:,} trainable parameters."
+    summary = (
+        f"Input: {input_shape}; output: {output}; {params:,} trainable parameters."
+    )
     description = spec.description or f"The {spec.name} network of its nnspec spec."
     return ClassCode(
         name=class_name(spec.name),
@@ -102,14 +106,20 @@ def layer_code(layer: ResolvedLayer, source: str) -> LayerCode:
     )
 
 
-def generate_package_index(modules: Iterable[tuple[str, str]], specs_folder: str = "specs") -> str:
+def generate_package_index(
+    modules: Iterable[tuple[str, str]], specs_folder: str = "specs"
+) -> str:
     """Return the black-formatted `__init__.py` importing each (module, class) pair, sorted."""
     entries = sorted((module_name(m), class_name(c)) for m, c in modules)
     folder = comment_text(display_source(specs_folder))
     text = _template("package_init.py.j2").render(
         header=[GENERATED_MARKER],
-        docstring=docstring_text(f"The generated nn.Module class of every spec in {folder}/."),
-        modules=[{"name": m, "class_name": c, "class_literal": repr(c)} for m, c in entries],
+        docstring=docstring_text(
+            f"The generated nn.Module class of every spec in {folder}/."
+        ),
+        modules=[
+            {"name": m, "class_name": c, "class_literal": repr(c)} for m, c in entries
+        ],
     )
     return format_source(text)
 
@@ -144,7 +154,9 @@ def format_source(text: str) -> str:
 def _black_mode() -> Any:
     import black
 
-    return black.Mode(target_versions={black.TargetVersion.PY310}, line_length=LINE_LENGTH)
+    return black.Mode(
+        target_versions={black.TargetVersion.PY310}, line_length=LINE_LENGTH
+    )
 
 
 def batched_shape(shape: Iterable[int]) -> str:
@@ -186,9 +198,14 @@ def docstring_text(text: str) -> str:
         line = line.rstrip()
         quotes = "" if lines else '"""'  # the opening quotes share the first line
         if len(quotes + line) > _DOC_WIDTH and not line[:1].isspace():
-            wrapped = textwrap.wrap(line, _DOC_WIDTH, initial_indent=quotes, break_long_words=False,
-                                    break_on_hyphens=False)
-            lines.extend([wrapped[0][len(quotes):], *wrapped[1:]])
+            wrapped = textwrap.wrap(
+                line,
+                _DOC_WIDTH,
+                initial_indent=quotes,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            lines.extend([wrapped[0][len(quotes) :], *wrapped[1:]])
         else:
             lines.append(line)
     text = "\n".join(lines)
@@ -209,8 +226,14 @@ def docstring_text(text: str) -> str:
 
 
 def _escape(ch: str) -> str:
+    if ch == "\t":
+        return "\\t"
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    )
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,8 +15,8 @@ from .reserved import RESERVED_ATTRIBUTES
 _ASCII_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER_LENGTH = 64
 
-# Names the generated module binds at top level or uses in its methods.
-MODULE_NAMES = frozenset({"torch", "nn", "annotations", "self", "x", "super"})
+# Names the generated module binds at top level; a class named so would shadow them.
+MODULE_NAMES = frozenset({"torch", "nn", "annotations"})
 
 
 class CodegenError(ValueError):
@@ -28,7 +28,9 @@ def checked_identifier(name: object, what: str) -> str:
     if type(name) is not str:
         raise CodegenError(f"{what} must be a str, got {type(name).__name__}")
     if len(name) > MAX_IDENTIFIER_LENGTH or not _ASCII_IDENTIFIER.match(name):
-        raise CodegenError(f"{what} {name[:80]!r} is not a short ASCII Python identifier")
+        raise CodegenError(
+            f"{what} {name[:80]!r} is not a short ASCII Python identifier"
+        )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         raise CodegenError(f"{what} {name!r} is a Python keyword")
     return name
@@ -38,7 +40,9 @@ def class_name(name: object) -> str:
     """Return `name` if it can name a top-level class without shadowing a builtin or an import."""
     name = checked_identifier(name, "class name")
     if name in MODULE_NAMES or hasattr(builtins, name) or name.startswith("__"):
-        raise CodegenError(f"class name {name!r} would shadow a name the generated module uses")
+        raise CodegenError(
+            f"class name {name!r} would shadow a name the generated module uses"
+        )
     return name
 
 
@@ -46,7 +50,9 @@ def attribute_name(name: object) -> str:
     """Return `name` if it can be a layer attribute of an nn.Module without hiding torch's own."""
     name = checked_identifier(name, "layer name")
     if name.startswith("_") or name in RESERVED_ATTRIBUTES:
-        raise CodegenError(f"layer name {name!r} would hide an attribute of torch.nn.Module")
+        raise CodegenError(
+            f"layer name {name!r} would hide an attribute of torch.nn.Module"
+        )
     return name
 
 
@@ -54,5 +60,7 @@ def module_name(stem: object) -> str:
     """Return a spec file stem if it can name a module of the generated package."""
     name = checked_identifier(stem, "spec file name")
     if name.startswith("__"):
-        raise CodegenError(f"spec file name {name!r} is kept for the package's own modules")
+        raise CodegenError(
+            f"spec file name {name!r} is kept for the package's own modules"
+        )
     return name

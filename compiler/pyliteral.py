@@ -48,8 +48,14 @@ def python_literal(value: Any, words: frozenset[str] = frozenset()) -> str:
             raise CodegenError(f"refusing to write the non-finite float {value!r}")
         return repr(value)
     if kind is str:
-        if value not in words or not value.isascii() or not value.replace("_", "").isalnum():
-            raise CodegenError(f"refusing to write the string {value[:80]!r}: not a fixed choice")
+        if (
+            value not in words
+            or not value.isascii()
+            or not value.replace("_", "").isalnum()
+        ):
+            raise CodegenError(
+                f"refusing to write the string {value[:80]!r}: not a fixed choice"
+            )
         return repr(value)
     if kind is tuple:
         if len(value) > _MAX_TUPLE:
@@ -64,5 +70,7 @@ def keyword_arguments(layer_class: type, kwargs: dict[str, Any]) -> str:
     parts = []
     for name, value in kwargs.items():
         checked_identifier(name, "argument name")
-        parts.append(f"{name}={python_literal(value, allowed_words(layer_class, name))}")
+        parts.append(
+            f"{name}={python_literal(value, allowed_words(layer_class, name))}"
+        )
     return ", ".join(parts)

@@ -30,7 +30,9 @@ def cache_folder() -> Path:
     """Return the folder that holds the cache."""
     if os.environ.get("NNSPEC_CACHE_DIR"):
         return Path(os.environ["NNSPEC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
     return Path(base) / "nnspec"
 
 
@@ -40,7 +42,11 @@ def toolchain_fingerprint(extra_sources: tuple[Path, ...] = ()) -> str:
 
     digest = hashlib.sha256()
     root = Path(compiler.__file__).parent
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts
+    )
     for path in [*files, Path(__file__), *extra_sources]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(f"python {sys.version_info[:2]}\0".encode())
@@ -57,7 +63,9 @@ def input_fingerprint(toolchain: str, *parts: str | bytes) -> str:
     """Return the sha256 of the toolchain fingerprint and the parts (names, file contents)."""
     digest = hashlib.sha256(toolchain.encode())
     for part in parts:
-        data = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+        data = (
+            part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+        )
         digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 
@@ -88,11 +96,20 @@ class OutputCache:
         entries = data.get("entries") if isinstance(data, dict) else None
         if not isinstance(entries, dict):
             entries = {}
-        return cls(folder, {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, str)})
+        return cls(
+            folder,
+            {
+                k: v
+                for k, v in entries.items()
+                if isinstance(k, str) and isinstance(v, str)
+            },
+        )
 
     def holds(self, fingerprint: str, current: bytes | None) -> bool:
         """Return whether `current` (a file's bytes) is what the inputs of `fingerprint` produce."""
-        return current is not None and self.entries.get(fingerprint) == content_digest(current)
+        return current is not None and self.entries.get(fingerprint) == content_digest(
+            current
+        )
 
     def record(self, fingerprint: str, produced: bytes) -> None:
         """Remember that the inputs of `fingerprint` produce `produced`."""
@@ -109,7 +126,9 @@ class OutputCache:
         entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{CACHE_FILE}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(
+                dir=self.folder, prefix=f".{CACHE_FILE}.", suffix=".tmp"
+            )
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump({"entries": entries}, f)

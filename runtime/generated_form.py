@@ -30,14 +30,20 @@ class StaleGeneratedCodeWarning(UserWarning):
     """generated/ holds no class for a spec, or one made from another version of it."""
 
 
-def load_generated_model(spec: Spec, spec_path: str | os.PathLike | None = None,
-                         folder: str | os.PathLike = GENERATED_FOLDER) -> nn.Module:
+def load_generated_model(
+    spec: Spec,
+    spec_path: str | os.PathLike | None = None,
+    folder: str | os.PathLike = GENERATED_FOLDER,
+) -> nn.Module:
     """Return a new instance of the spec's generated class (see `load_generated_class`)."""
     return load_generated_class(spec, spec_path, folder)()
 
 
-def load_generated_class(spec: Spec, spec_path: str | os.PathLike | None = None,
-                         folder: str | os.PathLike = GENERATED_FOLDER) -> type[nn.Module]:
+def load_generated_class(
+    spec: Spec,
+    spec_path: str | os.PathLike | None = None,
+    folder: str | os.PathLike = GENERATED_FOLDER,
+) -> type[nn.Module]:
     """Return the spec's class from `folder/<spec stem>.py` when it is fresh, else compiled in memory.
 
     Without `spec_path` (a spec from a mapping or a checkpoint) the class is compiled in memory
@@ -52,22 +58,34 @@ def load_generated_class(spec: Spec, spec_path: str | os.PathLike | None = None,
     path = generated_file(spec_path, folder)
     if path is None:
         shown = Path(folder) / f"{Path(spec_path).stem}.py"
-        _warn(f"{shown} does not exist; using the class generated in memory from {spec_path} instead")
+        _warn(
+            f"{shown} does not exist; using the class generated in memory from {spec_path} instead"
+        )
         return compile_generated_class(spec)
-    written = read_header(path.read_text(encoding="utf-8", errors="replace")).get("spec sha256")
+    written = read_header(path.read_text(encoding="utf-8", errors="replace")).get(
+        "spec sha256"
+    )
     if written != spec_digest(spec):
-        _warn(f"{path} was generated from another version of {spec_path} (spec sha256 "
-              f"{(written or 'missing')[:12]}, now {spec_digest(spec)[:12]}); using the class "
-              "generated in memory instead")
+        _warn(
+            f"{path} was generated from another version of {spec_path} (spec sha256 "
+            f"{(written or 'missing')[:12]}, now {spec_digest(spec)[:12]}); using the class "
+            "generated in memory instead"
+        )
         return compile_generated_class(spec)
-    cls = getattr(_import_file(path, f"{GENERATED_FOLDER}.{path.stem}"), spec.name, None)
+    cls = getattr(
+        _import_file(path, f"{GENERATED_FOLDER}.{path.stem}"), spec.name, None
+    )
     if not isinstance(cls, type):
-        _warn(f"{path} defines no class {spec.name}; using the class generated in memory instead")
+        _warn(
+            f"{path} defines no class {spec.name}; using the class generated in memory instead"
+        )
         return compile_generated_class(spec)
     return cls
 
 
-def generated_file(spec_path: str | os.PathLike, folder: str | os.PathLike = GENERATED_FOLDER) -> Path | None:
+def generated_file(
+    spec_path: str | os.PathLike, folder: str | os.PathLike = GENERATED_FOLDER
+) -> Path | None:
     """Return the generated module of a spec file, if there is one.
 
     It is looked for in `folder` (relative to the working directory, where `nnspec codegen`
@@ -98,10 +116,19 @@ def compile_generated_class(spec: Spec, source: str | None = None) -> type[nn.Mo
     if module is None:
         code = compile(source, filename, "exec", dont_inherit=True)
         # mtime None: linecache.checkcache keeps the entry.
-        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-        module = types.ModuleType(name, f"{spec.name}, generated in memory (spec sha256 {spec_digest(spec)})")
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.splitlines(keepends=True),
+            filename,
+        )
+        module = types.ModuleType(
+            name, f"{spec.name}, generated in memory (spec sha256 {spec_digest(spec)})"
+        )
         module.__file__ = filename
-        exec(code, module.__dict__)  # noqa: S102 - source from generate_source: checked values only
+        exec(
+            code, module.__dict__
+        )  # noqa: S102 - source from generate_source: checked values only
         sys.modules[name] = module
     return getattr(module, spec.name)
 
@@ -114,8 +141,13 @@ def _import_file(path: Path, module_name: str) -> types.ModuleType:
     """
     path = path.resolve()
     known = sys.modules.get(module_name)
-    if known is not None and Path(getattr(known, "__file__", None) or "").resolve() != path:
-        tag = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    if (
+        known is not None
+        and Path(getattr(known, "__file__", None) or "").resolve() != path
+    ):
+        tag = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[
+            :12
+        ]
         module_name = f"nnspec_generated_{tag}_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
@@ -125,5 +157,8 @@ def _import_file(path: Path, module_name: str) -> types.ModuleType:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(f"{message}; run `nnspec codegen` to update {GENERATED_FOLDER}/",
-                  StaleGeneratedCodeWarning, stacklevel=3)
+    warnings.warn(
+        f"{message}; run `nnspec codegen` to update {GENERATED_FOLDER}/",
+        StaleGeneratedCodeWarning,
+        stacklevel=3,
+    )

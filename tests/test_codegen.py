@@ -27,7 +27,9 @@ from runtime.generated_form import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPECS = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 GENERATED = ROOT / "generated"
 MODE = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=88)
 
@@ -35,25 +37,43 @@ MODE = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=88)
 def assert_same_text(expected: str, actual: str, name: str) -> None:
     """Fail with a unified diff and the command that updates the golden file."""
     if expected != actual:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"{name} (committed)", f"{name} (generated now)"))
-        pytest.fail(f"{name} is stale; run `nnspec codegen` and commit the result\n{diff}")
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True),
+                actual.splitlines(True),
+                f"{name} (committed)",
+                f"{name} (generated now)",
+            )
+        )
+        pytest.fail(
+            f"{name} is stale; run `nnspec codegen` and commit the result\n{diff}"
+        )
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """Return a copy of the project's specs/ and generated/ as the working directory."""
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    shutil.copytree(GENERATED, tmp_path / "generated", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        GENERATED, tmp_path / "generated", ignore=shutil.ignore_patterns("__pycache__")
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NNSPEC_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
 
 
-def run_cli(*args: str, cwd: Path, cache: Path, hash_seed: str = "0") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, cache: Path, hash_seed: str = "0"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "NNSPEC_CACHE_DIR": str(cache), "PYTHONHASHSEED": hash_seed}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -62,33 +82,53 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # --- golden files -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_generated_module_matches_the_committed_file(path):
     spec = load_spec(path)
     committed = GENERATED / f"{path.stem}.py"
     assert committed.exists(), f"{committed} is missing; run `nnspec codegen`"
-    assert_same_text(committed.read_text(encoding="utf-8"), generate_source(spec, f"specs/{path.name}"),
-                     f"generated/{committed.name}")
+    assert_same_text(
+        committed.read_text(encoding="utf-8"),
+        generate_source(spec, f"specs/{path.name}"),
+        f"generated/{committed.name}",
+    )
 
 
 def test_package_index_matches_the_committed_file():
     index = generate_package_index([(p.stem, load_spec(p).name) for p in SPECS])
-    assert_same_text((GENERATED / "__init__.py").read_text(encoding="utf-8"), index, "generated/__init__.py")
+    assert_same_text(
+        (GENERATED / "__init__.py").read_text(encoding="utf-8"),
+        index,
+        "generated/__init__.py",
+    )
     import generated
 
     assert sorted(generated.__all__) == sorted(load_spec(p).name for p in SPECS)
     for path in SPECS:
-        assert getattr(generated, load_spec(path).name).__module__ == f"generated.{path.stem}"
+        assert (
+            getattr(generated, load_spec(path).name).__module__
+            == f"generated.{path.stem}"
+        )
 
 
 def test_regenerating_into_a_fresh_folder_gives_the_committed_bytes(tmp_path):
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    result = run_cli("codegen", "--out", "fresh", cwd=tmp_path, cache=tmp_path / "cache", hash_seed="12345")
+    result = run_cli(
+        "codegen",
+        "--out",
+        "fresh",
+        cwd=tmp_path,
+        cache=tmp_path / "cache",
+        hash_seed="12345",
+    )
     assert result.returncode == 0, result.stderr
     fresh, committed = snapshot(tmp_path / "fresh"), snapshot(GENERATED)
     assert sorted(fresh) == sorted(committed), "run `nnspec codegen`"
     for name in committed:
-        assert_same_text(committed[name].decode(), fresh[name].decode(), f"generated/{name}")
+        assert_same_text(
+            committed[name].decode(), fresh[name].decode(), f"generated/{name}"
+        )
 
 
 def test_committed_files_are_black_clean():
@@ -98,6 +138,7 @@ def test_committed_files_are_black_clean():
 
 
 # --- what the source says ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_generation_is_deterministic(path):
@@ -111,8 +152,14 @@ def test_source_reads_like_a_hand_written_class(path):
     spec = load_spec(path)
     source = generate_source(spec, f"specs/{path.name}")
     header = read_header(source)
-    assert header == {"source": f"specs/{path.name}", "spec sha256": spec_digest(spec), "nnspec": __version__}
-    assert source.startswith("# generated, do not edit; run `nnspec codegen` to update\n")
+    assert header == {
+        "source": f"specs/{path.name}",
+        "spec sha256": spec_digest(spec),
+        "nnspec": __version__,
+    }
+    assert source.startswith(
+        "# generated, do not edit; run `nnspec codegen` to update\n"
+    )
     assert "import torch\nfrom torch import nn\n" in source
     assert f"class {spec.name}(nn.Module):" in source
     assert "def __init__(self) -> None:" in source
@@ -130,12 +177,16 @@ def test_source_reads_like_a_hand_written_class(path):
     init, forward = source.split("def forward")
     assert sorted(names, key=lambda n: init.index(f"self.{n} =")) == names
     assert sorted(names, key=lambda n: forward.index(f"self.{n}(x)")) == names
-    assert "\t" not in source and all(line == line.rstrip() for line in source.splitlines())
+    assert "\t" not in source and all(
+        line == line.rstrip() for line in source.splitlines()
+    )
 
 
 def test_class_docstring_keeps_the_description():
     text = 'He said "hi" \\o/ and left """ C:\\temp\\ « quoted » ends with a quote"'
-    spec = load_spec({"name": "Quoted", "description": text, "input": [4], "layers": ["relu"]})
+    spec = load_spec(
+        {"name": "Quoted", "description": text, "input": [4], "layers": ["relu"]}
+    )
     cls = compile_generated_class(spec)
     doc = inspect.getdoc(cls)
     assert doc.split("\n\nInput:")[0] == text
@@ -144,12 +195,21 @@ def test_class_docstring_keeps_the_description():
 
 def test_long_description_is_wrapped_and_default_docstring_used():
     long = " ".join(["word"] * 60)
-    spec = load_spec({"name": "Long", "description": long, "input": [4], "layers": ["relu"]})
+    spec = load_spec(
+        {"name": "Long", "description": long, "input": [4], "layers": ["relu"]}
+    )
     source = generate_source(spec)
     assert max(len(line) for line in source.splitlines()) <= 88
-    assert " ".join(inspect.getdoc(compile_generated_class(spec)).split("\n\nInput:")[0].split()) == long
+    assert (
+        " ".join(
+            inspect.getdoc(compile_generated_class(spec)).split("\n\nInput:")[0].split()
+        )
+        == long
+    )
     plain = load_spec({"name": "Plain", "input": [4], "layers": ["relu"]})
-    assert inspect.getdoc(compile_generated_class(plain)).startswith("The Plain network of its nnspec spec.")
+    assert inspect.getdoc(compile_generated_class(plain)).startswith(
+        "The Plain network of its nnspec spec."
+    )
 
 
 def test_a_mapping_spec_names_no_file():
@@ -161,23 +221,31 @@ def test_a_mapping_spec_names_no_file():
 
 # --- the runtime helper -----------------------------------------------------------------------
 
+
 def test_load_generated_model_uses_the_fresh_file(project):
     spec = load_spec("specs/digits_cnn.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = load_generated_model(spec, "specs/digits_cnn.yaml")
-    assert inspect.getsourcefile(type(model)) == str(project / "generated" / "digits_cnn.py")
+    assert inspect.getsourcefile(type(model)) == str(
+        project / "generated" / "digits_cnn.py"
+    )
 
 
 def test_load_generated_model_falls_back_with_a_warning_when_stale_or_missing(project):
     spec_path = project / "specs" / "digits_cnn.yaml"
     spec_path.write_text(spec_path.read_text().replace("linear: 64", "linear: 48"))
     spec = load_spec(spec_path)
-    with pytest.warns(StaleGeneratedCodeWarning, match=r"another version of .*nnspec codegen"):
+    with pytest.warns(
+        StaleGeneratedCodeWarning, match=r"another version of .*nnspec codegen"
+    ):
         model = load_generated_model(spec, spec_path)
     assert model.fc1.out_features == 48
     assert inspect.getsourcefile(type(model)).startswith("<nnspec-generated DigitsCNN")
-    assert "self.fc1 = nn.Linear(in_features=256, out_features=48, bias=True)" in inspect.getsource(type(model))
+    assert (
+        "self.fc1 = nn.Linear(in_features=256, out_features=48, bias=True)"
+        in inspect.getsource(type(model))
+    )
     (project / "generated" / "digits_cnn.py").unlink()
     with pytest.warns(StaleGeneratedCodeWarning, match="does not exist"):
         assert load_generated_model(spec, spec_path).fc1.out_features == 48
@@ -197,6 +265,7 @@ def test_traceback_shows_the_generated_line():
 
 # --- the command line -------------------------------------------------------------------------
 
+
 def test_check_passes_on_the_repository(tmp_path):
     result = run_cli("codegen", "--check", cwd=ROOT, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -205,22 +274,34 @@ def test_check_passes_on_the_repository(tmp_path):
 
 def test_check_fails_with_a_diff_after_a_spec_changes(tmp_path):
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    shutil.copytree(GENERATED, tmp_path / "generated", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        GENERATED, tmp_path / "generated", ignore=shutil.ignore_patterns("__pycache__")
+    )
     cache = tmp_path / "cache"
-    assert run_cli("codegen", "--check", cwd=tmp_path, cache=cache).returncode == 0  # warms the cache
+    assert (
+        run_cli("codegen", "--check", cwd=tmp_path, cache=cache).returncode == 0
+    )  # warms the cache
     spec = tmp_path / "specs" / "digits_cnn.yaml"
     spec.write_text(spec.read_text().replace("linear: 64", "linear: 32"))
     before = snapshot(tmp_path / "generated")
     result = run_cli("codegen", "--check", cwd=tmp_path, cache=cache)
     assert result.returncode == 1
     assert "--- a/generated/digits_cnn.py" in result.stdout
-    assert "-        self.fc1 = nn.Linear(in_features=256, out_features=64, bias=True)" in result.stdout
-    assert "+        self.fc1 = nn.Linear(in_features=256, out_features=32, bias=True)" in result.stdout
+    assert (
+        "-        self.fc1 = nn.Linear(in_features=256, out_features=64, bias=True)"
+        in result.stdout
+    )
+    assert (
+        "+        self.fc1 = nn.Linear(in_features=256, out_features=32, bias=True)"
+        in result.stdout
+    )
     assert "run `nnspec codegen`" in result.stderr
     assert snapshot(tmp_path / "generated") == before  # --check writes nothing
     result = run_cli("codegen", cwd=tmp_path, cache=cache)
     assert result.returncode == 0 and "wrote generated/digits_cnn.py" in result.stdout
-    assert "wrote generated/mnist_cnn.py" not in result.stdout  # unchanged files stay untouched
+    assert (
+        "wrote generated/mnist_cnn.py" not in result.stdout
+    )  # unchanged files stay untouched
     assert run_cli("codegen", "--check", cwd=tmp_path, cache=cache).returncode == 0
 
 
@@ -236,7 +317,8 @@ def test_check_catches_a_hand_edit_despite_a_warm_cache(project):
 def test_missing_and_stray_files(project, capsys):
     (project / "generated" / "mnist_cnn.py").unlink()
     (project / "generated" / "old_net.py").write_text(
-        "# generated, do not edit; run `nnspec codegen` to update\nx = 1\n")
+        "# generated, do not edit; run `nnspec codegen` to update\nx = 1\n"
+    )
     (project / "generated" / "notes.py").write_text("# mine\n")
     assert main(["codegen", "--check"]) == 1
     out = capsys.readouterr().out
@@ -247,7 +329,9 @@ def test_missing_and_stray_files(project, capsys):
     captured = capsys.readouterr()
     assert (project / "generated" / "mnist_cnn.py").exists()
     assert not (project / "generated" / "old_net.py").exists()
-    assert (project / "generated" / "notes.py").read_text() == "# mine\n"  # not ours: left alone
+    assert (
+        project / "generated" / "notes.py"
+    ).read_text() == "# mine\n"  # not ours: left alone
     assert "notes.py was not generated by nnspec" in captured.err
 
 
@@ -255,7 +339,9 @@ def test_second_run_rewrites_nothing(project, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in (project / "generated").glob("*.py")}
     assert main(["codegen", "--no-cache"]) == 0
     assert "already up to date" in capsys.readouterr().out
-    assert {p: p.stat().st_mtime_ns for p in (project / "generated").glob("*.py")} == stamps
+    assert {
+        p: p.stat().st_mtime_ns for p in (project / "generated").glob("*.py")
+    } == stamps
 
 
 def test_explicit_spec_out_and_stdout(project, capsys):
@@ -279,13 +365,32 @@ def test_invalid_spec_is_reported_and_nothing_written(project, capsys):
     assert snapshot(project / "generated") == before
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("my-net.yaml", None, "cannot name a Python module; rename the file, e.g. to my_net.yaml"),
-    ("digits_cnn.json", '{"name": "Other", "input": [3], "layers": ["relu"]}', "would both become"),
-    ("twin.json", '{"name": "DigitsCNN", "input": [3], "layers": ["relu"]}', "both name their class 'DigitsCNN'"),
-])
-def test_file_and_class_name_clashes_are_user_errors(project, capsys, name, content, message):
-    (project / "specs" / name).write_text(content or (ROOT / "specs" / "wine_mlp.json").read_text())
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "my-net.yaml",
+            None,
+            "cannot name a Python module; rename the file, e.g. to my_net.yaml",
+        ),
+        (
+            "digits_cnn.json",
+            '{"name": "Other", "input": [3], "layers": ["relu"]}',
+            "would both become",
+        ),
+        (
+            "twin.json",
+            '{"name": "DigitsCNN", "input": [3], "layers": ["relu"]}',
+            "both name their class 'DigitsCNN'",
+        ),
+    ],
+)
+def test_file_and_class_name_clashes_are_user_errors(
+    project, capsys, name, content, message
+):
+    (project / "specs" / name).write_text(
+        content or (ROOT / "specs" / "wine_mlp.json").read_text()
+    )
     assert main(["codegen"]) == 2
     assert message in capsys.readouterr().err
 
@@ -297,11 +402,64 @@ def test_no_specs_folder_is_a_user_error(tmp_path, monkeypatch, capsys):
 
 
 def test_codegen_never_imports_torch(project):
-    code = ("import sys\nfrom runtime.cli import main\n"
-            "codes = [main(['codegen', '--check', '--no-cache']), main(['codegen', '--stdout', 'specs/mnist_cnn.yaml'])]\n"
-            "assert codes == [0, 0], codes\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy'))\n"
-            "assert not heavy, heavy\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    code = (
+        "import sys\nfrom runtime.cli import main\n"
+        "codes = [main(['codegen', '--check', '--no-cache']), main(['codegen', '--stdout', 'specs/mnist_cnn.yaml'])]\n"
+        "assert codes == [0, 0], codes\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy'))\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
+
+
+# --- the cache that lets --check answer without rendering -------------------------------------
+
+
+def test_fingerprints_change_with_every_input(tmp_path):
+    from runtime.codegen_cache import input_fingerprint, toolchain_fingerprint
+
+    tool = tmp_path / "tool.py"
+    tool.write_text("a = 1\n")
+    before = toolchain_fingerprint((tool,))
+    assert toolchain_fingerprint((tool,)) == before
+    tool.write_text("a = 2\n")
+    after = toolchain_fingerprint((tool,))
+    assert after != before
+    base = input_fingerprint(after, "module", "specs/a.yaml", b"name: A")
+    assert base == input_fingerprint(after, "module", "specs/a.yaml", b"name: A")
+    assert base != input_fingerprint(before, "module", "specs/a.yaml", b"name: A")
+    assert base != input_fingerprint(after, "module", "specs/b.yaml", b"name: A")
+    assert base != input_fingerprint(after, "module", "specs/a.yaml", b"name: B")
+    assert base != input_fingerprint(
+        after, "module", "specs/a.yaml", b"", b"name: A"
+    )  # parts are delimited
+
+
+def test_cache_round_trip_and_damage(tmp_path, monkeypatch):
+    from runtime.codegen_cache import CACHE_FILE, OutputCache
+
+    monkeypatch.setenv("NNSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    cache = OutputCache.open()
+    assert not cache.holds("key", b"text")
+    cache.record("key", b"text")
+    cache.save()
+    reopened = OutputCache.open()
+    assert reopened.holds("key", b"text")
+    assert not reopened.holds("key", b"other text") and not reopened.holds("key", None)
+    assert not OutputCache.open(enabled=False).holds("key", b"text")
+    (tmp_path / "cache" / CACHE_FILE).write_text("{not json")
+    assert not OutputCache.open().holds("key", b"text")
+    monkeypatch.setenv(
+        "NNSPEC_CACHE_DIR", str(tmp_path / "cache" / CACHE_FILE / "below-a-file")
+    )
+    unwritable = OutputCache.open()
+    unwritable.record("key", b"text")
+    unwritable.save()  # a cache that cannot be written is simply not kept

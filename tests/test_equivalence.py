@@ -22,7 +22,9 @@ from compiler import build_sequential, count_params, load_spec
 from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPECS = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 BATCH = 2
 
 
@@ -30,7 +32,9 @@ def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Mod
     """Return (Sequential, generated class instance) of a spec, each built right after seeding."""
     spec = load_spec(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", StaleGeneratedCodeWarning)  # the committed class, not a fallback
+        warnings.simplefilter(
+            "error", StaleGeneratedCodeWarning
+        )  # the committed class, not a fallback
         cls = load_generated_class(spec, path, ROOT / "generated")
     torch.manual_seed(seed)
     sequential = build_sequential(spec)
@@ -61,7 +65,10 @@ def test_specs_folder_is_not_empty():
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_the_committed_class_is_the_one_used(path):
     _, generated = both_forms(path)
-    assert Path(inspect.getsourcefile(type(generated))).resolve() == ROOT / "generated" / f"{path.stem}.py"
+    assert (
+        Path(inspect.getsourcefile(type(generated))).resolve()
+        == ROOT / "generated" / f"{path.stem}.py"
+    )
     assert type(generated).__name__ == load_spec(path).name
 
 
@@ -79,8 +86,12 @@ def test_parameter_counts_agree(path):
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_same_children_keys_and_initial_weights(path):
     sequential, generated = both_forms(path, seed=123)
-    assert [n for n, _ in sequential.named_children()] == [n for n, _ in generated.named_children()]
-    assert [n for n, _ in sequential.named_children()] == [layer.name for layer in load_spec(path).layers]
+    assert [n for n, _ in sequential.named_children()] == [
+        n for n, _ in generated.named_children()
+    ]
+    assert [n for n, _ in sequential.named_children()] == [
+        layer.name for layer in load_spec(path).layers
+    ]
     seq_state, gen_state = sequential.state_dict(), generated.state_dict()
     assert list(seq_state) == list(gen_state)
     for key in seq_state:
@@ -88,7 +99,10 @@ def test_same_children_keys_and_initial_weights(path):
     # the seed matters, so equal weights are not an accident of constant initialization
     _, other = both_forms(path, seed=124)
     if any(p.numel() for p in generated.parameters()):
-        assert any(not torch.equal(a, b) for a, b in zip(generated.parameters(), other.parameters()))
+        assert any(
+            not torch.equal(a, b)
+            for a, b in zip(generated.parameters(), other.parameters())
+        )
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -116,7 +130,9 @@ def test_train_mode_outputs_and_gradients_are_identical(path):
         (out.square().mean() + out.sum()).backward()
         outputs.append(out.detach())
     assert torch.equal(outputs[0], outputs[1])
-    seq_params, gen_params = dict(sequential.named_parameters()), dict(generated.named_parameters())
+    seq_params, gen_params = dict(sequential.named_parameters()), dict(
+        generated.named_parameters()
+    )
     assert list(seq_params) == list(gen_params)
     for name, param in seq_params.items():
         assert param.grad is not None, name
@@ -127,11 +143,17 @@ def test_train_mode_outputs_and_gradients_are_identical(path):
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-@pytest.mark.parametrize("direction", ["sequential->generated", "generated->sequential"])
+@pytest.mark.parametrize(
+    "direction", ["sequential->generated", "generated->sequential"]
+)
 def test_checkpoint_loads_across_forms_strictly(path, direction):
     seq1, gen1 = both_forms(path, seed=1)
-    seq2, gen2 = both_forms(path, seed=2)  # other weights until the checkpoint is loaded
-    source, target = (seq1, gen2) if direction == "sequential->generated" else (gen1, seq2)
+    seq2, gen2 = both_forms(
+        path, seed=2
+    )  # other weights until the checkpoint is loaded
+    source, target = (
+        (seq1, gen2) if direction == "sequential->generated" else (gen1, seq2)
+    )
     buffer = io.BytesIO()
     torch.save(source.state_dict(), buffer)
     buffer.seek(0)

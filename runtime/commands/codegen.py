@@ -32,17 +32,33 @@ class Output:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "specs", nargs="*", metavar="SPEC",
+        "specs",
+        nargs="*",
+        metavar="SPEC",
         help=f"spec files (default: every spec in {SPECS_FOLDER}/, plus {DEFAULT_OUT}/{INDEX})",
     )
-    parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
-                        help=f"folder for the generated modules (default: {DEFAULT_OUT})")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=DEFAULT_OUT,
+        help=f"folder for the generated modules (default: {DEFAULT_OUT})",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="write nothing; show a diff of every stale or missing file and exit 1 if any")
-    mode.add_argument("--stdout", action="store_true", help="print the generated source instead of writing it")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="regenerate everything, ignoring what the last run recorded in the user's cache")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; show a diff of every stale or missing file and exit 1 if any",
+    )
+    mode.add_argument(
+        "--stdout",
+        action="store_true",
+        help="print the generated source instead of writing it",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="regenerate everything, ignoring what the last run recorded in the user's cache",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,13 +70,17 @@ def run(args: argparse.Namespace) -> int:
         specs = load_specs(paths)
         if specs is None:
             return 2
-        sys.stdout.write("\n\n".join(o.text for o in planned_outputs(specs, out, with_index=False)))
+        sys.stdout.write(
+            "\n\n".join(o.text for o in planned_outputs(specs, out, with_index=False))
+        )
         return 0
     cache = OutputCache.open(enabled=not args.no_cache)
     fingerprints = output_fingerprints(paths, out, with_index=every_spec)
     extras = stray_modules(out, set(fingerprints)) if every_spec else []
     current = {path: read_bytes(path) for path in fingerprints}
-    if not extras and all(cache.holds(fingerprints[p], current[p]) for p in fingerprints):
+    if not extras and all(
+        cache.holds(fingerprints[p], current[p]) for p in fingerprints
+    ):
         print(f"{out}/: {len(fingerprints)} file(s) up to date")
         return 0
     specs = load_specs(paths)
@@ -79,8 +99,12 @@ def spec_files() -> list[Path]:
     """Return every spec file in specs/, sorted by name; raise UserError when there are none."""
     folder = Path(SPECS_FOLDER)
     if not folder.is_dir():
-        raise UserError(f"no {SPECS_FOLDER}/ folder here; run it from the project's root or name the spec files")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SPEC_SUFFIXES and p.is_file())
+        raise UserError(
+            f"no {SPECS_FOLDER}/ folder here; run it from the project's root or name the spec files"
+        )
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()
+    )
     if not files:
         raise UserError(f"{SPECS_FOLDER}/ holds no spec files (*.yaml, *.yml, *.json)")
     return files
@@ -95,11 +119,15 @@ def check_file_names(paths: list[Path], out: Path) -> None:
         try:
             module_name(path.stem)
         except CodegenError:
-            raise UserError(f"{path}: the file name {path.stem!r} cannot name a Python module; "
-                            f"rename the file, e.g. to {_suggest_module(path.stem)}{path.suffix}") from None
+            raise UserError(
+                f"{path}: the file name {path.stem!r} cannot name a Python module; "
+                f"rename the file, e.g. to {_suggest_module(path.stem)}{path.suffix}"
+            ) from None
         if path.stem in by_module:
-            raise UserError(f"{by_module[path.stem]} and {path} would both become {out / (path.stem + '.py')}; "
-                            "rename one of them")
+            raise UserError(
+                f"{by_module[path.stem]} and {path} would both become {out / (path.stem + '.py')}; "
+                "rename one of them"
+            )
         by_module[path.stem] = path
 
 
@@ -119,7 +147,9 @@ def load_specs(paths: list[Path]) -> list | None:
     return specs
 
 
-def output_fingerprints(paths: list[Path], out: Path, with_index: bool) -> dict[Path, str]:
+def output_fingerprints(
+    paths: list[Path], out: Path, with_index: bool
+) -> dict[Path, str]:
     """Return the cache fingerprint of every file codegen would write, computed without rendering."""
     from compiler.codegen import display_source
 
@@ -134,7 +164,10 @@ def output_fingerprints(paths: list[Path], out: Path, with_index: bool) -> dict[
         )
     if with_index:
         fingerprints[out / INDEX] = input_fingerprint(
-            toolchain, "index", SPECS_FOLDER, *(f"{p.stem}\0{fingerprints[out / f'{p.stem}.py']}" for p in paths)
+            toolchain,
+            "index",
+            SPECS_FOLDER,
+            *(f"{p.stem}\0{fingerprints[out / f'{p.stem}.py']}" for p in paths),
         )
     return fingerprints
 
@@ -142,19 +175,35 @@ def output_fingerprints(paths: list[Path], out: Path, with_index: bool) -> dict[
 def planned_outputs(specs: list, out: Path, with_index: bool) -> list[Output]:
     """Return the generated file of each (path, spec), plus the package index when asked."""
     from compiler.codegen import display_source, generate_package_index, generate_source
+    from compiler.naming import CodegenError
 
     by_class: dict[str, Path] = {}
     for path, spec in specs:
         if with_index and spec.name in by_class:
-            raise UserError(f"{by_class[spec.name]} and {path} both name their class {spec.name!r}; "
-                            f"{out}/{INDEX} exports every class by name, so rename one of them")
+            raise UserError(
+                f"{by_class[spec.name]} and {path} both name their class {spec.name!r}; "
+                f"{out}/{INDEX} exports every class by name, so rename one of them"
+            )
         by_class[spec.name] = path
-    outputs = [
-        Output(out / f"{path.stem}.py", generate_source(spec, display_source(str(path))))
-        for path, spec in specs
-    ]
+    try:
+        outputs = [
+            Output(
+                out / f"{path.stem}.py",
+                generate_source(spec, display_source(str(path))),
+            )
+            for path, spec in specs
+        ]
+    except (
+        CodegenError
+    ) as exc:  # validation let through what the generator refuses: a bug
+        raise UserError(
+            f"cannot generate code: {exc} (nnspec's validation should have refused it; "
+            "please report this)"
+        ) from None
     if with_index:
-        index = generate_package_index([(path.stem, spec.name) for path, spec in specs], SPECS_FOLDER)
+        index = generate_package_index(
+            [(path.stem, spec.name) for path, spec in specs], SPECS_FOLDER
+        )
         outputs.append(Output(out / INDEX, index))
     return outputs
 
@@ -166,24 +215,36 @@ def stray_modules(out: Path, wanted: set[Path]) -> list[Path]:
     return sorted(p for p in out.glob("*.py") if p not in wanted)
 
 
-def check(outputs: list[Output], extras: list[Path], current: dict[Path, bytes | None], out: Path) -> int:
+def check(
+    outputs: list[Output],
+    extras: list[Path],
+    current: dict[Path, bytes | None],
+    out: Path,
+) -> int:
     """Print a diff of every stale, missing or stray file; return 1 if there is any, else 0."""
     stale = 0
     for output in outputs:
         if current[output.path] != output.text.encode("utf-8"):
             stale += 1
-            sys.stdout.writelines(unified_diff(as_text(current[output.path]), output.text, output.path))
+            sys.stdout.writelines(
+                unified_diff(as_text(current[output.path]), output.text, output.path)
+            )
     for path in extras:
         stale += 1
         sys.stdout.writelines(unified_diff(as_text(read_bytes(path)), None, path))
     if stale:
-        print(f"{stale} generated file(s) out of date; run `nnspec codegen` to update them", file=sys.stderr)
+        print(
+            f"{stale} generated file(s) out of date; run `nnspec codegen` to update them",
+            file=sys.stderr,
+        )
         return 1
     print(f"{out}/: {len(outputs)} file(s) up to date")
     return 0
 
 
-def write(outputs: list[Output], extras: list[Path], current: dict[Path, bytes | None]) -> int:
+def write(
+    outputs: list[Output], extras: list[Path], current: dict[Path, bytes | None]
+) -> int:
     """Write every changed file atomically, remove stray generated modules; return 0."""
     from compiler.codegen import is_generated
 
@@ -201,7 +262,10 @@ def write(outputs: list[Output], extras: list[Path], current: dict[Path, bytes |
             print(f"removed {path} (no spec produces it any more)")
             changed += 1
         else:
-            print(f"warning: {path} was not generated by nnspec; left it alone", file=sys.stderr)
+            print(
+                f"warning: {path} was not generated by nnspec; left it alone",
+                file=sys.stderr,
+            )
     if not changed:
         print(f"{len(outputs)} file(s) already up to date")
     return 0
@@ -231,9 +295,14 @@ def unified_diff(old: str | None, new: str | None, path: Path) -> list[str]:
         fromfile=f"a/{name}" if old is not None else "/dev/null",
         tofile=f"b/{name}" if new is not None else "/dev/null",
     )
-    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]
+    return [
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in lines
+    ]
 
 
 def _suggest_module(stem: str) -> str:
-    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in stem)
+    cleaned = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in stem
+    )
     return cleaned if cleaned[:1].isalpha() else f"spec_{cleaned}"
