@@ -31,12 +31,16 @@ class DataSplits:
     """Train, validation and (when there is one) test tensors of one data set, on the CPU."""
 
     x_train: torch.Tensor  # (N, *input_shape) float32
-    y_train: torch.Tensor  # (N,) int64 (classification), float32 (binary 0/1, regression (N,) or (N, k))
+    y_train: (
+        torch.Tensor
+    )  # (N,) int64 (classification), float32 (binary 0/1, regression (N,) or (N, k))
     x_val: torch.Tensor
     y_val: torch.Tensor
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
-    num_classes: int | None  # classification: number of classes; binary: 2; regression: None
+    num_classes: (
+        int | None
+    )  # classification: number of classes; binary: 2; regression: None
     class_names: list[str] | None  # index -> name, where the data set names its classes
     description: str  # "digits: 1437 train, 360 val, no test split"
 
@@ -54,7 +58,9 @@ def load_data(
     input_shape = [int(size) for size in input_shape]
     samples = read_samples(config, input_shape, task)
     check_sample_shape(samples, input_shape)
-    return split_samples(samples, config.val_fraction, config.test_fraction, training.seed)
+    return split_samples(
+        samples, config.val_fraction, config.test_fraction, training.seed
+    )
 
 
 def read_samples(config, input_shape: list[int], task: str) -> Samples:
@@ -75,7 +81,9 @@ def read_samples(config, input_shape: list[int], task: str) -> Samples:
         from .datasets.npz_file import read_npz
 
         return read_npz(config.path, config.x_key, config.y_key, task)
-    raise UserError(f"unknown data set '{config.dataset}'")  # the spec model forbids this
+    raise UserError(
+        f"unknown data set '{config.dataset}'"
+    )  # the spec model forbids this
 
 
 def check_sample_shape(samples: Samples, input_shape: list[int]) -> None:

@@ -24,7 +24,9 @@ def encode_labels(
     if labels.dtype.kind in "US":
         return _encode_names(labels.astype(str), task, source, locate)
     if labels.dtype.kind not in "biuf":
-        raise UserError(f"{source}: labels must be numbers or names, got dtype {labels.dtype}")
+        raise UserError(
+            f"{source}: labels must be numbers or names, got dtype {labels.dtype}"
+        )
     values = labels.astype(np.float64)
     if task != "regression" and values.ndim != 1:
         raise UserError(
@@ -33,7 +35,9 @@ def encode_labels(
         )
     bad = ~np.isfinite(values)
     if bad.any():
-        raise UserError(f"{source}: {locate(_first(bad))}: label {values[bad][0]} is not finite")
+        raise UserError(
+            f"{source}: {locate(_first(bad))}: label {values[bad][0]} is not finite"
+        )
     if task == "regression":
         return torch.from_numpy(values.astype(np.float32)), None, None
     if task == "binary":
@@ -66,19 +70,25 @@ def _encode_names(
     names: np.ndarray, task: str, source: str, locate: Locate
 ) -> tuple[torch.Tensor, list[str] | None, int | None]:
     if names.ndim != 1:
-        raise UserError(f"{source}: label names must be one per sample, got shape {list(names.shape)}")
+        raise UserError(
+            f"{source}: label names must be one per sample, got shape {list(names.shape)}"
+        )
     empty = np.char.str_len(np.char.strip(names)) == 0
     if empty.any():
         raise UserError(f"{source}: {locate(_first(empty))}: the label is empty")
     if task == "regression":
         numbers = parse_numbers(list(names))
         if numbers is None:
-            index = next(i for i, name in enumerate(names) if parse_numbers([name]) is None)
+            index = next(
+                i for i, name in enumerate(names) if parse_numbers([name]) is None
+            )
             raise UserError(
                 f"{source}: {locate(index)}: regression needs numeric targets, got '{names[index]}'"
             )
         return torch.from_numpy(numbers.astype(np.float32)), None, None
-    class_names, indices = np.unique(names, return_inverse=True)  # sorted, as documented
+    class_names, indices = np.unique(
+        names, return_inverse=True
+    )  # sorted, as documented
     if task == "binary":
         if len(class_names) != 2:
             raise UserError(

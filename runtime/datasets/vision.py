@@ -41,7 +41,9 @@ def read_torchvision(dataset: str, data_dir: str, download: bool, task: str) -> 
         with _network_timeout(DOWNLOAD_TIMEOUT_S):
             train = dataset_class(root=root, train=True, download=bool(missing))
             test = dataset_class(root=root, train=False, download=False)
-    except Exception as exc:  # noqa: BLE001 - torchvision raises anything from URLError to assert
+    except (
+        Exception
+    ) as exc:  # noqa: BLE001 - torchvision raises anything from URLError to assert
         reason = _one_line(exc)
         if missing:
             raise UserError(
@@ -53,8 +55,12 @@ def read_torchvision(dataset: str, data_dir: str, download: bool, task: str) -> 
             f"delete the folder to download them again"
         ) from None
     source = f"data set '{dataset}'"
-    y, _, _ = encode_labels(torch.as_tensor(train.targets).numpy(), task, source, _sample)
-    y_test, _, _ = encode_labels(torch.as_tensor(test.targets).numpy(), task, f"{source} (test)", _sample)
+    y, _, _ = encode_labels(
+        torch.as_tensor(train.targets).numpy(), task, source, _sample
+    )
+    y_test, _, _ = encode_labels(
+        torch.as_tensor(test.targets).numpy(), task, f"{source} (test)", _sample
+    )
     classes = [str(name) for name in train.classes]
     return Samples(
         name=dataset,
@@ -89,8 +95,13 @@ def _missing_files(dataset_class, root: str) -> tuple[str, list[str]]:
         processed = os.path.join(root, dataset_class.__name__, "processed")
         legacy = [dataset_class.training_file, dataset_class.test_file]
         if all(os.path.isfile(os.path.join(processed, name)) for name in legacy):
-            return folder, []  # what torchvision before 0.9 saved; it still reads that first
-    return folder, [name for name in names if not os.path.isfile(os.path.join(folder, name))]
+            return (
+                folder,
+                [],
+            )  # what torchvision before 0.9 saved; it still reads that first
+    return folder, [
+        name for name in names if not os.path.isfile(os.path.join(folder, name))
+    ]
 
 
 @contextlib.contextmanager
@@ -105,7 +116,9 @@ def _network_timeout(seconds: float) -> Iterator[None]:
 
 
 def _files(names: list[str]) -> str:
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    shown = ", ".join(names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else ""
+    )
     return shown
 
 
