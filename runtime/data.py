@@ -5,8 +5,8 @@ training loop moves them to the device and batches them by index. Images are sca
 not normalized further (a `batchnorm2d` first layer does that job inside the model).
 
 Splits are deterministic: one permutation of the samples from `torch.Generator().manual_seed(seed)`;
-its first `test_fraction` becomes the test split (digits, csv, npz only: torchvision data sets keep
-their own test split), the next `val_fraction` of the remaining samples the validation split, the
+its first `test_fraction` becomes the test split (digits, csv, npz only: torchvision data sets have
+their own test split, and a `test_fraction` for one is an error), the next `val_fraction` of the remaining samples the validation split, the
 rest the training split. Nothing is cached on disk except what torchvision itself downloads.
 """
 
@@ -31,16 +31,13 @@ class DataSplits:
     """Train, validation and (when there is one) test tensors of one data set, on the CPU."""
 
     x_train: torch.Tensor  # (N, *input_shape) float32
-    y_train: (
-        torch.Tensor
-    )  # (N,) int64 (classification), float32 (binary 0/1, regression (N,) or (N, k))
+    # (N,) int64 for classification; float32 for binary (0/1) and regression ((N,) or (N, k))
+    y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
-    num_classes: (
-        int | None
-    )  # classification: number of classes; binary: 2; regression: None
+    num_classes: int | None  # classification: number of classes; binary: 2; else None
     class_names: list[str] | None  # index -> name, where the data set names its classes
     description: str  # "digits: 1437 train, 360 val, no test split"
 
@@ -108,12 +105,19 @@ def split_samples(
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     x_test, y_test = samples.x_test, samples.y_test
     n_test = 0
-    if samples.x_test is None and test_fraction > 0:
+    if samples.x_test is not None and test_fraction > 0:
+        raise UserError(
+            f"data set '{samples.name}' has its own test split; test_fraction is for digits, "
+            f"csv and npz: remove it from training.data"
+        )
+    if test_fraction > 0:
         n_test = _share(count, test_fraction)
         x_test, y_test = samples.x[order[:n_test]], samples.y[order[:n_test]]
     n_val = _share(count - n_test, val_fraction)
     n_train = count - n_test - n_val
-    if n_train < 1 or n_val < 1 or (test_fraction > 0 and n_test < 1):
+    if (
+        n_train < 1 or n_val < 1
+    ):  # (n_test >= 1 whenever test_fraction > 0 and n_train >= 1)
         raise UserError(
             f"data set '{samples.name}' has {count} samples: too few to split with val_fraction "
             f"{val_fraction} and test_fraction {test_fraction} (each split needs one sample)"

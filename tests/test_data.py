@@ -228,6 +228,22 @@ def test_failed_download_becomes_one_clear_line(
     assert "name resolution" in message and str(tmp_path) in message
 
 
+def test_test_fraction_is_refused_for_a_data_set_with_its_own_test_split(
+    tmp_path: Path,
+) -> None:
+    write_mnist(tmp_path, "fashion_mnist")
+    config = training(
+        dataset="fashion_mnist",
+        data_dir=str(tmp_path),
+        download=False,
+        test_fraction=0.1,
+    )
+    with pytest.raises(
+        UserError, match=r"'fashion_mnist' has its own test split; test_frac"
+    ):
+        load_data(config, [1, 28, 28])
+
+
 def test_mnist_shape_mismatch(tmp_path: Path) -> None:
     write_mnist(tmp_path, "mnist")
     config = training(dataset="mnist", data_dir=str(tmp_path), download=False)

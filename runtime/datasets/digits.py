@@ -8,9 +8,8 @@ from .samples import Samples, float_tensor
 
 def read_digits(task: str) -> Samples:
     """Return the 1797 digits as (N, 1, 8, 8) images in [0, 1] (pixel values are 0..16)."""
-    from sklearn.datasets import (
-        load_digits,
-    )  # sklearn is slow to import; only digits needs it
+    # sklearn is slow to import, and only digits needs it
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     x = float_tensor(digits.images.reshape(-1, 1, 8, 8) / 16.0)

@@ -86,9 +86,8 @@ def _encode_names(
                 f"{source}: {locate(index)}: regression needs numeric targets, got '{names[index]}'"
             )
         return torch.from_numpy(numbers.astype(np.float32)), None, None
-    class_names, indices = np.unique(
-        names, return_inverse=True
-    )  # sorted, as documented
+    # np.unique sorts: the documented order of names -> indices
+    class_names, indices = np.unique(names, return_inverse=True)
     if task == "binary":
         if len(class_names) != 2:
             raise UserError(

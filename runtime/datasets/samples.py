@@ -16,9 +16,8 @@ class Samples:
     x: torch.Tensor  # (N, *sample_shape) float32
     y: torch.Tensor  # (N,) int64 for classification, float32 otherwise
     class_names: list[str] | None = None
-    x_test: torch.Tensor | None = (
-        None  # a split the data set itself keeps apart (torchvision)
-    )
+    # a test split the data set itself keeps apart (torchvision); None for the others
+    x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     num_classes: int | None = None  # None: counted from the labels (classification)
 

@@ -41,9 +41,8 @@ def read_torchvision(dataset: str, data_dir: str, download: bool, task: str) -> 
         with _network_timeout(DOWNLOAD_TIMEOUT_S):
             train = dataset_class(root=root, train=True, download=bool(missing))
             test = dataset_class(root=root, train=False, download=False)
-    except (
-        Exception
-    ) as exc:  # noqa: BLE001 - torchvision raises anything from URLError to assert
+    # torchvision raises anything from URLError to AssertionError for missing or bad files
+    except Exception as exc:  # noqa: BLE001
         reason = _one_line(exc)
         if missing:
             raise UserError(
