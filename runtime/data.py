@@ -115,9 +115,8 @@ def split_samples(
         x_test, y_test = samples.x[order[:n_test]], samples.y[order[:n_test]]
     n_val = _share(count - n_test, val_fraction)
     n_train = count - n_test - n_val
-    if (
-        n_train < 1 or n_val < 1
-    ):  # (n_test >= 1 whenever test_fraction > 0 and n_train >= 1)
+    # (n_test is at least 1 whenever test_fraction > 0 and there are samples left to train)
+    if n_train < 1 or n_val < 1:
         raise UserError(
             f"data set '{samples.name}' has {count} samples: too few to split with val_fraction "
             f"{val_fraction} and test_fraction {test_fraction} (each split needs one sample)"
