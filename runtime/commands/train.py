@@ -1,17 +1,113 @@
-"""`nnspec train`: not built yet (see the issue tracker)."""
+"""`nnspec train SPEC`: train the spec's model, with early stopping, checkpoints and curves."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
 
-from ..errors import UserError
-
-HELP = "train (not available yet)"
+HELP = "train a spec's model (early stopping, best.pt/last.pt, metrics.csv, curves.png)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("spec", metavar="SPEC", help="spec file (.yaml, .yml, .json)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="output folder (default: runs/SPEC_STEM)"
+    )
+    parser.add_argument(
+        "--form",
+        choices=("sequential", "generated"),
+        default="sequential",
+        help="train the nn.Sequential (default) or the class in generated/",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change the spec, e.g. training.optimizer.lr=0.01, "
+        "layers.fc1.out_features=128, layers.3.p=0.2 (repeatable)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="N", help="shortcut for --set training.epochs=N"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last.pt",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a previous run in --out instead of refusing",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="D",
+        help="auto, cpu, mps, cuda or cuda:N (default: the spec's training.device)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'nnspec train' is not available in this version yet")
+    from compiler import load_spec
+
+    from ..errors import UserError
+    from ..overrides import load_spec_with_overrides
+    from ..report import format_report
+    from ..train import train_spec
+
+    assignments = list(args.assignments)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UserError(f"--epochs must be a positive integer, got {args.epochs}")
+        assignments.append(f"training.epochs={args.epochs}")
+    spec = (
+        load_spec_with_overrides(args.spec, assignments)
+        if assignments
+        else load_spec(args.spec)
+    )
+    out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    summary = train_spec(
+        spec,
+        out_dir=out,
+        form=args.form,
+        spec_path=args.spec,
+        device=args.device,
+        resume=args.resume,
+        quiet=args.quiet,
+        force=args.force,
+    )
+    print(format_report(summary, resume_command(args, out)))
+    if summary["stop_reason"] == "not_finite":
+        best = (
+            "; best.pt keeps epoch %d" % summary["best_epoch"]
+            if summary["best_epoch"]
+            else ""
+        )
+        print(
+            f"nnspec train: error: {summary['stop_message']}{best}; lower the learning rate "
+            "or check the data",
+            file=sys.stderr,
+        )
+        return 1
+    if summary["stop_reason"] == "interrupted":
+        print(
+            f"interrupted; continue with: {resume_command(args, out)}", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that continues this run (same spec, --set and --form)."""
+    words = ["nnspec", "train", args.spec, "--out", str(out)]
+    for text in args.assignments:
+        words += ["--set", text]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    if args.form != "sequential":
+        words += ["--form", args.form]
+    return shlex.join(words + ["--resume"])

@@ -1,0 +1,121 @@
+"""Checkpoint files: written atomically, read back with `weights_only=True` and nothing else.
+
+A checkpoint is a dict of plain containers and tensors (see `runtime.train` for its keys), so the
+restricted unpickler of `torch.load(weights_only=True)` reads it and no code in a file can run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .errors import UserError
+
+FORMAT = "nnspec-checkpoint"
+FORMAT_VERSION = 1
+# torch.load obeys this variable only when weights_only is not passed; we always pass it, and
+# also hide the variable during our loads in case a future torch lets it win.
+_UNSAFE_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+
+def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
+    """Return `payload` serialized by torch.save, so one serialization can go to several files."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder, fsync and os.replace.
+
+    A crash at any moment leaves either the old file or the new one, whole, and no temporary file
+    once this returns or raises.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_checkpoint_atomically(
+    path: str | os.PathLike, payload: dict[str, Any]
+) -> None:
+    """Save `payload` to `path` atomically; on any failure the previous file stays as it was."""
+    try:
+        write_bytes_atomically(path, checkpoint_bytes(payload))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def _without_unsafe_override() -> Iterator[None]:
+    saved = os.environ.pop(_UNSAFE_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[_UNSAFE_ENV] = saved
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Return the payload of an nnspec checkpoint, loaded on the CPU with weights_only=True.
+
+    Raises UserError (exit 2) for a missing, truncated, corrupted or foreign file, and for a file
+    that holds anything but plain data and tensors (a pickle that would run code is refused).
+    """
+    source = Path(path)
+    if not source.is_file():
+        what = "is a folder" if source.is_dir() else "does not exist"
+        raise UserError(f"checkpoint {source} {what}")
+    try:
+        with _without_unsafe_override():
+            payload = torch.load(source, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot read checkpoint {source}: {exc.strerror or exc}"
+        ) from None
+    except Exception as exc:  # torch raises many kinds for damaged or unsafe files
+        raise UserError(
+            f"{source} is not a loadable nnspec checkpoint: {_reason(exc)}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(
+            f"{source} is not an nnspec checkpoint (a torch file, but not one nnspec wrote)"
+        )
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{source} has checkpoint format {payload.get('format_version')!r}; "
+            f"this nnspec reads format {FORMAT_VERSION}"
+        )
+    missing = [
+        key for key in ("spec", "spec_sha256", "model", "epoch") if key not in payload
+    ]
+    if missing:
+        raise UserError(f"{source} is damaged: it lacks {', '.join(missing)}")
+    return payload
+
+
+def _reason(exc: Exception) -> str:
+    """Return the first line of torch's complaint, with a plain word for the usual cases."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        return "it holds Python objects other than tensors and plain data, refused for safety"
+    if "zip" in text.lower() or "eof" in text.lower() or "magic" in text.lower():
+        return f"the file is truncated or corrupted ({text[:200]})"
+    return text[:200]

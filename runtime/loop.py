@@ -1,0 +1,307 @@
+"""`fit`: the training loop that trains any nn.Module (both forms of a spec share it).
+
+The whole data set sits on the device as tensors and is batched by index, in an order drawn from
+(seed, epoch) alone. Loss and metric sums stay on the device and are read once per epoch, so the
+hot path never waits for the device. Early stopping, checkpoints and the progress bar act between
+epochs; Ctrl-C is a flag read between batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .device import autocast_for
+from .early_stopping import EarlyStopping
+from .errors import UserError
+from .interrupt import InterruptFlag
+from .metrics import TaskMetrics, device_zero, epoch_row
+from .optim import build_optimizer, build_scheduler, penalized_weights, weight_penalty
+from .progress import EpochProgress
+from .rng import epoch_generator, set_rng_state
+
+EVAL_BATCH = (
+    1024  # validation runs in batches at least this large (no gradients to keep)
+)
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes while training; what a checkpoint saves."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    stopper: EarlyStopping
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+
+
+@dataclass
+class FitResult:
+    """How training went: the metrics of every epoch, the best epoch and why it stopped."""
+
+    history: list[dict]
+    monitor: str
+    mode: str
+    best_epoch: int  # 0 when no epoch improved
+    best: float | None
+    epochs_run: int  # epochs completed, counting those before a resume
+    stop_reason: str  # early_stopping | max_epochs | interrupted | not_finite
+    stop_message: str
+    restored_best: bool  # the model holds the best epoch's weights
+
+    @property
+    def stopped_early(self) -> bool:
+        """Return whether early stopping ended the run."""
+        return self.stop_reason == "early_stopping"
+
+
+EpochHook = Callable[[TrainingState], None]
+
+
+def fit(
+    model: nn.Module,
+    data,
+    training,
+    *,
+    device: torch.device,
+    on_epoch_end: EpochHook | None = None,
+    start_state: dict | None = None,
+    best_weights: dict[str, Tensor] | None = None,
+    interrupt: InterruptFlag | None = None,
+    quiet: bool = False,
+) -> FitResult:
+    """Return how training `model` on `data` (a DataSplits) under a TrainingConfig went.
+
+    `on_epoch_end(state)` runs after every finished epoch with finite losses (checkpoints go
+    there; `state.stopper.improved` says whether it is the best so far). `start_state` is a
+    checkpoint payload to continue from, and `best_weights` the best epoch's weights before it.
+    """
+    task = TaskMetrics(training.task)
+    stopper = EarlyStopping.from_config(training.early_stopping)
+    if task.task == "regression" and stopper.monitor == "val_accuracy":
+        raise UserError(
+            "early_stopping.monitor val_accuracy has no meaning for task regression; "
+            "use val_loss or train_loss"
+        )
+    restore_best = (
+        training.early_stopping is not None and training.early_stopping.restore_best
+    )
+    model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise UserError(
+            f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
+            "samples; both need at least one (check val_fraction and the data)"
+        )
+    autocast = autocast_for(device, training.amp)
+    _check_output(model, x_val[:2], y_val[:2], task, data.num_classes, autocast)
+
+    optimizer = build_optimizer(model, training.optimizer)
+    scheduler = build_scheduler(
+        optimizer, training.scheduler, training.epochs, stopper.mode
+    )
+    state = TrainingState(model, optimizer, scheduler, stopper)
+    if start_state is not None:
+        _load_state(state, start_state)
+    weights = penalized_weights(model)
+    l1, l2 = training.regularization.l1, training.regularization.l2
+    penalty = (
+        (lambda: weight_penalty(weights, l1, l2)) if weights and (l1 or l2) else None
+    )
+    if (
+        restore_best
+        and best_weights is None
+        and stopper.best_epoch == state.epoch
+        and state.epoch
+    ):
+        best_weights = _copy_weights(model)  # resumed right after the best epoch
+
+    progress = EpochProgress(training.epochs, state.epoch, task.metric, quiet)
+    stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
+    if start_state is not None:
+        set_rng_state(
+            start_state["rng"]
+        )  # last, so nothing above draws from the restored streams
+        previous = stopper.stop_reason()
+        if previous:
+            stop_reason, stop_message = "early_stopping", previous
+    try:
+        for epoch in range(state.epoch + 1, training.epochs + 1):
+            if stop_reason == "early_stopping":
+                break
+            started = time.perf_counter()
+            sums = _train_epoch(
+                model,
+                optimizer,
+                task,
+                x_train,
+                y_train,
+                training,
+                epoch,
+                autocast,
+                penalty,
+                interrupt,
+            )
+            if sums is None or (interrupt is not None and interrupt.requested):
+                stop_reason, stop_message = (
+                    "interrupted",
+                    f"interrupted during epoch {epoch}",
+                )
+                break
+            val_sums = evaluate_sums(
+                model, x_val, y_val, task, training.batch_size, autocast
+            )
+            # the one device sync of the epoch
+            train_loss, train_metric, val_loss, val_metric = torch.stack(
+                [*sums, *val_sums]
+            ).tolist()
+            n_train, n_val = (
+                y_train.numel(),
+                y_val.numel(),
+            )  # target values: samples (x outputs)
+            row = epoch_row(
+                epoch,
+                task.task,
+                (train_loss / n_train, train_metric / n_train),
+                (val_loss / n_val, val_metric / n_val),
+                optimizer.param_groups[0]["lr"],
+                time.perf_counter() - started,
+            )
+            state.history.append(row)
+            bad = [
+                name
+                for name in ("train_loss", "val_loss")
+                if not math.isfinite(row[name])
+            ]
+            if bad:
+                stop_reason = "not_finite"
+                stop_message = (
+                    f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
+                )
+                break
+            should_stop, reason = stopper.evaluate(row[stopper.monitor])
+            if stopper.improved and restore_best:
+                best_weights = _copy_weights(model)
+            _step_scheduler(scheduler, row[stopper.monitor])
+            state.epoch = epoch
+            if on_epoch_end is not None:
+                on_epoch_end(state)
+            progress.update(row)
+            if should_stop:
+                stop_reason, stop_message = "early_stopping", reason
+                break
+    finally:
+        progress.close()
+    # after an interruption or a non-finite epoch the model holds a half-trained epoch
+    model_is_last_epoch = stop_reason in ("max_epochs", "early_stopping")
+    restored = False
+    if restore_best and best_weights is not None:
+        if stopper.best_epoch != state.epoch or not model_is_last_epoch:
+            model.load_state_dict(best_weights)
+        restored = True
+    return FitResult(
+        history=state.history,
+        monitor=stopper.monitor,
+        mode=stopper.mode,
+        best_epoch=stopper.best_epoch,
+        best=stopper.best if stopper.best_epoch else None,
+        epochs_run=state.epoch,
+        stop_reason=stop_reason,
+        stop_message=stop_message,
+        restored_best=restored,
+    )
+
+
+def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Return (start, stop) of each batch; a last batch of one sample joins the one before it,
+    since BatchNorm cannot train on a single sample."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _train_epoch(
+    model, optimizer, task, x, y, training, epoch, autocast, penalty, interrupt
+):
+    """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
+    model.train()
+    order = torch.randperm(len(x), generator=epoch_generator(training.seed, epoch)).to(
+        x.device
+    )
+    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    for start, stop in batch_starts(len(x), training.batch_size):
+        if interrupt is not None and interrupt.requested:
+            return None
+        index = order[start:stop]
+        xb, yb = x.index_select(0, index), y.index_select(0, index)
+        with autocast:
+            output = model(xb)
+            loss = task.loss(output, yb)
+        objective = loss + penalty() if penalty is not None else loss
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * yb.numel()
+        metric_sum += task.metric_sum(output, yb)
+    return loss_sum, metric_sum
+
+
+def evaluate_sums(
+    model, x, y, task: TaskMetrics, batch_size: int, autocast
+) -> tuple[Tensor, Tensor]:
+    """Return the device sums (loss x targets, metric) of `model` on (x, y), in eval mode."""
+    model.eval()
+    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    size = max(batch_size, EVAL_BATCH)
+    with torch.inference_mode():
+        for start in range(0, len(x), size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            with autocast:
+                output = model(xb)
+                loss = task.loss(output, yb)
+            loss_sum += loss * yb.numel()
+            metric_sum += task.metric_sum(output, yb)
+    return loss_sum, metric_sum
+
+
+def _check_output(model, x, y, task: TaskMetrics, num_classes, autocast) -> None:
+    """Raise UserError when the model's output does not fit the task (checked on two samples)."""
+    model.eval()
+    with torch.inference_mode(), autocast:
+        output = model(x)
+    problem = task.check_output(output, y, num_classes)
+    if problem:
+        raise UserError(problem)
+
+
+def _step_scheduler(scheduler, monitored: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    else:
+        scheduler.step()
+
+
+def _copy_weights(model: nn.Module) -> dict[str, Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def _load_state(state: TrainingState, payload: dict) -> None:
+    """Continue from a checkpoint payload: weights, optimizer, scheduler, stopper, metrics."""
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    if state.scheduler is not None and payload.get("scheduler") is not None:
+        state.scheduler.load_state_dict(payload["scheduler"])
+    state.stopper.load_state_dict(payload["early_stopping"])
+    state.history = [dict(row) for row in payload["metrics"]]
+    state.epoch = int(payload["epoch"])

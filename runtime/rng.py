@@ -1,0 +1,77 @@
+"""Seeding and saving the random number generators that training uses."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+_MIX = (
+    0x9E3779B97F4A7C15  # golden-ratio constant: epochs of nearby seeds do not coincide
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's random, numpy and torch (CPU and every CUDA device) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Return the CPU generator that draws epoch `epoch`'s sample order.
+
+    It depends on (seed, epoch) alone, so a resumed run, or every rank of a distributed run,
+    draws the same permutation without sharing any state.
+    """
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed((seed * _MIX + epoch) % 2**64)
+    return generator
+
+
+def rng_state() -> dict[str, Any]:
+    """Return the state of every generator as plain data and tensors (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {
+            "version": version,
+            "internal": list(internal),
+            "gauss_next": gauss_next,
+        },
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators saved by `rng_state` (cuda only where this machine has it)."""
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["gauss"],
+        )
+    )
+    python = state["python"]
+    random.setstate(
+        (python["version"], tuple(python["internal"]), python["gauss_next"])
+    )
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

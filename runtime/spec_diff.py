@@ -1,0 +1,53 @@
+"""What differs between two normalized specs (plain data), as short readable lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def spec_differences(
+    before: Any, after: Any, ignore: set[str] = frozenset()
+) -> list[str]:
+    """Return `PATH: X in the checkpoint, Y now` for each leaf that differs (paths in `ignore` skipped)."""
+    found: list[str] = []
+    _walk(before, after, "", ignore, found)
+    return found
+
+
+def _walk(
+    before: Any, after: Any, path: str, ignore: set[str], found: list[str]
+) -> None:
+    if path in ignore:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in list(before) + [k for k in after if k not in before]:
+            child = f"{path}.{key}" if path else str(key)
+            if key not in after:
+                found.append(
+                    f"{child}: {_short(before[key])} in the checkpoint, absent now"
+                )
+            elif key not in before:
+                found.append(
+                    f"{child}: absent in the checkpoint, {_short(after[key])} now"
+                )
+            else:
+                _walk(before[key], after[key], child, ignore, found)
+        return
+    if (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and len(before) == len(after)
+    ):
+        for index, (old, new) in enumerate(zip(before, after)):
+            _walk(old, new, f"{path}[{index}]", ignore, found)
+        return
+    if isinstance(before, list) and isinstance(after, list):
+        found.append(f"{path}: {len(before)} items in the checkpoint, {len(after)} now")
+        return
+    if before != after or type(before) is not type(after):
+        found.append(f"{path}: {_short(before)} in the checkpoint, {_short(after)} now")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
