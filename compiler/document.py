@@ -61,7 +61,7 @@ class DocumentBuilder:
         self.nodes = 0
 
     # -- events ---------------------------------------------------------
-    def start(self, container: dict | list, line: int) -> Path:
+    def start(self, container: dict | list, line: int | None) -> Path:
         """Open a mapping or sequence at `line`; return its path."""
         path = self._place(container, line, size=1)
         if len(self._stack) >= MAX_DEPTH:
@@ -76,7 +76,7 @@ class DocumentBuilder:
         """Close the innermost mapping or sequence."""
         self._stack.pop()
 
-    def scalar(self, value: Any, line: int, text: str | None = None) -> None:
+    def scalar(self, value: Any, line: int | None, text: str | None = None) -> None:
         """Add a scalar (or a mapping key, when a key is expected); `text` is how it was written."""
         if self._stack and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED:
             self._key(value, line)
@@ -85,7 +85,7 @@ class DocumentBuilder:
             raise self.value_problem(non_finite_message(value, text), line)
         self._place(value, line, size=1)
 
-    def value_problem(self, message: str, line: int) -> LoadError:
+    def value_problem(self, message: str, line: int | None) -> LoadError:
         """Return a LoadError about the value about to be placed (or the key, when one is due)."""
         path = self._stack[-1][1] if self.key_expected() else self._next_path()
         return LoadError(Problem(short_path(path), message, line))
@@ -101,11 +101,14 @@ class DocumentBuilder:
         return bool(self._stack) and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED
 
     # -- internals --------------------------------------------------------
-    def _key(self, key: Any, line: int) -> None:
+    def _key(self, key: Any, line: int | None) -> None:
         frame = self._stack[-1]
         container, path = frame[0], frame[1]
         if not isinstance(key, (str, int, bool)) and key is not None:
-            raise LoadError(Problem(format_path(path), "mapping keys must be plain names", line))
+            shown = repr(key) if len(repr(key)) <= 40 else repr(key)[:37] + "..."
+            where = "" if path else " (in the top-level mapping)"
+            raise LoadError(Problem(format_path(path), f"mapping keys must be plain names, got {shown} "
+                                    f"({type(key).__name__}){where}", line))
         if key in container:
             first = self.lines.get(path + (key,))
             where = f" (first at line {first})" if first else ""
@@ -114,7 +117,8 @@ class DocumentBuilder:
             )
         frame[2] = key
         # a value's line is its key's line: `layers:` rather than the first item below it
-        self.lines[path + (key,)] = line
+        if line is not None:
+            self.lines[path + (key,)] = line
 
     def _next_path(self) -> Path:
         if not self._stack:
@@ -122,7 +126,7 @@ class DocumentBuilder:
         container, path, key = self._stack[-1]
         return path + ((len(container),) if isinstance(container, list) else (key,))
 
-    def _place(self, value: Any, line: int, size: int) -> Path:
+    def _place(self, value: Any, line: int | None, size: int) -> Path:
         self.nodes += size
         if self.nodes > MAX_NODES:
             raise self.value_problem(
@@ -141,7 +145,8 @@ class DocumentBuilder:
             else:
                 container[frame[2]] = value
                 frame[2] = _KEY_EXPECTED
-        self.lines.setdefault(path, line)
+        if line is not None:
+            self.lines.setdefault(path, line)
         return path
 
     def document(self) -> Document:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -15,9 +16,17 @@ class Problem:
     line: int | None = None
 
     def format(self, source: str) -> str:
-        """Return the problem as `SOURCE:LINE: PATH: MESSAGE` (SPEC.md's format)."""
+        """Return the problem as `SOURCE:LINE: PATH: MESSAGE` (SPEC.md's format), on one line."""
         where = f"{source}:{self.line}" if self.line is not None else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """Return `text` with every character that could break or fake a line shown as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class SpecError(ValueError):
@@ -34,12 +43,22 @@ class SpecError(ValueError):
         return "\n".join(p.format(self.source) for p in self.problems)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 def format_path(loc: Iterable[object]) -> str:
-    """Return a dotted path such as `layers[3].linear.out_features` from a pydantic-style loc."""
+    """Return a path such as `layers[3].linear.out_features` from a pydantic-style loc.
+
+    Keys that are not plain names are quoted (`training['my key']`), so a path is never empty
+    for a non-empty loc and never holds a line break.
+    """
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
+            shown = repr(part)
+            out += f"[{shown if len(shown) <= 30 else shown[:27] + '...'}]"
     return out

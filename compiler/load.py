@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path as FsPath
@@ -16,7 +15,7 @@ from .layers import REGISTRY, LayerSpec
 from .layers.dense import Identity
 from .messages import problems_from_validation
 from .normalize import NormalizedLayer, did_you_mean, normalize_layer
-from .readers import decode_text, read_json, read_yaml
+from .readers import decode_text, read_data, read_json, read_yaml
 from .shapes import iter_resolved
 from .spec import MAX_LAYERS, Spec, assign_names
 
@@ -48,8 +47,11 @@ def read_document(path: str | os.PathLike) -> Document:
 
 def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     """Return the validated, shape-checked Spec of a file or a mapping; raise SpecError."""
-    if isinstance(source, Mapping):
-        return validate_document(Document(copy.deepcopy(dict(source)), {}), "<spec>")
+    if not isinstance(source, (str, os.PathLike)):  # a mapping, or data that is not a spec
+        try:
+            return validate_document(read_data(source), "<spec>")
+        except LoadError as exc:
+            raise SpecError([exc.problem], "<spec>") from None
     return validate_document(read_document(source), str(source))
 
 
@@ -73,8 +75,8 @@ def validate_document(doc: Document, source: str) -> Spec:
         layers, lines = _validate_layers(raw_layers, doc, problems)
 
     top = dict(data)
-    if layers is not None:
-        top["layers"] = layers if not problems else [Identity(name="placeholder")]
+    if isinstance(raw_layers, list) and raw_layers:  # checked above, one by one or by count
+        top["layers"] = layers if layers is not None and not problems else [Identity(name="placeholder")]
     try:
         spec = Spec.model_validate(top)
     except ValidationError as exc:

@@ -63,7 +63,7 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
 
     if "type" in raw:  # canonical: `- {type: linear, out_features: 64}`
         kind = raw["type"]
-        if kind not in REGISTRY:
+        if not isinstance(kind, str) or kind not in REGISTRY:
             return fail(_unknown_type(kind), path + ("type",))
         arg_paths = {key: path + (key,) for key in raw}
         return NormalizedLayer(index, dict(raw), kind, arg_paths, path)
@@ -76,7 +76,7 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
         )
 
     (kind, value), = raw.items()
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         return fail(_unknown_type(kind))
     cls = REGISTRY[kind]
     if isinstance(value, dict):  # single-key mapping: `- linear: {out_features: 64}`

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -259,3 +261,56 @@ def read_json(text: str) -> Document:
     if not builder.has_root:
         raise LoadError(Problem("", "the file is empty; a spec is a mapping with name, input and layers", 1))
     return builder.document()
+
+
+_PLAIN_SCALARS = (str, bool, int, float, type(None))
+
+
+def read_data(data: Any) -> Document:
+    """Return the Document of Python data (a mapping given to load_spec), copied with the limits.
+
+    The data goes through the same builder as a file, without recursion, so a mapping nested
+    10,000 deep, NaN, an unhashable key or an object that is not plain data gets a located
+    problem, never a RecursionError or a TypeError. Tuples count as lists.
+    """
+    builder = DocumentBuilder()
+    stack: list[Any] = [iter([data])]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            if stack:
+                builder.end()
+            continue
+        if isinstance(stack[-1], _MappingItems):
+            key, item = item
+            builder.scalar(key, None)
+        if isinstance(item, Mapping):
+            builder.start({}, None)
+            stack.append(_MappingItems(item))
+        elif isinstance(item, (list, tuple)):
+            builder.start([], None)
+            stack.append(iter(item))
+        elif isinstance(item, _PLAIN_SCALARS):
+            builder.scalar(item, None)
+        else:
+            raise builder.value_problem(
+                "must be plain data (text, a number, true/false, null, a list or a mapping), "
+                f"got {type(item).__name__}", None)
+    return builder.document()
+
+
+class _MappingItems:
+    """An iterator over a mapping's items that the walk can tell apart from a list's."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self._items = iter(list(mapping.items()))
+
+    def __iter__(self) -> "_MappingItems":
+        return self
+
+    def __next__(self) -> tuple[Any, Any]:
+        return next(self._items)
+
+
+_END = object()

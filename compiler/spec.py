@@ -52,7 +52,7 @@ def _layers_from_data(value: Any) -> Any:
         return value
     out = []
     for item in value:
-        if isinstance(item, dict) and item.get("type") in REGISTRY:
+        if isinstance(item, dict) and isinstance(item.get("type"), str) and item["type"] in REGISTRY:
             item = REGISTRY[item["type"]].model_validate(item)
         out.append(item)
     return out
