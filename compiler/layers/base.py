@@ -9,7 +9,7 @@ the parameter count from the input shape. Shapes here are the shape of ONE sampl
 import keyword
 import math
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
@@ -66,9 +66,12 @@ def _ints(minimum: int, allow: tuple[str, ...] = ()):
     return BeforeValidator(validate)
 
 
-Size = Annotated[int | list[int], _ints(1)]
-Padding = Annotated[int | list[int] | str, _ints(0, ("same", "valid"))]
-NonNegSize = Annotated[int | list[int], _ints(0)]
+# The before-validator gives the message; the bounds inside show in the JSON Schema too.
+_SizeInt = Annotated[int, Field(ge=1, le=MAX_SIZE)]
+_PadInt = Annotated[int, Field(ge=0, le=MAX_SIZE)]
+Size = Annotated[_SizeInt | list[_SizeInt], _ints(1)]
+Padding = Annotated[_PadInt | list[_PadInt] | Literal["same", "valid"], _ints(0, ("same", "valid"))]
+NonNegSize = Annotated[_PadInt | list[_PadInt], _ints(0)]
 
 
 class ShapeProblem(Exception):
