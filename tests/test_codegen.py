@@ -272,37 +272,26 @@ def test_check_passes_on_the_repository(tmp_path):
     assert "up to date" in result.stdout
 
 
-def test_check_fails_with_a_diff_after_a_spec_changes(tmp_path):
-    shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    shutil.copytree(
-        GENERATED, tmp_path / "generated", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    cache = tmp_path / "cache"
-    assert (
-        run_cli("codegen", "--check", cwd=tmp_path, cache=cache).returncode == 0
-    )  # warms the cache
-    spec = tmp_path / "specs" / "digits_cnn.yaml"
+def test_check_fails_with_a_diff_after_a_spec_changes(project, capsys):
+    assert main(["codegen", "--check"]) == 0  # also warms the cache
+    spec = project / "specs" / "digits_cnn.yaml"
     spec.write_text(spec.read_text().replace("linear: 64", "linear: 32"))
-    before = snapshot(tmp_path / "generated")
-    result = run_cli("codegen", "--check", cwd=tmp_path, cache=cache)
-    assert result.returncode == 1
-    assert "--- a/generated/digits_cnn.py" in result.stdout
-    assert (
-        "-        self.fc1 = nn.Linear(in_features=256, out_features=64, bias=True)"
-        in result.stdout
-    )
-    assert (
-        "+        self.fc1 = nn.Linear(in_features=256, out_features=32, bias=True)"
-        in result.stdout
-    )
-    assert "run `nnspec codegen`" in result.stderr
-    assert snapshot(tmp_path / "generated") == before  # --check writes nothing
-    result = run_cli("codegen", cwd=tmp_path, cache=cache)
-    assert result.returncode == 0 and "wrote generated/digits_cnn.py" in result.stdout
-    assert (
-        "wrote generated/mnist_cnn.py" not in result.stdout
-    )  # unchanged files stay untouched
-    assert run_cli("codegen", "--check", cwd=tmp_path, cache=cache).returncode == 0
+    before = snapshot(project / "generated")
+    capsys.readouterr()
+    assert main(["codegen", "--check"]) == 1
+    out, err = capsys.readouterr()
+    assert "--- a/generated/digits_cnn.py\n+++ b/generated/digits_cnn.py" in out
+    old = "-        self.fc1 = nn.Linear(in_features=256, out_features=64, bias=True)"
+    new = "+        self.fc1 = nn.Linear(in_features=256, out_features=32, bias=True)"
+    assert old in out and new in out
+    assert "mnist_cnn.py" not in out  # only the stale file is shown
+    assert "run `nnspec codegen`" in err
+    assert snapshot(project / "generated") == before  # --check writes nothing
+    assert main(["codegen"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote generated/digits_cnn.py" in out
+    assert "wrote generated/mnist_cnn.py" not in out  # unchanged files stay untouched
+    assert main(["codegen", "--check"]) == 0
 
 
 def test_check_catches_a_hand_edit_despite_a_warm_cache(project):
