@@ -252,8 +252,7 @@ def run_sweep(spec_path: str, varies: list[str], sets: list[str], out: Path, *,
     axes = [parse_vary(text) for text in varies]
     if not axes:
         raise UserError("nothing to vary: give at least one --vary PATH=V1,V2,...")
-    for text in sets:
-        parse_assignment(text)
+    load_spec_with_overrides(spec_path, sets)  # a missing file or a bad --set is not a variant's fault
     variants = expand_grid(axes)
     specs = variant_specs(spec_path, sets, variants)  # every variant valid before any training
     runs = [VariantRun(variant, spec) for variant, spec in zip(variants, specs)]

@@ -307,3 +307,12 @@ def test_cli_interrupted_sweep_exits_130_and_says_how_to_continue(tiny, tmp_path
     monkeypatch.setattr(runtime.train, "train_spec", FakeTrain())
     assert main(argv) == 0
     assert "[1/3] fc1.out_features=8: finished before, skipped" in capsys.readouterr().err
+
+
+def test_cli_bad_spec_file_or_set_is_not_blamed_on_a_variant(tiny, tmp_path, capsys):
+    vary = ["--vary", "layers.fc1.out_features=8,16", "--out", str(tmp_path / "sw")]
+    assert main(["sweep", str(tmp_path / "missing.yaml"), *vary]) == 2
+    assert f"{tmp_path / 'missing.yaml'}: no such file" in capsys.readouterr().err
+    assert main(["sweep", str(tiny), "--set", "training.epochs=0", *vary]) == 2
+    err = capsys.readouterr().err
+    assert "training.epochs" in err and "(set by --set training.epochs=0)" in err and "variant" not in err
