@@ -58,8 +58,10 @@ def parse_value(raw: str, text: str) -> Any:
         raise UserError(
             f"--set {text}: the value is not valid YAML ({problem}); quote text"
         ) from None
-    if isinstance(value, str) and _FLOAT.match(value.strip()):
-        value = float(value)
+    if isinstance(value, str) and _FLOAT.match(
+        raw.strip()
+    ):  # unquoted only: '1e3' stays text
+        value = float(raw)
     return value
 
 
