@@ -23,19 +23,17 @@ from torch import nn
 from compiler import Spec, build_sequential, spec_data, spec_digest
 from compiler.version import __version__
 
-from .checkpoint import (
-    FORMAT,
-    FORMAT_VERSION,
-    checkpoint_bytes,
-    read_checkpoint,
-    write_bytes_atomically,
-)
+from .checkpoint import read_checkpoint, write_bytes_atomically
 from .device import describe_device, resolve_device
 from .errors import UserError
 from .interrupt import catch_sigint
-from .loop import FitResult, TrainingState, fit
+from .loop import FitResult, fit
 from .metrics import write_metrics_csv
-from .rng import rng_state, seed_everything
+from .rng import seed_everything
+from .run_writer import (
+    RunWriter,
+    unwrapped,
+)  # noqa: F401 (RunWriter is used by benchmarks)
 from .spec_diff import spec_differences
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "summary.json", "curves.png")
@@ -77,8 +75,11 @@ def train_spec(
     best_weights = (
         read_best_weights(out, start_state) if start_state is not None else None
     )
-    writer = RunWriter(out, spec, form, data, training.task)
-    with catch_sigint(quiet) as interrupt:
+    # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
+    with (
+        catch_sigint(quiet) as interrupt,
+        RunWriter(out, spec, form, data, training.task) as writer,
+    ):
         result = fit(
             model,
             data,
@@ -132,6 +133,9 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
     if force and not resume:
         for name in previous:
             (out / name).unlink()
+    for name in RUN_FILES:  # temporary files of a run that was killed while writing
+        for stale in [*out.glob(f".{name}.*.tmp"), *out.glob(f"{name}.tmp")]:
+            stale.unlink(missing_ok=True)
 
 
 def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
@@ -203,62 +207,6 @@ def build_model(spec: Spec, form: str, spec_path, quiet: bool) -> nn.Module:
         if not quiet:
             print(f"nnspec train: warning: {warning.message}", file=sys.stderr)
     return model
-
-
-def unwrapped(model: nn.Module) -> nn.Module:
-    """Return the model inside a DistributedDataParallel wrapper (or the model itself)."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        return model.module
-    return model
-
-
-class RunWriter:
-    """Writes last.pt, best.pt and metrics.csv after every epoch (the `on_epoch_end` of fit)."""
-
-    def __init__(self, out: Path, spec: Spec, form: str, data, task: str) -> None:
-        self.out = out
-        self.task = task
-        self.fixed = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "nnspec_version": __version__,
-            "torch_version": str(torch.__version__),
-            "spec": spec_data(spec),
-            "spec_sha256": spec_digest(spec),
-            "form": form,
-            "task": task,
-            "input": list(spec.input),
-            "num_classes": data.num_classes,
-            "class_names": data.class_names,
-        }
-
-    def payload(self, state: TrainingState) -> dict[str, Any]:
-        """Return the checkpoint of the state after an epoch: plain containers and tensors."""
-        return {
-            **self.fixed,
-            "epoch": state.epoch,
-            "model": unwrapped(state.model).state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "scheduler": (
-                state.scheduler.state_dict() if state.scheduler is not None else None
-            ),
-            "early_stopping": state.stopper.state_dict(),
-            "rng": rng_state(),
-            "metrics": [dict(row) for row in state.history],
-        }
-
-    def epoch_end(self, state: TrainingState) -> None:
-        """Write last.pt, then best.pt when the epoch improved (one serialization for both)."""
-        data = checkpoint_bytes(self.payload(state))
-        try:
-            write_bytes_atomically(self.out / "last.pt", data)
-            if state.stopper.improved:
-                write_bytes_atomically(self.out / "best.pt", data)
-            write_metrics_csv(self.out / "metrics.csv", state.history, self.task)
-        except OSError as exc:
-            raise UserError(
-                f"cannot write in {self.out}: {exc.strerror or exc}"
-            ) from None
 
 
 def summary_data(
