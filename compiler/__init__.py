@@ -1,69 +1,48 @@
 """nnspec's compiler: spec files in, validated Specs, static shapes and counts, PyTorch out.
 
-Nothing here imports torch at import time; `build_sequential` imports it when called.
+Names are loaded on first use (PEP 562), so `import compiler.errors` or a CLI command that never
+loads a spec does not pay for pydantic and the layer models; nothing here imports torch until
+`build_sequential` is called.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, SpecError
-from .load import load_spec
-from .shapes import ResolvedLayer, iter_resolved
-from .spec import Spec, spec_data, spec_digest
 from .version import __version__
 
+_LAZY = {
+    "load_spec": "load",
+    "Spec": "spec",
+    "spec_data": "spec",
+    "spec_digest": "spec",
+    "ResolvedLayer": "shapes",
+    "resolved_layers": "api",
+    "count_params": "api",
+    "output_shape": "api",
+    "generate_source": "api",
+    "build_sequential": "api",
+}
+
 if TYPE_CHECKING:
-    import torch
+    from .api import build_sequential, count_params, generate_source, output_shape, resolved_layers
+    from .load import load_spec
+    from .shapes import ResolvedLayer
+    from .spec import Spec, spec_data, spec_digest
 
 
-def resolved_layers(spec: Spec) -> tuple[ResolvedLayer, ...]:
-    """Return every layer of a spec with its torch arguments, shapes and parameter count."""
-    if not spec._resolved:  # a Spec built directly, not through load_spec
-        problems: list[Problem] = []
-        resolved = tuple(iter_resolved(spec.layers, tuple(spec.input), spec.layer_lines, problems))
-        if problems:
-            raise SpecError(problems, spec.source)
-        spec._resolved = resolved
-    return spec._resolved
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'compiler' has no attribute {name!r}")
 
 
-def count_params(spec: Spec) -> int:
-    """Return the number of trainable parameters of the spec's model, computed without torch."""
-    return sum(layer.params for layer in resolved_layers(spec))
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
-def output_shape(spec: Spec) -> tuple[int, ...]:
-    """Return the shape of one output sample (no batch dimension)."""
-    return resolved_layers(spec)[-1].output_shape
-
-
-def generate_source(spec: Spec) -> str:
-    """Return the black-formatted source of a module holding the spec's nn.Module class."""
-    from .codegen import generate_source as generate
-
-    return generate(spec)
-
-
-def build_sequential(spec: Spec) -> "torch.nn.Sequential":
-    """Return the spec's model as an nn.Sequential whose children are named like the layers."""
-    from .build import build_sequential as build
-
-    return build(spec)
-
-
-__all__ = [
-    "Problem",
-    "ResolvedLayer",
-    "Spec",
-    "SpecError",
-    "__version__",
-    "build_sequential",
-    "generate_source",
-    "count_params",
-    "load_spec",
-    "output_shape",
-    "resolved_layers",
-    "spec_data",
-    "spec_digest",
-]
+__all__ = ["Problem", "SpecError", "__version__", *_LAZY]

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from compiler import SpecError
+from compiler.errors import SpecError
 from compiler.version import __version__
 
 from .errors import UserError
