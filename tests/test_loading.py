@@ -217,3 +217,27 @@ def test_read_data_copies_and_records_no_lines():
     doc = read_data(source)
     assert doc.data == source and doc.data is not source and doc.data["a"] is not source["a"]
     assert doc.line_of(("a", 1, "b")) is None
+
+
+def test_libyaml_and_pure_python_parsers_read_the_same(monkeypatch):
+    """readers.py uses libyaml when PyYAML has it; the pure-Python parser must give the same Document."""
+    import re
+
+    import yaml
+
+    import compiler.readers as readers
+
+    class PureLoader(yaml.SafeLoader):
+        pass
+
+    PureLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.yaml"))]
+    texts += [FOUR_FORMS_YAML, FOUR_FORMS_YAML.replace("\n", "\r\n")]
+    fast = [read_yaml(t) for t in texts]
+    monkeypatch.setattr(readers, "_SpecYamlLoader", PureLoader)
+    pure = [read_yaml(t) for t in texts]
+    assert [(d.data, d.lines) for d in fast] == [(d.data, d.lines) for d in pure]
