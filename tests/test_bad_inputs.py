@@ -79,7 +79,7 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     "kernel_larger_than_input.yaml": [(4, "layers[0].conv2d.kernel_size", "kernel_size 3 is larger than the padded input in H: 2 + 2*0 = 2")],
     "kernel_larger_after_pooling.json": [(7, "layers[2].conv2d.kernel_size", "kernel_size 3 is larger than the padded input")],
     "conv2d_on_1d.yaml": [(4, "layers[0]", "conv2d needs a 3-D input (C, H, W), but the shape reaching it is [64] (the spec's input)")],
-    "batchnorm2d_after_flatten.yaml": [(6, "layers[2]", "batchnorm2d needs a 3-D input (C, H, W), but the shape reaching it is [256] = 4\u00d78\u00d78 from layers[1] (flatten1)")],
+    "batchnorm2d_after_flatten.yaml": [(6, "layers[2]", "batchnorm2d needs a 3-D input (C, H, W), but the shape reaching it is [256] = 4\u00d78\u00d78 from layers[1] (flatten1); for this shape use batchnorm1d")],
     "in_features_mismatch.yaml": [(7, "layers[3].linear.in_features", "written as 100, but the shape reaching it is [256] = 16\u00d74\u00d74 from layers[2] (flatten1); remove it or write 256")],
     "in_channels_mismatch.json": [(5, "layers[0].conv2d.in_channels", "written as 1, but the shape reaching it is [3, 8, 8]")],
     "layernorm_shape_mismatch.json": [(5, "layers[0].layernorm.normalized_shape", "written as [5, 6], but the shape reaching it is [4, 6]")],

@@ -122,6 +122,7 @@ class LayerSpec(BaseModel):
             raise ShapeProblem(
                 f"{self.type_name} needs a {want} input {self.rank_hint}".rstrip()
                 + f", but the shape reaching it is {format_shape(shape)}{{origin}}"
+                + _sibling_hint(self.type_name, len(shape))
             )
 
     def infer(self, shape: Shape) -> dict[str, Any]:
@@ -155,6 +156,17 @@ class LayerSpec(BaseModel):
             )
         kwargs = {**self.arguments(), **inferred}
         return {k: normalize_value(v) for k, v in kwargs.items()}, out, self.count_params(shape)
+
+
+def _sibling_hint(type_name: str, rank: int) -> str:
+    """Return `; for this shape use batchnorm1d` when a sibling type (same stem) takes the rank."""
+    stem = re.sub(r"[123]d$", "", type_name)
+    fits = [
+        other for other, cls in REGISTRY.items()
+        if other != type_name and re.sub(r"[123]d$", "", other) == stem
+        and (cls.ranks is None or rank in cls.ranks)
+    ]
+    return f"; for this shape use {' or '.join(fits)}" if fits else ""
 
 
 def normalize_value(value: Any) -> Any:
