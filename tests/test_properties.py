@@ -377,3 +377,50 @@ def test_deeply_nested_mappings_are_refused_without_recursion(depth):
     with pytest.raises(SpecError) as caught:
         load_spec({"name": "Deep", "input": [4], "layers": [nested]})
     assert "nested more than 64 levels deep" in str(caught.value)
+
+
+# -- text-level fuzzing of the readers ------------------------------------------------------------
+
+SYNTAX = st.sampled_from(list("{}[],:-'\"#&*!|>%@`\t\n ") + ["\u2028", "\ufeff", "\x00", "\\", "1e999", "NaN",
+                                                               "!!python/object:os.system", "<<: ", "---\n"])
+
+
+@st.composite
+def damaged_text(draw) -> tuple[str, str]:
+    """Return (suffix, text): a valid spec written as YAML or JSON, then damaged in a few places."""
+    mapping = draw(st.sampled_from(SPEC_DOCUMENTS[:2]) | valid_specs())
+    suffix = draw(st.sampled_from([".yaml", ".json"]))
+    text = yaml.safe_dump(mapping, sort_keys=False) if suffix == ".yaml" else json.dumps(mapping, indent=2)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(text)))
+        if draw(st.booleans()):
+            text = text[:at] + draw(SYNTAX | st.text(max_size=3)) + text[at:]
+        else:
+            text = text[:at] + text[at + draw(st.integers(1, 8)):]
+    return suffix, text
+
+
+@settings(PROPERTY_SETTINGS, max_examples=150)
+@given(damaged_text())
+def test_damaged_files_raise_only_spec_errors_with_lines(tmp_path_factory, case):
+    suffix, text = case
+    path = tmp_path_factory.mktemp("damaged") / f"spec{suffix}"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.line is not None and problem.line >= 1, problem
+            assert problem.line <= text.count("\n") + 2, problem
+        assert all(line.startswith(f"{path}:") for line in str(exc).splitlines())
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(st.binary(max_size=200), st.sampled_from([".yaml", ".json"]))
+def test_random_bytes_raise_only_spec_errors(tmp_path_factory, raw, suffix):
+    path = tmp_path_factory.mktemp("bytes") / f"spec{suffix}"
+    path.write_bytes(raw)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert all(problem.line is not None for problem in caught.value.problems)
