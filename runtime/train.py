@@ -24,7 +24,7 @@ from compiler import Spec, build_sequential, spec_data, spec_digest
 from compiler.version import __version__
 
 from .checkpoint import read_checkpoint, write_bytes_atomically
-from .device import describe_device, resolve_device
+from .device import cpu_threads_for, describe_device, resolve_device
 from .errors import UserError
 from .interrupt import catch_sigint
 from .loop import FitResult, fit
@@ -68,15 +68,13 @@ def train_spec(
     from .data import load_data
 
     data = load_data(training, spec.input, training.task)
-    seed_everything(
-        training.seed
-    )  # right before the model, so both forms start from one init
+    # seeded right before the model, so both forms start from the same weights
+    seed_everything(training.seed)
     model = build_model(spec, form, spec_path, quiet)
-    best_weights = (
-        read_best_weights(out, start_state) if start_state is not None else None
-    )
+    best_weights = read_best_weights(out, start_state) if start_state else None
     # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
     with (
+        cpu_threads_for(spec, training.batch_size, torch_device),
         catch_sigint(quiet) as interrupt,
         RunWriter(out, spec, form, data, training.task) as writer,
     ):
@@ -91,18 +89,19 @@ def train_spec(
             interrupt=interrupt,
             quiet=quiet,
         )
-    summary = summary_data(
-        spec,
-        spec_path,
-        form,
-        data,
-        model,
-        torch_device,
-        result,
-        out,
-        start_state,
-        time.perf_counter() - started,
-    )
+        elapsed = time.perf_counter() - started
+        summary = summary_data(
+            spec,
+            spec_path,
+            form,
+            data,
+            model,
+            torch_device,
+            result,
+            out,
+            start_state,
+            elapsed,
+        )
     write_outputs(out, summary, result, training.task)
     return summary
 
