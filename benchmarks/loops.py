@@ -1,0 +1,230 @@
+"""The training loops that nnspec's runtime is compared with, each timed epoch by epoch.
+
+Every loop trains the model it is given on the same splits (DataSplits of CPU tensors), with the
+same batch size and optimizer, validates after every epoch, and returns the wall time of each
+epoch (training + validation + whatever the loop does between epochs).
+
+- `bare_loop`: what a careful user writes by hand: tensors in memory, batches by index, the
+  training loss summed on the device and read once per epoch, validation in large batches.
+- `dataloader_loop`: the course's loop: TensorDataset + DataLoader(shuffle=True), per-batch
+  `loss.item()` and accuracy `.item()` accumulation, validation through a DataLoader too.
+- `nnspec_loop`: `runtime.loop.fit` with everything `nnspec train` does each epoch (metrics,
+  early stopping, last.pt/best.pt/metrics.csv through `runtime.train.RunWriter`, progress bar).
+- `lightning_loop`: the same model in a LightningModule, when lightning is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+VALIDATION_CHUNK = 1024  # the bare loop validates in chunks this large (no gradients kept)
+
+
+def _optimizer(model, training):
+    from runtime.optim import build_optimizer
+
+    return build_optimizer(model, training.optimizer)
+
+
+def bare_loop(model, data, training, epochs: int) -> list[float]:
+    """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch)."""
+    optimizer = _optimizer(model, training)
+    x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    n, batch = len(x), training.batch_size
+    times = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n)
+        total = torch.zeros((), dtype=torch.float64)
+        for start in range(0, n, batch):
+            index = order[start:start + batch]
+            xb, yb = x[index], y[index]
+            loss = F.cross_entropy(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(index)
+        model.eval()
+        val_total = torch.zeros((), dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, len(x_val), VALIDATION_CHUNK):
+                xb, yb = x_val[start:start + VALIDATION_CHUNK], y_val[start:start + VALIDATION_CHUNK]
+                val_total += F.cross_entropy(model(xb), yb, reduction="sum")
+        _losses = torch.stack([total / n, val_total / len(x_val)]).tolist()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def dataloader_loop(model, data, training, epochs: int) -> list[float]:
+    """Return the epoch times of the course's DataLoader loop with per-batch `.item()` reads."""
+    optimizer = _optimizer(model, training)
+    batch = training.batch_size
+    train_loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch,
+                              shuffle=True)
+    val_loader = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=batch)
+    times = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        running_loss, correct, seen = 0.0, 0, 0
+        for xb, yb in train_loader:
+            optimizer.zero_grad()
+            output = model(xb)
+            loss = F.cross_entropy(output, yb)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * xb.size(0)
+            correct += (output.argmax(dim=1) == yb).sum().item()
+            seen += xb.size(0)
+        model.eval()
+        val_loss, val_correct, val_seen = 0.0, 0, 0
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                output = model(xb)
+                val_loss += F.cross_entropy(output, yb).item() * xb.size(0)
+                val_correct += (output.argmax(dim=1) == yb).sum().item()
+                val_seen += xb.size(0)
+        _summary = (running_loss / seen, correct / seen, val_loss / val_seen, val_correct / val_seen)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def nnspec_loop(model, data, training, epochs: int, *, spec, checkpoints: bool = True,
+                quiet: bool = True) -> list[float]:
+    """Return the epoch times of `runtime.loop.fit`, writing checkpoints as `nnspec train` does.
+
+    An epoch is timed from the end of one `on_epoch_end` to the end of the next, so it holds the
+    training, the validation, the early-stopping step, the progress bar and the checkpoint writes.
+    """
+    from runtime.loop import fit
+
+    training = training.model_copy(update={"epochs": epochs})
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="nnspec-bench-", ignore_cleanup_errors=True) as out:
+        writer = run_writer(Path(out), spec, data, training.task) if checkpoints else None
+
+        def on_epoch_end(state) -> None:
+            if writer is not None:
+                writer.epoch_end(state)
+            stamps.append(time.perf_counter())
+
+        started = time.perf_counter()
+        try:
+            with _stderr_to_devnull(not quiet):
+                fit(model, data, training, device=torch.device("cpu"), on_epoch_end=on_epoch_end,
+                    quiet=quiet)
+        finally:
+            if writer is not None and hasattr(writer, "close"):
+                writer.close()  # the last epoch's writes, as `nnspec train` waits for them
+        if stamps:
+            stamps[-1] = time.perf_counter()
+    return [b - a for a, b in zip([started, *stamps], stamps)]
+
+
+def run_writer(out: Path, spec, data, task: str):
+    """Return the runtime's RunWriter (what writes last.pt, best.pt and metrics.csv each epoch)."""
+    try:
+        from runtime.run_writer import RunWriter
+    except ImportError:  # before the writer had a module of its own
+        from runtime.train import RunWriter
+    return RunWriter(out, spec, "sequential", data, task)
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull(enabled: bool):
+    """Send the progress bar to /dev/null, so a run of `make bench` prints only its tables."""
+    if not enabled:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        yield
+
+
+def lightning_module():
+    """Return the lightning package (`lightning.pytorch` or `pytorch_lightning`), or None."""
+    try:
+        import lightning.pytorch as pl
+    except ImportError:
+        try:
+            import pytorch_lightning as pl
+        except ImportError:
+            return None
+    return pl
+
+
+def lightning_loop(model, data, training, epochs: int) -> list[float]:
+    """Return the epoch times of a plain Lightning Trainer (DataLoaders, logged loss/accuracy,
+    its default end-of-epoch checkpoint, no progress bar, no logger)."""
+    pl = lightning_module()
+    batch = training.batch_size
+
+    class Classifier(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch_data, _index):
+            xb, yb = batch_data
+            output = self.model(xb)
+            loss = F.cross_entropy(output, yb)
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            self.log("train_acc", (output.argmax(1) == yb).float().mean(), on_step=False,
+                     on_epoch=True)
+            return loss
+
+        def validation_step(self, batch_data, _index):
+            xb, yb = batch_data
+            output = self.model(xb)
+            self.log("val_loss", F.cross_entropy(output, yb))
+            self.log("val_acc", (output.argmax(1) == yb).float().mean())
+
+        def configure_optimizers(self):
+            return _optimizer(self.model, training)
+
+    stamps: list[float] = []
+
+    class EpochClock(pl.Callback):
+        def on_train_epoch_start(self, *_):
+            stamps.append(time.perf_counter())
+
+        def on_fit_end(self, *_):
+            stamps.append(time.perf_counter())
+
+    train_loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch,
+                              shuffle=True)
+    val_loader = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=batch)
+    with tempfile.TemporaryDirectory(prefix="nnspec-bench-pl-") as out:
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             num_sanity_val_steps=0, default_root_dir=out)
+        with _quiet_lightning():
+            trainer.fit(Classifier(), train_loader, val_loader)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Silence Lightning's banners and warnings about the number of DataLoader workers."""
+    import logging
+    import warnings
+
+    names = ["lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
