@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compiler import Spec, build_sequential, spec_data, spec_digest
+from compiler import Spec, build_sequential, count_params, spec_data, spec_digest
+from compiler.build import check_fits_in_memory
 from compiler.version import __version__
 
 from .checkpoint import read_checkpoint, write_bytes_atomically
@@ -60,6 +61,8 @@ def train_spec(
     if form not in FORMS:
         raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
     training = spec.training_or_default
+    # a model too large for this machine is refused before any folder, data or allocation
+    check_fits_in_memory(spec, count_params(spec))
     out = Path(out_dir)
     prepare_out_dir(out, resume=resume, force=force)
     start_state = read_resume_state(out, spec) if resume else None

@@ -154,3 +154,14 @@ def test_committed_generated_class_trains_like_the_sequential(tmp_path, capsys, 
             runs[form] = [line.rsplit(",", 1)[0] for line in f]  # all but `seconds`
     assert "warning" not in capsys.readouterr().err  # generated/digits_mlp.py is fresh
     assert runs["generated"] == runs["sequential"] and len(runs["sequential"]) == 3
+
+
+def test_a_model_too_large_for_memory_is_refused_before_anything(tmp_path, capsys):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(SPEC.replace("linear: 24", "linear: 1000000000"))
+    started = time.monotonic()
+    code = main(["train", str(spec), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 10
+    assert "parameters" in err and "more than the" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
