@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -84,14 +85,25 @@ def validate_document(doc: Document, source: str) -> Spec:
         problems.extend(problems_from_validation(exc, (), doc, top_level=True))
 
     input_ok = spec is not None or _valid_input(data.get("input"))
-    if layers is not None and input_ok and not any(p.path.startswith("layers") for p in problems):
-        resolved = list(iter_resolved(layers, tuple(data["input"]), lines, problems))
+    if layers is not None and input_ok:
+        # shapes are known up to the first layer with a problem of its own: check that far
+        valid = layers[: _first_layer_with_problems(problems, len(layers))]
+        resolved = list(iter_resolved(valid, tuple(data["input"]), lines, problems))
     if problems:
         raise SpecError(problems, source)
     spec._source = source
     spec._layer_lines = tuple(lines)
     spec._resolved = tuple(resolved)
     return spec
+
+
+def _first_layer_with_problems(problems: list[Problem], count: int) -> int:
+    """Return the index of the first layer that a problem names (`count` when none does)."""
+    indices = [int(m.group(1)) for p in problems if (m := _LAYER_INDEX.match(p.path))]
+    return min(indices, default=count)
+
+
+_LAYER_INDEX = re.compile(r"layers\[(\d+)\]")
 
 
 def _valid_input(value: Any) -> bool:

@@ -135,6 +135,10 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
                                 "nested more than 64 levels deep")],
     "nested_10000_deep.json": [(2, "layers[0][0][0][0][0]...[0] (64 levels)", "nested more than 64 levels deep")],
     # -- all problems at once ------------------------------------------------------------------------
+    "shape_error_before_unknown_type.yaml": [
+        (4, "layers[0].conv2d.kernel_size", "kernel_size 5 is larger than the padded input in H: 4 + 2*0 = 4"),
+        (6, "layers[2]", "unknown layer type 'conv9' (did you mean 'conv2d'?)"),
+    ],
     "five_mistakes.yaml": [
         (4, "layers[0].linear.out_featurs", "(did you mean 'out_features'?)"),
         (5, "layers[1]", "unknown layer type 'conv3d' (did you mean 'conv2d'?)"),
