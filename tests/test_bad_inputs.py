@@ -87,6 +87,7 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     "groups_do_not_divide.yaml": [(4, "layers[0].conv2d.groups", "groups=2 must divide in_channels (3) and out_channels (4)")],
     "padding_too_large_for_pool.yaml": [(4, "layers[0].maxpool2d.padding", "must be at most half of kernel_size 2")],
     "reflect_padding_too_large.yaml": [(4, "layers[0].conv2d.padding", "padding_mode 'reflect' needs padding less than the input size")],
+    "flatten_too_large.json": [(5, "layers[0]", "the output shape would be [2500000000]; sizes above 2,147,483,647")],
     "softmax_over_batch.yaml": [(5, "layers[1].softmax.dim", "dim 0 is the batch dimension")],
     # -- names -----------------------------------------------------------------------------------
     "invalid_name.yaml": [(4, "layers[0].linear.name", "a name must be an ASCII Python identifier")],

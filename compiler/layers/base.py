@@ -154,6 +154,11 @@ class LayerSpec(BaseModel):
             raise ShapeProblem(
                 f"the output shape would be {format_shape(out)}; every size must be positive"
             )
+        if any(d > MAX_SIZE for d in out):
+            raise ShapeProblem(
+                f"the output shape would be {format_shape(out)}; sizes above {MAX_SIZE:,} are "
+                "beyond any model that fits in memory"
+            )
         kwargs = {**self.arguments(), **inferred}
         return {k: normalize_value(v) for k, v in kwargs.items()}, out, self.count_params(shape)
 
