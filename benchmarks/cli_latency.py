@@ -35,34 +35,58 @@ def nnspec_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "runtime"]
 
 
-def wall_times(argv: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], int]:
+def wall_times(
+    argv: list[str], runs: int, env: dict[str, str]
+) -> tuple[list[float], int]:
     """Return the wall time of each of `runs` runs of `argv` and the exit code of the last."""
     times, code = [], 0
     for _ in range(runs):
         started = time.perf_counter()
-        done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, check=False)
+        done = subprocess.run(
+            argv,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         times.append(time.perf_counter() - started)
         code = done.returncode
         if code not in (0,):
-            raise RuntimeError(f"{' '.join(argv)} exited {code}: {done.stderr.strip()[:500]}")
+            raise RuntimeError(
+                f"{' '.join(argv)} exited {code}: {done.stderr.strip()[:500]}"
+            )
     return times, code
 
 
 def torch_modules_imported(args: list[str], env: dict[str, str]) -> int:
     """Return how many torch modules the CLI imported running `args` (0 is what we want)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     for line in done.stderr.splitlines():
         if line.startswith("TORCH-MODULES"):
             return int(line.split()[1])
-    raise RuntimeError(f"probe of nnspec {' '.join(args)} failed: {done.stderr.strip()[:500]}")
+    raise RuntimeError(
+        f"probe of nnspec {' '.join(args)} failed: {done.stderr.strip()[:500]}"
+    )
 
 
-def slowest_imports(args: list[str], env: dict[str, str], count: int = 5) -> list[tuple[str, float]]:
+def slowest_imports(
+    args: list[str], env: dict[str, str], count: int = 5
+) -> list[tuple[str, float]]:
     """Return the top-level packages whose import took longest (from `python -X importtime`)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", PROBE, *args], env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", PROBE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     totals: dict[str, float] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or line.count("|") != 2:
@@ -77,11 +101,15 @@ def slowest_imports(args: list[str], env: dict[str, str], count: int = 5) -> lis
 def run(quick: bool, progress) -> tuple[str, list]:
     """Time the two commands; return the markdown table and the targets it checks."""
     runs = 3 if quick else 7
-    specs = sorted(glob.glob("specs/*.yaml") + glob.glob("specs/*.yml") + glob.glob("specs/*.json"))
+    specs = sorted(
+        glob.glob("specs/*.yaml") + glob.glob("specs/*.yml") + glob.glob("specs/*.json")
+    )
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-cache-") as cache:
         env = {**os.environ, "NNSPEC_CACHE_DIR": cache}
         command = nnspec_command()
-        progress(f"cli: validate {len(specs)} specs, codegen --check ({runs} runs each)")
+        progress(
+            f"cli: validate {len(specs)} specs, codegen --check ({runs} runs each)"
+        )
         cases = [
             ("validate specs/*", ["validate", *specs], None),
             ("codegen --check (cold cache)", ["codegen", "--check"], 1),
@@ -95,19 +123,38 @@ def run(quick: bool, progress) -> tuple[str, list]:
             torch_count = torch_modules_imported(args, env) if args is not None else 0
             imports = slowest_imports(args, env) if args is not None else []
             results.append((label, median(times), min(times), torch_count, imports))
-    rows = [[label, f"{mid * 1000:.0f}", f"{best * 1000:.0f}",
-             "-" if label.startswith("python") else ("no" if count == 0 else f"YES ({count})"),
-             ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in imports)]
-            for label, mid, best, count, imports in results]
-    table = markdown_table(["command", "median ms", "min ms", "imports torch",
-                            "slowest imports (ms)"], rows)
+    rows = [
+        [
+            label,
+            f"{mid * 1000:.0f}",
+            f"{best * 1000:.0f}",
+            (
+                "-"
+                if label.startswith("python")
+                else ("no" if count == 0 else f"YES ({count})")
+            ),
+            ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in imports),
+        ]
+        for label, mid, best, count, imports in results
+    ]
+    table = markdown_table(
+        ["command", "median ms", "min ms", "imports torch", "slowest imports (ms)"],
+        rows,
+    )
     by_label = {label: (mid, count) for label, mid, _, count, _ in results}
     targets = [
         below("nnspec validate specs/* (s)", by_label["validate specs/*"][0], 0.3),
-        below("nnspec codegen --check (s, warm cache)",
-              by_label["codegen --check (warm cache)"][0], 0.5),
-        below("torch modules imported by validate + codegen --check",
-              by_label["validate specs/*"][1] + by_label["codegen --check (warm cache)"][1]
-              + by_label["codegen --check (cold cache)"][1], 1),
+        below(
+            "nnspec codegen --check (s, warm cache)",
+            by_label["codegen --check (warm cache)"][0],
+            0.5,
+        ),
+        below(
+            "torch modules imported by validate + codegen --check",
+            by_label["validate specs/*"][1]
+            + by_label["codegen --check (warm cache)"][1]
+            + by_label["codegen --check (cold cache)"][1],
+            1,
+        ),
     ]
     return table, targets

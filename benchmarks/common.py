@@ -39,9 +39,17 @@ def below(name: str, value: float, limit: float, note: str = "") -> Target:
     return Target(name, value, f"< {limit:g}", value < limit, note)
 
 
-def within(name: str, value: float, centre: float, tolerance: float, note: str = "") -> Target:
+def within(
+    name: str, value: float, centre: float, tolerance: float, note: str = ""
+) -> Target:
     """Return the target `|value - centre| <= tolerance` (a ratio within +-tolerance of centre)."""
-    return Target(name, value, f"{centre:g} +- {tolerance:g}", abs(value - centre) <= tolerance, note)
+    return Target(
+        name,
+        value,
+        f"{centre:g} +- {tolerance:g}",
+        abs(value - centre) <= tolerance + 1e-12,
+        note,
+    )
 
 
 def median(values: list[float]) -> float:
@@ -99,7 +107,9 @@ def machine_description() -> list[str]:
 
 def _cpu_model() -> str:
     try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False
+        ).stdout
     except OSError:
         return platform.processor() or "unknown CPU"
     for line in out.splitlines():

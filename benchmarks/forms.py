@@ -45,7 +45,9 @@ def compare(path: str, budget: float, min_pairs: int) -> dict:
     sequential.train()
     generated.train()
     batch_size = spec.training_or_default.batch_size
-    batch = torch.rand(batch_size, *spec.input, generator=torch.Generator().manual_seed(0))
+    batch = torch.rand(
+        batch_size, *spec.input, generator=torch.Generator().manual_seed(0)
+    )
     for _ in range(3):  # warm-up
         one = forward_backward_seconds(sequential, batch)
         forward_backward_seconds(generated, batch)
@@ -59,9 +61,14 @@ def compare(path: str, budget: float, min_pairs: int) -> dict:
             gen_times.append(forward_backward_seconds(generated, batch))
             seq_times.append(forward_backward_seconds(sequential, batch))
         ratios.append(gen_times[-1] / seq_times[-1])
-    return {"spec": path, "batch": batch_size, "steps": pairs,
-            "sequential": median(seq_times), "generated": median(gen_times),
-            "ratio": median(ratios)}
+    return {
+        "spec": path,
+        "batch": batch_size,
+        "steps": pairs,
+        "sequential": median(seq_times),
+        "generated": median(gen_times),
+        "ratio": median(ratios),
+    }
 
 
 def run(quick: bool, progress) -> tuple[str, list]:
@@ -72,10 +79,35 @@ def run(quick: bool, progress) -> tuple[str, list]:
     for path in paths:
         progress(f"forms: {path} (alternating steps, {budget:g} s)")
         results.append(compare(path, budget, min_pairs))
-    rows = [[r["spec"], str(r["batch"]), str(r["steps"]), f"{r['sequential'] * 1000:.3f}",
-             f"{r['generated'] * 1000:.3f}", f"{r['ratio']:.3f}"] for r in results]
-    table = markdown_table(["spec", "batch", "steps per form", "Sequential ms/step",
-                            "generated ms/step", "generated / Sequential"], rows)
-    targets = [within(f"{r['spec'].removeprefix('specs/')}: generated / Sequential", r["ratio"],
-                      1.0, 0.03) for r in results]
+    rows = [
+        [
+            r["spec"],
+            str(r["batch"]),
+            str(r["steps"]),
+            f"{r['sequential'] * 1000:.3f}",
+            f"{r['generated'] * 1000:.3f}",
+            f"{r['ratio']:.3f}",
+        ]
+        for r in results
+    ]
+    table = markdown_table(
+        [
+            "spec",
+            "batch",
+            "steps per form",
+            "Sequential ms/step",
+            "generated ms/step",
+            "generated / Sequential",
+        ],
+        rows,
+    )
+    targets = [
+        within(
+            f"{r['spec'].removeprefix('specs/')}: generated / Sequential",
+            r["ratio"],
+            1.0,
+            0.03,
+        )
+        for r in results
+    ]
     return table, targets

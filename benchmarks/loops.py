@@ -25,7 +25,10 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-VALIDATION_CHUNK = 1024  # the bare loop validates in chunks this large (no gradients kept)
+CPU = torch.device("cpu")
+VALIDATION_CHUNK = (
+    1024  # the bare loop validates in chunks this large (no gradients kept)
+)
 
 
 def _optimizer(model, training):
@@ -34,42 +37,62 @@ def _optimizer(model, training):
     return build_optimizer(model, training.optimizer)
 
 
-def bare_loop(model, data, training, epochs: int) -> list[float]:
-    """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch)."""
+def bare_loop(
+    model, data, training, epochs: int, *, device=CPU, autocast=None
+) -> list[float]:
+    """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch).
+
+    The data moves to `device` once, before the first epoch; `autocast` wraps forward and loss.
+    """
+    autocast = autocast or contextlib.nullcontext
+    model.to(device)
     optimizer = _optimizer(model, training)
-    x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     n, batch = len(x), training.batch_size
     times = []
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n)
-        total = torch.zeros((), dtype=torch.float64)
+        order = torch.randperm(n, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for start in range(0, n, batch):
-            index = order[start:start + batch]
+            index = order[start : start + batch]
             xb, yb = x[index], y[index]
-            loss = F.cross_entropy(model(xb), yb)
+            with autocast():
+                loss = F.cross_entropy(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach() * len(index)
         model.eval()
-        val_total = torch.zeros((), dtype=torch.float64)
+        val_total = torch.zeros((), dtype=torch.float64, device=device)
         with torch.inference_mode():
             for start in range(0, len(x_val), VALIDATION_CHUNK):
-                xb, yb = x_val[start:start + VALIDATION_CHUNK], y_val[start:start + VALIDATION_CHUNK]
-                val_total += F.cross_entropy(model(xb), yb, reduction="sum")
-        _losses = torch.stack([total / n, val_total / len(x_val)]).tolist()
+                xb, yb = (
+                    x_val[start : start + VALIDATION_CHUNK],
+                    y_val[start : start + VALIDATION_CHUNK],
+                )
+                with autocast():
+                    val_total += F.cross_entropy(model(xb), yb, reduction="sum")
+        _losses = torch.stack(
+            [total / n, val_total / len(x_val)]
+        ).tolist()  # the epoch's sync
         times.append(time.perf_counter() - started)
     return times
 
 
-def dataloader_loop(model, data, training, epochs: int) -> list[float]:
-    """Return the epoch times of the course's DataLoader loop with per-batch `.item()` reads."""
+def dataloader_loop(model, data, training, epochs: int, *, device=CPU) -> list[float]:
+    """Return the epoch times of the course's DataLoader loop with per-batch `.item()` reads.
+
+    The data stays on the CPU and each batch moves to `device`, as the course does on a GPU.
+    """
+    model.to(device)
     optimizer = _optimizer(model, training)
     batch = training.batch_size
-    train_loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch,
-                              shuffle=True)
+    train_loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True
+    )
     val_loader = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=batch)
     times = []
     for _ in range(epochs):
@@ -77,6 +100,7 @@ def dataloader_loop(model, data, training, epochs: int) -> list[float]:
         model.train()
         running_loss, correct, seen = 0.0, 0, 0
         for xb, yb in train_loader:
+            xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad()
             output = model(xb)
             loss = F.cross_entropy(output, yb)
@@ -89,17 +113,33 @@ def dataloader_loop(model, data, training, epochs: int) -> list[float]:
         val_loss, val_correct, val_seen = 0.0, 0, 0
         with torch.no_grad():
             for xb, yb in val_loader:
+                xb, yb = xb.to(device), yb.to(device)
                 output = model(xb)
                 val_loss += F.cross_entropy(output, yb).item() * xb.size(0)
                 val_correct += (output.argmax(dim=1) == yb).sum().item()
                 val_seen += xb.size(0)
-        _summary = (running_loss / seen, correct / seen, val_loss / val_seen, val_correct / val_seen)
+        _summary = (
+            running_loss / seen,
+            correct / seen,
+            val_loss / val_seen,
+            val_correct / val_seen,
+        )
         times.append(time.perf_counter() - started)
     return times
 
 
-def nnspec_loop(model, data, training, epochs: int, *, spec, checkpoints: bool = True,
-                quiet: bool = True) -> list[float]:
+def nnspec_loop(
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    spec,
+    checkpoints: bool = True,
+    quiet: bool = True,
+    device=CPU,
+    amp: bool = False,
+) -> list[float]:
     """Return the epoch times of `runtime.loop.fit`, writing checkpoints as `nnspec train` does.
 
     An epoch is timed from the end of one `on_epoch_end` to the end of the next, so it holds the
@@ -107,10 +147,14 @@ def nnspec_loop(model, data, training, epochs: int, *, spec, checkpoints: bool =
     """
     from runtime.loop import fit
 
-    training = training.model_copy(update={"epochs": epochs})
+    training = training.model_copy(update={"epochs": epochs, "amp": amp})
     stamps: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="nnspec-bench-", ignore_cleanup_errors=True) as out:
-        writer = run_writer(Path(out), spec, data, training.task) if checkpoints else None
+    with tempfile.TemporaryDirectory(
+        prefix="nnspec-bench-", ignore_cleanup_errors=True
+    ) as out:
+        writer = (
+            run_writer(Path(out), spec, data, training.task) if checkpoints else None
+        )
 
         def on_epoch_end(state) -> None:
             if writer is not None:
@@ -120,8 +164,14 @@ def nnspec_loop(model, data, training, epochs: int, *, spec, checkpoints: bool =
         started = time.perf_counter()
         try:
             with _stderr_to_devnull(not quiet):
-                fit(model, data, training, device=torch.device("cpu"), on_epoch_end=on_epoch_end,
-                    quiet=quiet)
+                fit(
+                    model,
+                    data,
+                    training,
+                    device=device,
+                    on_epoch_end=on_epoch_end,
+                    quiet=quiet,
+                )
         finally:
             if writer is not None and hasattr(writer, "close"):
                 writer.close()  # the last epoch's writes, as `nnspec train` waits for them
@@ -177,8 +227,12 @@ def lightning_loop(model, data, training, epochs: int) -> list[float]:
             output = self.model(xb)
             loss = F.cross_entropy(output, yb)
             self.log("train_loss", loss, on_step=False, on_epoch=True)
-            self.log("train_acc", (output.argmax(1) == yb).float().mean(), on_step=False,
-                     on_epoch=True)
+            self.log(
+                "train_acc",
+                (output.argmax(1) == yb).float().mean(),
+                on_step=False,
+                on_epoch=True,
+            )
             return loss
 
         def validation_step(self, batch_data, _index):
@@ -199,14 +253,23 @@ def lightning_loop(model, data, training, epochs: int) -> list[float]:
         def on_fit_end(self, *_):
             stamps.append(time.perf_counter())
 
-    train_loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch,
-                              shuffle=True)
+    train_loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True
+    )
     val_loader = DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=batch)
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-pl-") as out:
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
-                             enable_progress_bar=False, enable_model_summary=False,
-                             num_sanity_val_steps=0, default_root_dir=out)
         with _quiet_lightning():
+            trainer = pl.Trainer(
+                max_epochs=epochs,
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                default_root_dir=out,
+                callbacks=[EpochClock()],
+            )
             trainer.fit(Classifier(), train_loader, val_loader)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 

@@ -33,27 +33,52 @@ DEFAULT_OUTPUT = HERE / "results.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", metavar="LIST", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds and a 12k-sample synthetic set: a quick look, noisier")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads for every loop (default: nproc = %(default)s)")
-    parser.add_argument("--output", metavar="FILE", default=None,
-                        help="markdown file to write (default: benchmarks/results.md for a full "
-                             "run; nothing for --quick or --only)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--only",
+        metavar="LIST",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer rounds and a 12k-sample synthetic set: a quick look, noisier",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads for every loop (default: nproc = %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="markdown file to write (default: benchmarks/results.md for a full "
+        "run; nothing for --quick or --only)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target fails"
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown or not chosen:
-        parser.error(f"--only takes sections from {', '.join(SECTIONS)}; got {args.only!r}")
+        parser.error(
+            f"--only takes sections from {', '.join(SECTIONS)}; got {args.only!r}"
+        )
     if args.threads < 1:
         parser.error(f"--threads must be at least 1; got {args.threads}")
     args.sections = [name for name in SECTIONS if name in chosen]
     full = set(args.sections) == set(SECTIONS) and not args.quick
-    args.output = Path(args.output).resolve() if args.output else (DEFAULT_OUTPUT if full else None)
+    args.output = (
+        Path(args.output).resolve()
+        if args.output
+        else (DEFAULT_OUTPUT if full else None)
+    )
     return args
 
 
@@ -71,7 +96,9 @@ def progress(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.chdir(ROOT)  # specs, generated/ and data paths are relative to the repository root
+    os.chdir(
+        ROOT
+    )  # specs, generated/ and data paths are relative to the repository root
     import torch
 
     from common import machine_description, targets_table
@@ -80,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > (os.cpu_count() or 1) * 0.75:
-        progress(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other work is "
-                 "running, so times are noisy (ratios from interleaved runs still hold best)")
+        progress(
+            f"warning: load average {load:.2f} on {os.cpu_count()} CPUs; other work is "
+            "running, so times are noisy (ratios from interleaved runs still hold best)"
+        )
     parts, targets = [], []
     for name in args.sections:
         table, checked = section_module(name).run(args.quick, progress)
@@ -90,27 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## {SECTIONS[name]}\n\n{table}", flush=True)
     elapsed = time.perf_counter() - started
     summary = targets_table(targets) if targets else "(no targets in these sections)"
-    print(f"\n## Targets\n\n{summary}\n\n{len(targets)} targets: "
-          f"{sum(t.passed for t in targets)} PASS, {sum(not t.passed for t in targets)} FAIL "
-          f"({elapsed:.0f} s)")
+    print(
+        f"\n## Targets\n\n{summary}\n\n{len(targets)} targets: "
+        f"{sum(t.passed for t in targets)} PASS, {sum(not t.passed for t in targets)} FAIL "
+        f"({elapsed:.0f} s)"
+    )
     if args.output is not None:
-        command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = "\n".join([
-            "# nnspec benchmarks",
-            "",
-            f"Written by `{command.strip()}` on {datetime.date.today().isoformat()} in "
-            f"{elapsed:.0f} s. Reproduce with `make bench`; see docs/performance.md.",
-            "",
-            "## Machine",
-            "",
-            *machine_description(),
-            "",
-            "## Targets",
-            "",
-            summary,
-            "",
-            *parts,
-        ])
+        command = "python benchmarks/run.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        text = "\n".join(
+            [
+                "# nnspec benchmarks",
+                "",
+                f"Written by `{command.strip()}` on {datetime.date.today().isoformat()} in "
+                f"{elapsed:.0f} s. Reproduce with `make bench`; see docs/performance.md.",
+                "",
+                "## Machine",
+                "",
+                *machine_description(),
+                "",
+                "## Targets",
+                "",
+                summary,
+                "",
+                *parts,
+            ]
+        )
         args.output.write_text(text, encoding="utf-8")
         progress(f"wrote {args.output}")
     return 1 if args.strict and not all(t.passed for t in targets) else 0

@@ -48,7 +48,9 @@ def infer_shapes(spec) -> int:
     from compiler.shapes import iter_resolved
 
     problems: list[Problem] = []
-    resolved = list(iter_resolved(spec.layers, tuple(spec.input), spec.layer_lines, problems))
+    resolved = list(
+        iter_resolved(spec.layers, tuple(spec.input), spec.layer_lines, problems)
+    )
     if problems:
         raise AssertionError(f"the generated spec has problems: {problems[:3]}")
     return len(resolved)
@@ -62,21 +64,29 @@ def measure(sizes: tuple[int, ...], repeats: int) -> list[dict]:
     """
     from compiler import load_spec
 
-    results = {size: {"layers": size, "load": float("inf"), "shapes": float("inf")}
-                for size in sizes}
+    results = {
+        size: {"layers": size, "load": float("inf"), "shapes": float("inf")}
+        for size in sizes
+    }
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-scale-") as folder:
         paths, specs = {}, {}
         for size in sizes:
             paths[size] = Path(folder) / f"long_{size}.yaml"
             paths[size].write_text(long_spec_text(size), encoding="utf-8")
-            specs[size] = load_spec(paths[size])  # warm-up, and the spec to infer shapes of
+            specs[size] = load_spec(
+                paths[size]
+            )  # warm-up, and the spec to infer shapes of
             if len(specs[size].layers) != size or infer_shapes(specs[size]) != size:
                 raise AssertionError(f"expected {size} layers")
         for _ in range(repeats):
             for size in sizes:
                 row = results[size]
-                row["load"] = min(row["load"], best_seconds(lambda: load_spec(paths[size]), 1))
-                row["shapes"] = min(row["shapes"], best_seconds(lambda: infer_shapes(specs[size]), 1))
+                row["load"] = min(
+                    row["load"], best_seconds(lambda: load_spec(paths[size]), 1)
+                )
+                row["shapes"] = min(
+                    row["shapes"], best_seconds(lambda: infer_shapes(specs[size]), 1)
+                )
         results[2000]["cli"] = cli_seconds(paths[2000]) if 2000 in results else None
     return [results[size] for size in sizes]
 
@@ -91,8 +101,11 @@ def cli_seconds(path: Path, runs: int = 3) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([*nnspec_command(), "validate", str(path)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*nnspec_command(), "validate", str(path)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -103,23 +116,49 @@ def run(quick: bool, progress) -> tuple[str, list]:
     progress(f"scale: specs of {', '.join(map(str, SIZES))} layers (best of {repeats})")
     results = measure(SIZES, repeats)
     sizes = [r["layers"] for r in results]
-    rows = [[str(r["layers"]), f"{r['load'] * 1000:.1f}", f"{r['load'] / r['layers'] * 1e6:.1f}",
-             f"{r['shapes'] * 1000:.2f}", f"{r['shapes'] / r['layers'] * 1e6:.2f}"] for r in results]
-    table = markdown_table(["layers", "load_spec ms", "load_spec us/layer", "shape inference ms",
-                            "shapes us/layer"], rows)
+    rows = [
+        [
+            str(r["layers"]),
+            f"{r['load'] * 1000:.1f}",
+            f"{r['load'] / r['layers'] * 1e6:.1f}",
+            f"{r['shapes'] * 1000:.2f}",
+            f"{r['shapes'] / r['layers'] * 1e6:.2f}",
+        ]
+        for r in results
+    ]
+    table = markdown_table(
+        [
+            "layers",
+            "load_spec ms",
+            "load_spec us/layer",
+            "shape inference ms",
+            "shapes us/layer",
+        ],
+        rows,
+    )
     notes = []
     targets = []
     for key, label in (("load", "load_spec"), ("shapes", "shape inference")):
         seconds = [r[key] for r in results]
         intercept, slope, r2 = fit_line(sizes, seconds)
         growth = (seconds[-1] / sizes[-1]) / (seconds[0] / sizes[0])
-        notes.append(f"- {label}: {slope * 1e6:.2f} us per layer + {intercept * 1000:.2f} ms "
-                     f"(least squares, R^2 = {r2:.4f}); per-layer time at {sizes[-1]} layers / at "
-                     f"{sizes[0]} layers = {growth:.2f}")
-        targets.append(at_most(f"{label}: per-layer time {sizes[-1]} / {sizes[0]} layers", growth,
-                               LINEARITY_LIMIT, f"R^2 {r2:.4f}"))
+        notes.append(
+            f"- {label}: {slope * 1e6:.2f} us per layer + {intercept * 1000:.2f} ms "
+            f"(least squares, R^2 = {r2:.4f}); per-layer time at {sizes[-1]} layers / at "
+            f"{sizes[0]} layers = {growth:.2f}"
+        )
+        targets.append(
+            at_most(
+                f"{label}: per-layer time {sizes[-1]} / {sizes[0]} layers",
+                growth,
+                LINEARITY_LIMIT,
+                f"R^2 {r2:.4f}",
+            )
+        )
     at_2000 = next(r for r in results if r["layers"] == 2000)
-    notes.append(f"- a 2,000-layer spec: load_spec {at_2000['load'] * 1000:.0f} ms, shape inference "
-                 f"{at_2000['shapes'] * 1000:.1f} ms, `nnspec validate` as a new process "
-                 f"{at_2000['cli'] * 1000:.0f} ms (median of 3)")
+    notes.append(
+        f"- a 2,000-layer spec: load_spec {at_2000['load'] * 1000:.0f} ms, shape inference "
+        f"{at_2000['shapes'] * 1000:.1f} ms, `nnspec validate` as a new process "
+        f"{at_2000['cli'] * 1000:.0f} ms (median of 3)"
+    )
     return table + "\n\n" + "\n".join(notes), targets

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 import torch
 
 from common import at_most, markdown_table, median
-from loops import bare_loop, dataloader_loop, lightning_loop, lightning_module, nnspec_loop
+from loops import (
+    bare_loop,
+    dataloader_loop,
+    lightning_loop,
+    lightning_module,
+    nnspec_loop,
+)
 
 SYNTHETIC_SPEC = {
     "spec_version": 1,
@@ -38,8 +44,10 @@ Median wall time of an epoch (training + validation + whatever the loop does bet
 first epoch of each round dropped, loops interleaved round by round; in brackets the ratio to
 the bare loop. bare: tensors in memory, batches by index, loss summed on the device.
 nnspec: `runtime.loop.fit` with `nnspec train`'s RunWriter (last.pt, best.pt, metrics.csv every
-epoch) and early stopping as in the spec, quiet. nnspec+bar: the same with the progress bar (to
-/dev/null). fit only: `fit` without the checkpoint writer. DataLoader: the course's loop
+epoch) and early stopping as in the spec, quiet, at the benchmark's thread count like every other
+loop. nnspec+bar: the same with the progress bar (to /dev/null). fit only: `fit` without the
+checkpoint writer. nnspec, own threads: as nnspec, with the thread count that `nnspec train`
+chooses for the model (`runtime.device.cpu_threads_for`: one thread for small models). DataLoader: the course's loop
 (TensorDataset + DataLoader(shuffle=True), per-batch loss.item() and accuracy .item(), validation
 through a DataLoader). Lightning: a LightningModule with logged loss/accuracy and Trainer defaults
 (end-of-epoch checkpoint), no progress bar or logger; shown only when lightning is installed."""
@@ -79,13 +87,37 @@ def loops(spec, include_variants: bool) -> dict[str, Callable]:
         "nnspec": lambda m, d, t, e: nnspec_loop(m, d, t, e, spec=spec),
     }
     if include_variants:
-        chosen["nnspec+bar"] = lambda m, d, t, e: nnspec_loop(m, d, t, e, spec=spec, quiet=False)
-        chosen["fit only"] = lambda m, d, t, e: nnspec_loop(m, d, t, e, spec=spec,
-                                                            checkpoints=False)
+        chosen["nnspec+bar"] = lambda m, d, t, e: nnspec_loop(
+            m, d, t, e, spec=spec, quiet=False
+        )
+        chosen["fit only"] = lambda m, d, t, e: nnspec_loop(
+            m, d, t, e, spec=spec, checkpoints=False
+        )
+    policy = thread_policy()
+    if policy is not None:
+        chosen["nnspec, own threads"] = lambda m, d, t, e: _with(
+            policy(spec, t.batch_size, torch.device("cpu")),
+            lambda: nnspec_loop(m, d, t, e, spec=spec),
+        )
     chosen["DataLoader"] = dataloader_loop
     if lightning_module() is not None:
         chosen["Lightning"] = lightning_loop
     return chosen
+
+
+def thread_policy():
+    """Return the runtime's `cpu_threads_for(spec, batch_size, device)` (how many threads
+    `nnspec train` gives a model), or None in a runtime without one."""
+    try:
+        from runtime.device import cpu_threads_for
+    except ImportError:
+        return None
+    return cpu_threads_for
+
+
+def _with(context, action):
+    with context:
+        return action()
 
 
 def time_workload(workload: Workload, include_variants: bool) -> Row:
@@ -114,7 +146,9 @@ def digits_workload(path: str, quick: bool) -> Workload:
     spec = load_spec(path)
     training = spec.training_or_default
     data = load_data(training, spec.input, training.task)
-    return Workload(path, spec, data, rounds=3 if quick else 8, epochs=4 if quick else 7)
+    return Workload(
+        path, spec, data, rounds=3 if quick else 8, epochs=4 if quick else 7
+    )
 
 
 def synthetic_workload(quick: bool) -> Workload:
@@ -127,8 +161,17 @@ def synthetic_workload(quick: bool) -> Workload:
     n_train, n_val = (12_000, 2_000) if quick else (60_000, 10_000)
     x = torch.rand(n_train + n_val, 784, generator=generator)
     y = torch.randint(0, 10, (n_train + n_val,), generator=generator)
-    data = DataSplits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], None, None, 10, None,
-                      f"synthetic: {n_train} train, {n_val} val")
+    data = DataSplits(
+        x[:n_train],
+        y[:n_train],
+        x[n_train:],
+        y[n_train:],
+        None,
+        None,
+        10,
+        None,
+        f"synthetic: {n_train} train, {n_val} val",
+    )
     name = f"synthetic {n_train // 1000}k x 784 (MLP 784-256-256-10)"
     return Workload(name, spec, data, rounds=2, epochs=3 if quick else 4)
 
@@ -136,11 +179,15 @@ def synthetic_workload(quick: bool) -> Workload:
 def run(quick: bool, progress: Callable[[str], None]) -> tuple[str, list]:
     """Time every workload; return the markdown table and the targets it checks."""
     rows = []
-    for make, variants in ((lambda: digits_workload("specs/digits_mlp.yaml", quick), True),
-                           (lambda: digits_workload("specs/digits_cnn.yaml", quick), True),
-                           (lambda: synthetic_workload(quick), False)):
+    for make, variants in (
+        (lambda: digits_workload("specs/digits_mlp.yaml", quick), True),
+        (lambda: digits_workload("specs/digits_cnn.yaml", quick), True),
+        (lambda: synthetic_workload(quick), False),
+    ):
         workload = make()
-        progress(f"training: {workload.name} ({workload.rounds} rounds x {workload.epochs} epochs)")
+        progress(
+            f"training: {workload.name} ({workload.rounds} rounds x {workload.epochs} epochs)"
+        )
         rows.append(time_workload(workload, variants))
     return table(rows) + "\n\n" + LEGEND, targets(rows)
 
@@ -150,11 +197,16 @@ def table(rows: list[Row]) -> str:
     columns = []
     for row in rows:
         columns += [name for name in row.times if name not in columns]
-    header = ["workload", "batch", "epochs timed"] + [f"{name} ms (x bare)" for name in columns]
+    header = ["workload", "batch", "epochs timed"] + [
+        f"{name} ms (x bare)" for name in columns
+    ]
     lines = []
     for row in rows:
-        cells = [row.workload.name, str(row.workload.spec.training_or_default.batch_size),
-                 str(len(row.times["bare"]))]
+        cells = [
+            row.workload.name,
+            str(row.workload.spec.training_or_default.batch_size),
+            str(len(row.times["bare"])),
+        ]
         for name in columns:
             if name not in row.times:
                 cells.append("-")
@@ -174,6 +226,9 @@ def targets(rows: list[Row]) -> list:
             continue
         name = row.workload.name.removeprefix("specs/")
         checked.append(at_most(f"{name}: nnspec / bare", row.ratio("nnspec"), 1.05))
-        checked.append(at_most(f"{name}: nnspec / DataLoader", row.ratio("nnspec", "DataLoader"),
-                               0.85))
+        checked.append(
+            at_most(
+                f"{name}: nnspec / DataLoader", row.ratio("nnspec", "DataLoader"), 0.85
+            )
+        )
     return checked
