@@ -57,10 +57,10 @@ def write_complexity_plot(path: str | os.PathLike, points: list[Point], best: in
     _draw_curves(axes, points, xs, best, by_size)
     if best is not None:
         _mark_best(axes, points, xs, best, by_size)
-    axes.set_ylabel(error_label)
+    axes.set_ylabel(error_label + _scale_y(axes, points))
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize="small", loc="upper center")
+    axes.legend(fontsize="small", loc="best")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     write_bytes_atomically(path, buffer.getvalue())
@@ -85,6 +85,25 @@ def _draw_curves(axes, points: list[Point], xs: list[float], best: int | None, b
               label="training error", zorder=3)
     axes.plot([xs[i] for i in order], [val[i] for i in order], "-o", color="tab:orange",
               label="validation error", zorder=3)
+
+
+def _scale_y(axes, points: list[Point]) -> str:
+    """Return a label suffix; errors spanning decades get a symmetric-log axis.
+
+    The small errors of the good models are what the choice is about; on a linear axis the
+    underfit models squash them flat. symlog stays linear near 0, so an error of 0 still shows.
+    """
+    values = [v for p in points for v in (p.train_error, p.val_error) if v is not None and math.isfinite(v)]
+    positive = [v for v in values if v > 0]
+    if not positive or max(positive) / min(positive) < 20:
+        return ""
+    from matplotlib.ticker import FuncFormatter
+
+    linear_below = 10 ** math.floor(math.log10(min(positive)))
+    axes.set_yscale("symlog", linthresh=linear_below, linscale=0.5)
+    axes.set_ylim(0, max(positive) * 3)  # headroom for the legend
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    return " (log scale)"
 
 
 def _better(value: float, other: float) -> bool:

@@ -149,11 +149,18 @@ def variant_specs(spec_path: str, sets: list[str], variants: list[Variant]) -> l
         try:
             specs.append(load_spec_with_overrides(spec_path, list(sets) + list(variant.assignments)))
         except SpecError as exc:
-            raise UserError(f"variant {variant.label} makes an invalid spec (its values are applied as "
-                            f"--set):\n{exc}") from None
+            raise UserError(f"variant {variant.label} makes an invalid spec:\n"
+                            f"{_as_vary(str(exc), variant)}") from None
         except UserError as exc:
-            raise UserError(f"variant {variant.label}: {exc}") from None
+            raise UserError(f"variant {variant.label}: {_as_vary(str(exc), variant)}") from None
     return specs
+
+
+def _as_vary(message: str, variant: Variant) -> str:
+    """Return an overrides message with `--set PATH=V` said as `--vary PATH=V` for the variant's values."""
+    for assignment in variant.assignments:
+        message = message.replace(f"--set {assignment}", f"--vary {assignment}")
+    return message
 
 
 @dataclass

@@ -99,7 +99,8 @@ def test_variant_specs_apply_set_then_vary_and_name_invalid_variants(tiny):
     with pytest.raises(UserError, match=r"variant fc1.out_features=0 makes an invalid spec") as caught:
         variant_specs(str(tiny), [], expand_grid([parse_vary("layers.fc1.out_features=8,0")]))
     assert "layers[1].linear.out_features" in str(caught.value)
-    with pytest.raises(UserError, match=r"variant fc9.out_features=8: .*no layer is named 'fc9'"):
+    assert "(set by --vary layers.fc1.out_features=0)" in str(caught.value)
+    with pytest.raises(UserError, match=r"variant fc9.out_features=8: --vary layers.fc9.out_features=8: no layer is named 'fc9'"):
         variant_specs(str(tiny), [], expand_grid([parse_vary("layers.fc9.out_features=8")]))
     with pytest.raises(UserError, match=r"variant optimizer.lrr=0.1 makes an invalid spec"):
         variant_specs(str(tiny), [], expand_grid([parse_vary("training.optimizer.lrr=0.1")]))
@@ -316,3 +317,34 @@ def test_cli_bad_spec_file_or_set_is_not_blamed_on_a_variant(tiny, tmp_path, cap
     assert main(["sweep", str(tiny), "--set", "training.epochs=0", *vary]) == 2
     err = capsys.readouterr().err
     assert "training.epochs" in err and "(set by --set training.epochs=0)" in err and "variant" not in err
+
+
+def test_docs_examples_are_valid_sweeps_and_the_errors_are_real():
+    """Every `nnspec sweep` command in docs/sweep.md parses and makes valid variants, unless the
+    doc shows it failing, and then it fails with the message shown."""
+    import shlex
+
+    from runtime.cli import build_parser
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "sweep.md").read_text().replace("\\\n", " ")
+    assert (root / "docs" / "sweep_digits_mlp.png").read_bytes().startswith(PNG)
+    assert "](sweep_digits_mlp.png)" in text
+    lines = text.splitlines()
+    checked = 0
+    for number, line in enumerate(lines):
+        command = line.removeprefix("$ ").strip()
+        if not command.startswith("nnspec sweep "):
+            continue
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        try:
+            variants = expand_grid([parse_vary(v) for v in args.vary])
+            variant_specs(str(root / args.spec), args.assignments, variants)
+        except UserError as exc:
+            assert following.startswith("nnspec sweep: error: "), f"{command}: {exc}"
+            assert str(exc).splitlines()[0] == following.removeprefix("nnspec sweep: error: ")
+        else:
+            assert not following.startswith("nnspec sweep: error"), command
+        checked += 1
+    assert checked >= 6
