@@ -25,9 +25,8 @@ from .optim import build_optimizer, build_scheduler, penalized_weights, weight_p
 from .progress import EpochProgress
 from .rng import epoch_generator, set_rng_state
 
-EVAL_BATCH = (
-    1024  # validation runs in batches at least this large (no gradients to keep)
-)
+# validation runs in batches at least this large (no gradients to keep)
+EVAL_BATCH = 1024
 
 
 @dataclass
@@ -65,6 +64,23 @@ class FitResult:
 EpochHook = Callable[[TrainingState], None]
 
 
+@dataclass
+class _Epochs:
+    """What every epoch uses and nothing changes: tensors on the device, task, settings."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    task: TaskMetrics
+    training: object  # TrainingConfig
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    autocast: object
+    penalty: Callable[[], Tensor] | None
+    interrupt: InterruptFlag | None
+
+
 def fit(
     model: nn.Module,
     data,
@@ -82,105 +98,40 @@ def fit(
     `on_epoch_end(state)` runs after every finished epoch with finite losses (checkpoints go
     there; `state.stopper.improved` says whether it is the best so far). `start_state` is a
     checkpoint payload to continue from, and `best_weights` the best epoch's weights before it.
+    The model is left with the best epoch's weights when `restore_best` is on.
     """
-    task = TaskMetrics(training.task)
     stopper = EarlyStopping.from_config(training.early_stopping)
-    if task.task == "regression" and stopper.monitor == "val_accuracy":
-        raise UserError(
-            "early_stopping.monitor val_accuracy has no meaning for task regression; "
-            "use val_loss or train_loss"
-        )
+    run = _prepare(model, data, training, device, stopper, interrupt)
+    state = TrainingState(model, run.optimizer, None, stopper)
+    state.scheduler = build_scheduler(
+        run.optimizer, training.scheduler, training.epochs, stopper.mode
+    )
+    if start_state is not None:
+        _load_state(state, start_state)
     restore_best = (
         training.early_stopping is not None and training.early_stopping.restore_best
     )
-    model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
-    if len(x_train) == 0 or len(x_val) == 0:
-        raise UserError(
-            f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
-            "samples; both need at least one (check val_fraction and the data)"
-        )
-    autocast = autocast_for(device, training.amp)
-    _check_output(model, x_val[:2], y_val[:2], task, data.num_classes, autocast)
-
-    optimizer = build_optimizer(model, training.optimizer)
-    scheduler = build_scheduler(
-        optimizer, training.scheduler, training.epochs, stopper.mode
-    )
-    state = TrainingState(model, optimizer, scheduler, stopper)
-    if start_state is not None:
-        _load_state(state, start_state)
-    weights = penalized_weights(model)
-    l1, l2 = training.regularization.l1, training.regularization.l2
-    penalty = (
-        (lambda: weight_penalty(weights, l1, l2)) if weights and (l1 or l2) else None
-    )
-    if (
-        restore_best
-        and best_weights is None
-        and stopper.best_epoch == state.epoch
-        and state.epoch
-    ):
+    if restore_best and best_weights is None and 0 < stopper.best_epoch == state.epoch:
         best_weights = _copy_weights(model)  # resumed right after the best epoch
-
-    progress = EpochProgress(training.epochs, state.epoch, task.metric, quiet)
-    stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
     if start_state is not None:
-        set_rng_state(
-            start_state["rng"]
-        )  # last, so nothing above draws from the restored streams
-        previous = stopper.stop_reason()
-        if previous:
-            stop_reason, stop_message = "early_stopping", previous
+        # restored last, so that nothing above draws from these streams
+        set_rng_state(start_state["rng"])
+    stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
+    if stopper.stop_reason():  # resumed from a run that had already stopped early
+        stop_reason, stop_message = "early_stopping", stopper.stop_reason()
+        first = training.epochs + 1
+    else:
+        first = state.epoch + 1
+    progress = EpochProgress(training.epochs, state.epoch, run.task.metric, quiet)
     try:
-        for epoch in range(state.epoch + 1, training.epochs + 1):
-            if stop_reason == "early_stopping":
+        for epoch in range(first, training.epochs + 1):
+            row = _run_epoch(run, epoch)
+            if row is None:
+                stop_reason = "interrupted"
+                stop_message = f"interrupted during epoch {epoch}"
                 break
-            started = time.perf_counter()
-            sums = _train_epoch(
-                model,
-                optimizer,
-                task,
-                x_train,
-                y_train,
-                training,
-                epoch,
-                autocast,
-                penalty,
-                interrupt,
-            )
-            if sums is None or (interrupt is not None and interrupt.requested):
-                stop_reason, stop_message = (
-                    "interrupted",
-                    f"interrupted during epoch {epoch}",
-                )
-                break
-            val_sums = evaluate_sums(
-                model, x_val, y_val, task, training.batch_size, autocast
-            )
-            # the one device sync of the epoch
-            train_loss, train_metric, val_loss, val_metric = torch.stack(
-                [*sums, *val_sums]
-            ).tolist()
-            n_train, n_val = (
-                y_train.numel(),
-                y_val.numel(),
-            )  # target values: samples (x outputs)
-            row = epoch_row(
-                epoch,
-                task.task,
-                (train_loss / n_train, train_metric / n_train),
-                (val_loss / n_val, val_metric / n_val),
-                optimizer.param_groups[0]["lr"],
-                time.perf_counter() - started,
-            )
             state.history.append(row)
-            bad = [
-                name
-                for name in ("train_loss", "val_loss")
-                if not math.isfinite(row[name])
-            ]
+            bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
             if bad:
                 stop_reason = "not_finite"
                 stop_message = (
@@ -190,7 +141,7 @@ def fit(
             should_stop, reason = stopper.evaluate(row[stopper.monitor])
             if stopper.improved and restore_best:
                 best_weights = _copy_weights(model)
-            _step_scheduler(scheduler, row[stopper.monitor])
+            _step_scheduler(state.scheduler, row[stopper.monitor])
             state.epoch = epoch
             if on_epoch_end is not None:
                 on_epoch_end(state)
@@ -198,15 +149,19 @@ def fit(
             if should_stop:
                 stop_reason, stop_message = "early_stopping", reason
                 break
+            if interrupt is not None and interrupt.requested:
+                stop_reason, stop_message = (
+                    "interrupted",
+                    f"interrupted after epoch {epoch}",
+                )
+                break
     finally:
         progress.close()
-    # after an interruption or a non-finite epoch the model holds a half-trained epoch
-    model_is_last_epoch = stop_reason in ("max_epochs", "early_stopping")
-    restored = False
-    if restore_best and best_weights is not None:
-        if stopper.best_epoch != state.epoch or not model_is_last_epoch:
-            model.load_state_dict(best_weights)
-        restored = True
+    restored = restore_best and best_weights is not None
+    if restored:
+        # loaded even when the best epoch is the last one finished: after an interruption or
+        # a non-finite epoch, the model holds a half-trained epoch
+        model.load_state_dict(best_weights)
     return FitResult(
         history=state.history,
         monitor=stopper.monitor,
@@ -220,6 +175,69 @@ def fit(
     )
 
 
+def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
+    """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
+    task = TaskMetrics(training.task)
+    if task.task == "regression" and stopper.monitor == "val_accuracy":
+        raise UserError(
+            "early_stopping.monitor val_accuracy has no meaning for task regression; "
+            "use val_loss or train_loss"
+        )
+    model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise UserError(
+            f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
+            "samples; both need at least one (check val_fraction and the data)"
+        )
+    autocast = autocast_for(device, training.amp)
+    _check_output(model, x_val[:2], y_val[:2], task, data.num_classes, autocast)
+    weights = penalized_weights(model)
+    l1, l2 = training.regularization.l1, training.regularization.l2
+    penalty = None
+    if weights and (l1 or l2):
+        penalty = lambda: weight_penalty(weights, l1, l2)  # noqa: E731
+    optimizer = build_optimizer(model, training.optimizer)
+    return _Epochs(
+        model,
+        optimizer,
+        task,
+        training,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        autocast,
+        penalty,
+        interrupt,
+    )
+
+
+def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
+    """Return the metrics row of one epoch (training, then validation), None if interrupted."""
+    started = time.perf_counter()
+    sums = _train_epoch(run, epoch)
+    if sums is None:
+        return None
+    val_sums = evaluate_sums(
+        run.model, run.x_val, run.y_val, run.task, run.training.batch_size, run.autocast
+    )
+    # the one device sync of the epoch
+    train_loss, train_metric, val_loss, val_metric = torch.stack(
+        [*sums, *val_sums]
+    ).tolist()
+    n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
+    return epoch_row(
+        epoch,
+        run.task.task,
+        (train_loss / n_train, train_metric / n_train),
+        (val_loss / n_val, val_metric / n_val),
+        run.optimizer.param_groups[0]["lr"],
+        time.perf_counter() - started,
+    )
+
+
 def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Return (start, stop) of each batch; a last batch of one sample joins the one before it,
     since BatchNorm cannot train on a single sample."""
@@ -229,21 +247,26 @@ def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _train_epoch(
-    model, optimizer, task, x, y, training, epoch, autocast, penalty, interrupt
-):
+def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
-    model.train()
-    order = torch.randperm(len(x), generator=epoch_generator(training.seed, epoch)).to(
-        x.device
+    model, optimizer, task, penalty, interrupt = (
+        run.model,
+        run.optimizer,
+        run.task,
+        run.penalty,
+        run.interrupt,
     )
+    x, y = run.x_train, run.y_train
+    model.train()
+    generator = epoch_generator(run.training.seed, epoch)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
     loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
-    for start, stop in batch_starts(len(x), training.batch_size):
+    for start, stop in batch_starts(len(x), run.training.batch_size):
         if interrupt is not None and interrupt.requested:
             return None
         index = order[start:stop]
         xb, yb = x.index_select(0, index), y.index_select(0, index)
-        with autocast:
+        with run.autocast:
             output = model(xb)
             loss = task.loss(output, yb)
         objective = loss + penalty() if penalty is not None else loss
