@@ -81,17 +81,25 @@ def train_spec(
         catch_sigint(quiet) as interrupt,
         RunWriter(out, spec, form, data, training.task) as writer,
     ):
-        result = fit(
-            model,
-            data,
-            training,
-            device=torch_device,
-            on_epoch_end=writer.epoch_end,
-            start_state=start_state,
-            best_weights=best_weights,
-            interrupt=interrupt,
-            quiet=quiet,
-        )
+        try:
+            result = fit(
+                model,
+                data,
+                training,
+                device=torch_device,
+                on_epoch_end=writer.epoch_end,
+                start_state=start_state,
+                best_weights=best_weights,
+                interrupt=interrupt,
+                quiet=quiet,
+            )
+        except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise UserError(
+                f"{torch_device} ran out of memory while training ({first}); lower "
+                "training.batch_size or make the model smaller; last.pt keeps the last "
+                "finished epoch"
+            ) from None
         elapsed = time.perf_counter() - started
         summary = summary_data(
             spec,
