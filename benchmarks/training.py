@@ -3,7 +3,8 @@ DataLoader loop and (when installed) Lightning, on the same model, data, batch s
 
 The loops run in interleaved rounds (each round: every loop, in an order rotated from round to
 round, `epochs` epochs on a freshly seeded model), and each loop's first epoch of a round is
-dropped, so warm-up and the drift of a machine shared with other work cancel out of the ratios.
+dropped, so warm-up stays out; a ratio is the median over rounds of the ratio within a round, so
+the drift of a machine shared with other work cancels out of it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SYNTHETIC_SPEC = {
 LEGEND = """\
 Median wall time of an epoch (training + validation + whatever the loop does between epochs),
 first epoch of each round dropped, loops interleaved round by round; in brackets the ratio to
-the bare loop. bare: tensors in memory, batches by index, loss summed on the device.
+the bare loop (median over rounds of the ratio within a round). bare: tensors in memory, batches by index, loss summed on the device.
 nnspec: `runtime.loop.fit` with `nnspec train`'s RunWriter (last.pt, best.pt, metrics.csv every
 epoch) and early stopping as in the spec, quiet, at the benchmark's thread count like every other
 loop. nnspec+bar: the same with the progress bar (to /dev/null). fit only: `fit` without the
@@ -66,18 +67,31 @@ class Workload:
 
 @dataclass
 class Row:
-    """The epoch times of every loop on one workload."""
+    """The epoch times of every loop on one workload, round by round."""
 
     workload: Workload
-    times: dict[str, list[float]] = field(default_factory=dict)
+    rounds: dict[str, list[list[float]]] = field(default_factory=dict)
+
+    @property
+    def times(self) -> dict[str, list[float]]:
+        """Return every timed epoch of each loop, all rounds together."""
+        return {
+            name: [t for r in rounds for t in r] for name, rounds in self.rounds.items()
+        }
 
     def median(self, loop: str) -> float:
         """Return the median epoch time of `loop` in seconds."""
         return median(self.times[loop])
 
     def ratio(self, loop: str, to: str = "bare") -> float:
-        """Return the median epoch time of `loop` over that of `to`."""
-        return self.median(loop) / self.median(to)
+        """Return the median over rounds of (median epoch of `loop` / median epoch of `to`).
+
+        Each round's loops ran within seconds of each other, so a ratio within a round cancels
+        the slow drift of a shared machine that a ratio of overall medians would keep.
+        """
+        return median(
+            [median(a) / median(b) for a, b in zip(self.rounds[loop], self.rounds[to])]
+        )
 
 
 def loops(spec, include_variants: bool) -> dict[str, Callable]:
@@ -134,7 +148,7 @@ def time_workload(workload: Workload, include_variants: bool) -> Row:
             torch.manual_seed(training.seed)
             model = build_sequential(workload.spec)
             times = chosen[name](model, workload.data, training, workload.epochs)
-            row.times[name].extend(times[1:])
+            row.rounds[name].append(times[1:])
     return row
 
 
@@ -146,9 +160,7 @@ def digits_workload(path: str, quick: bool) -> Workload:
     spec = load_spec(path)
     training = spec.training_or_default
     data = load_data(training, spec.input, training.task)
-    return Workload(
-        path, spec, data, rounds=3 if quick else 8, epochs=4 if quick else 7
-    )
+    return Workload(path, spec, data, rounds=4 if quick else 16, epochs=3)
 
 
 def synthetic_workload(quick: bool) -> Workload:
