@@ -5,7 +5,7 @@
     python benchmarks/run.py --quick               # fewer rounds and smaller sets, for a try
 
 Sections: training (epoch time of nnspec's runtime, a bare loop, the course's DataLoader loop and
-Lightning when installed), cli (validate / codegen --check latency, no torch import), forms
+Lightning when installed), overhead (CPU cost of each piece the runtime adds to an epoch), cli (validate / codegen --check latency, no torch import), forms
 (generated class vs nn.Sequential) and scale (validation time against layer count). Each target
 of issue 6 is printed with PASS or FAIL; the exit code is 0 unless --strict and a target fails.
 """
@@ -25,6 +25,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 
 SECTIONS = {
     "training": "Training: median epoch time",
+    "overhead": "Overhead: the runtime's pieces of an epoch, in CPU time",
     "cli": "CLI latency",
     "forms": "The two forms: forward + backward",
     "scale": "Scale: validation time against layer count",

@@ -143,7 +143,7 @@ def test_run_rejects_an_unknown_section(capsys):
         bench_run.parse_args(["--only", "training,speed"])
     assert exc.value.code == 2
     assert (
-        "--only takes sections from training, cli, forms, scale"
+        "--only takes sections from training, overhead, cli, forms, scale"
         in capsys.readouterr().err
     )
 
@@ -153,6 +153,22 @@ def test_run_writes_results_only_for_a_full_run():
     assert bench_run.parse_args(["--quick"]).output is None
     assert bench_run.parse_args(["--only", "cli"]).output is None
     assert bench_run.parse_args(["--only", "scale,cli"]).sections == ["cli", "scale"]
+
+
+def test_overhead_finds_every_piece_of_the_runtime():
+    import overhead
+
+    found = {name: ms for name, _, ms in overhead.pieces("specs/digits_mlp.yaml", 2)}
+    for piece in (
+        "bare epoch",
+        "checkpoint payload",
+        "torch.save",
+        "last.pt written",
+        "metrics.csv",
+        "progress bar",
+    ):
+        assert any(name.startswith(piece) for name in found), piece
+    assert found["bare epoch (the reference)"] > 0
 
 
 @pytest.mark.skipif(
