@@ -100,9 +100,19 @@ def machine_description() -> list[str]:
         f"- OS: {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads (`torch.set_num_threads(nproc)`)",
+        f"- Lightning: {_lightning_version()}",
         f"- load average at the end of the run: {_load_average()}",
     ]
     return lines
+
+
+def _lightning_version() -> str:
+    from loops import lightning_module
+
+    module = lightning_module()
+    if module is None:
+        return "not installed (no Lightning column)"
+    return f"{module.__name__} {module.__version__} (importable, so the Lightning column is shown)"
 
 
 def _cpu_model() -> str:
