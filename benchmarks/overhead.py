@@ -2,7 +2,8 @@
 
 Each piece of work that `fit` and `nnspec train` do beyond a bare loop is timed on its own, in
 CPU milliseconds per epoch of the spec (per-batch pieces times the number of batches), next to
-the CPU time of a bare epoch. CPU time, unlike wall time, hardly moves when other processes share
+the CPU time of a bare epoch, all on one torch thread (with more, idle threads spin and inflate
+CPU time). CPU time, unlike wall time, hardly moves when other processes share
 the machine, so this table stays readable on a busy one. Pieces marked "writer thread" run on
 RunWriter's background thread: they cost wall time only when no core is free for it.
 """
@@ -256,9 +257,16 @@ def run(quick: bool, progress) -> tuple[str, list]:
     """Time the pieces on both digits specs; return the table (no targets: it explains them)."""
     repeats = 10 if quick else 40
     columns = {}
-    for path in SPECS:
-        progress(f"overhead: pieces of an epoch of {path}")
-        columns[path] = pieces(path, repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(
+        1
+    )  # CPU time of one thread is the work itself, without idle spinning
+    try:
+        for path in SPECS:
+            progress(f"overhead: pieces of an epoch of {path}")
+            columns[path] = pieces(path, repeats)
+    finally:
+        torch.set_num_threads(threads)
     names = [name for name, _, _ in columns[SPECS[0]]]
     where = {name: place for name, place, _ in columns[SPECS[0]]}
     rows = []
@@ -279,7 +287,7 @@ def run(quick: bool, progress) -> tuple[str, list]:
         f"{Path(p).stem} ms/epoch (% of bare)" for p in SPECS
     ]
     note = (
-        f"CPU ms per epoch ({os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads), "
+        f"CPU ms per epoch (1 torch thread, {os.cpu_count()} CPUs), "
         "median of repeated runs; per-batch pieces are multiplied by the batches of an epoch. "
         "The fsync'd write is wall time (it waits on the disk, not the CPU). Checkpoint sizes: "
         + ", ".join(
