@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# --force: `make train` owns runs/digits_cnn and replaces its own previous run there
 train: $(STAMP)
-	$(BIN)/nnspec train specs/digits_cnn.yaml
+	$(BIN)/nnspec train specs/digits_cnn.yaml --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
@@ -27,6 +27,9 @@ codegen: $(STAMP)
 
 check-generated: $(STAMP)
 	$(BIN)/nnspec codegen --check
+
+lint-specs: $(STAMP)
+	$(BIN)/nnspec lint specs/*
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

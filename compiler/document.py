@@ -9,6 +9,7 @@ duplicate keys and non-finite numbers.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class LoadError(Exception):
 
 
 _KEY_EXPECTED = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class DocumentBuilder:
@@ -78,6 +80,12 @@ class DocumentBuilder:
 
     def scalar(self, value: Any, line: int | None, text: str | None = None) -> None:
         """Add a scalar (or a mapping key, when a key is expected); `text` is how it was written."""
+        if isinstance(value, str) and _SURROGATE.search(value):
+            # JSON's "\ud800" escapes decode to text that cannot be written as UTF-8 anywhere
+            bad = _SURROGATE.search(value).group()
+            raise self.value_problem(
+                f"contains the unpaired surrogate \\u{ord(bad):04x}, which is not valid text; "
+                "remove it or write the whole character", line)
         if self._stack and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED:
             self._key(value, line)
             return

@@ -241,3 +241,15 @@ def test_libyaml_and_pure_python_parsers_read_the_same(monkeypatch):
     monkeypatch.setattr(readers, "_SpecYamlLoader", PureLoader)
     pure = [read_yaml(t) for t in texts]
     assert [(d.data, d.lines) for d in fast] == [(d.data, d.lines) for d in pure]
+
+
+def test_unpaired_surrogate_is_refused_in_files_and_mappings(tmp_path):
+    from compiler import SpecError, load_spec
+
+    path = tmp_path / "sur.json"
+    path.write_text('{"name": "N", "description": "a \\ud800 b", "input": [4], "layers": [{"linear": 2}]}')
+    for source in (path, {"name": "N", "description": "a \ud800 b", "input": [4], "layers": [{"linear": 2}]}):
+        with pytest.raises(SpecError) as err:
+            load_spec(source)
+        assert err.value.problems[0].path == "description"
+        assert "surrogate" in err.value.problems[0].message

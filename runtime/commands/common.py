@@ -20,6 +20,7 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a normal file is 0666 & ~umask
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -27,3 +28,10 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
             raise
     except OSError as exc:
         raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def default_file_mode() -> int:
+    """Return the mode `open()` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
