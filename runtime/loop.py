@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .device import autocast_for
+from .distributed import SINGLE, Group, wrap_model
 from .early_stopping import EarlyStopping
 from .errors import UserError
 from .interrupt import InterruptFlag
@@ -79,6 +80,8 @@ class _Epochs:
     autocast: object
     penalty: Callable[[], Tensor] | None
     interrupt: InterruptFlag | None
+    group: Group = SINGLE
+    train_model: nn.Module | None = None  # `model` in DistributedDataParallel when distributed
 
 
 def fit(
@@ -92,6 +95,7 @@ def fit(
     best_weights: dict[str, Tensor] | None = None,
     interrupt: InterruptFlag | None = None,
     quiet: bool = False,
+    group: Group = SINGLE,
 ) -> FitResult:
     """Return how training `model` on `data` (a DataSplits) under a TrainingConfig went.
 
@@ -99,9 +103,13 @@ def fit(
     there; `state.stopper.improved` says whether it is the best so far). `start_state` is a
     checkpoint payload to continue from, and `best_weights` the best epoch's weights before it.
     The model is left with the best epoch's weights when `restore_best` is on.
+
+    With a distributed `group` every process calls fit alike: each trains on its part of every
+    global batch, metrics are summed over the processes, and stopping is decided by rank 0.
     """
     stopper = EarlyStopping.from_config(training.early_stopping)
     run = _prepare(model, data, training, device, stopper, interrupt)
+    run.group = group
     state = TrainingState(model, run.optimizer, None, stopper)
     state.scheduler = build_scheduler(
         run.optimizer, training.scheduler, training.epochs, stopper.mode
@@ -116,6 +124,8 @@ def fit(
     if start_state is not None:
         # restored last, so that nothing above draws from these streams
         set_rng_state(start_state["rng"])
+    # wrapped after the weights are loaded (every process loads the same checkpoint)
+    run.train_model = wrap_model(model, group, device)
     stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
     if stopper.stop_reason():  # resumed from a run that had already stopped early
         stop_reason, stop_message = "early_stopping", stopper.stop_reason()
@@ -132,13 +142,15 @@ def fit(
                 break
             state.history.append(row)
             bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
-            if bad:
+            if group.from_main(bool(bad), device):
+                bad = bad or ["train_loss"]  # rank 0 saw it; the sums are the same everywhere
                 stop_reason = "not_finite"
                 stop_message = (
                     f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
                 )
                 break
             should_stop, reason = stopper.evaluate(row[stopper.monitor])
+            should_stop = group.from_main(should_stop, device)
             if stopper.improved and restore_best:
                 best_weights = _copy_weights(model)
             _step_scheduler(state.scheduler, row[stopper.monitor])
@@ -149,7 +161,7 @@ def fit(
             if should_stop:
                 stop_reason, stop_message = "early_stopping", reason
                 break
-            if interrupt is not None and interrupt.requested:
+            if group.any(interrupt is not None and interrupt.requested, device):
                 stop_reason, stop_message = (
                     "interrupted",
                     f"interrupted after epoch {epoch}",
@@ -220,13 +232,14 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     sums = _train_epoch(run, epoch)
     if sums is None:
         return None
+    x_val, y_val = _val_part(run.x_val, run.y_val, run.group)
     val_sums = evaluate_sums(
-        run.model, run.x_val, run.y_val, run.task, run.training.batch_size, run.autocast
+        run.model, x_val, y_val, run.task, run.training.batch_size, run.autocast
     )
-    # the one device sync of the epoch
-    train_loss, train_metric, val_loss, val_metric = torch.stack(
-        [*sums, *val_sums]
-    ).tolist()
+    # the one device sync of the epoch (and its one collective when distributed)
+    train_loss, train_metric, val_loss, val_metric = (
+        run.group.sum_(torch.stack([*sums, *val_sums])).tolist()
+    )
     n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
     return epoch_row(
         epoch,
@@ -236,6 +249,15 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
         run.optimizer.param_groups[0]["lr"],
         time.perf_counter() - started,
     )
+
+
+def _val_part(x: Tensor, y: Tensor, group: Group) -> tuple[Tensor, Tensor]:
+    """Return this process's contiguous part of the validation set (all of it alone)."""
+    if not group.active:
+        return x, y
+    bounds = [len(x) * r // group.world for r in range(group.world + 1)]
+    start, stop = bounds[group.rank], bounds[group.rank + 1]
+    return x[start:stop], y[start:stop]
 
 
 def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -250,7 +272,7 @@ def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
 def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
     model, optimizer, task, penalty, interrupt = (
-        run.model,
+        run.train_model or run.model,
         run.optimizer,
         run.task,
         run.penalty,
@@ -261,15 +283,29 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     generator = epoch_generator(run.training.seed, epoch)
     order = torch.randperm(len(x), generator=generator).to(x.device)
     loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    group = run.group
+    per_sample = y[:1].numel()  # targets per sample
     for start, stop in batch_starts(len(x), run.training.batch_size):
-        if interrupt is not None and interrupt.requested:
+        if group.active:
+            if group.any(interrupt is not None and interrupt.requested, x.device):
+                return None
+        elif interrupt is not None and interrupt.requested:
             return None
         index = order[start:stop]
+        if group.active:  # this process's part of the global batch
+            index = index[group.rank :: group.world]
         xb, yb = x.index_select(0, index), y.index_select(0, index)
         with run.autocast:
             output = model(xb)
-            loss = task.loss(output, yb)
-        objective = loss + penalty() if penalty is not None else loss
+            loss = task.loss(output, yb) if len(index) else output.sum() * 0.0
+        # DDP averages gradients over processes: scaled so the sum over processes is the
+        # gradient of the global batch's mean loss, whatever the size of each part
+        data_loss = (
+            loss * (yb.numel() * group.world / ((stop - start) * per_sample))
+            if group.active
+            else loss
+        )
+        objective = data_loss + penalty() if penalty is not None else data_loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from compiler.version import __version__
 
 from .checkpoint import read_checkpoint, write_bytes_atomically
 from .device import cpu_threads_for, describe_device, resolve_device
+from .distributed import env_group, process_device, process_group
 from .errors import UserError
 from .interrupt import catch_sigint
 from .loop import FitResult, fit
@@ -54,6 +56,9 @@ def train_spec(
 ) -> dict[str, Any]:
     """Train `spec`'s model into `out_dir`; return the content of the summary.json it writes.
 
+    Under torchrun every process calls this alike; only rank 0 writes files and shows progress
+    (docs/training.md, "Several processes").
+
     Raises UserError for an out folder that holds another run (unless `resume` or `force`), that
     cannot be written, a checkpoint from another spec, a missing device or bad data.
     """
@@ -64,9 +69,12 @@ def train_spec(
     # a model too large for this machine is refused before any folder, data or allocation
     check_fits_in_memory(spec, count_params(spec))
     out = Path(out_dir)
-    prepare_out_dir(out, resume=resume, force=force)
+    group = env_group()
+    if group.is_main:
+        prepare_out_dir(out, resume=resume, force=force)
     start_state = read_resume_state(out, spec) if resume else None
-    torch_device = resolve_device(device or training.device)
+    torch_device = process_device(group, resolve_device(device or training.device))
+    quiet = quiet or not group.is_main
 
     from .data import load_data
 
@@ -74,12 +82,19 @@ def train_spec(
     # seeded right before the model, so both forms start from the same weights
     seed_everything(training.seed)
     model = build_model(spec, form, spec_path, quiet)
-    best_weights = read_best_weights(out, start_state) if start_state else None
+    best_weights = (
+        read_best_weights(out, start_state) if start_state and group.is_main else None
+    )
     # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
     with (
+        process_group(group, torch_device),
         cpu_threads_for(spec, training.batch_size, torch_device),
         catch_sigint(quiet) as interrupt,
-        RunWriter(out, spec, form, data, training.task) as writer,
+        (
+            RunWriter(out, spec, form, data, training.task)
+            if group.is_main
+            else nullcontext()
+        ) as writer,
     ):
         try:
             result = fit(
@@ -87,11 +102,12 @@ def train_spec(
                 data,
                 training,
                 device=torch_device,
-                on_epoch_end=writer.epoch_end,
+                on_epoch_end=writer.epoch_end if writer is not None else None,
                 start_state=start_state,
                 best_weights=best_weights,
                 interrupt=interrupt,
                 quiet=quiet,
+                group=group,
             )
         except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
@@ -113,7 +129,8 @@ def train_spec(
             start_state,
             elapsed,
         )
-    write_outputs(out, summary, result, training.task)
+    if group.is_main:
+        write_outputs(out, summary, result, training.task)
     return summary
 
 

@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto, cpu, mps, cuda or cuda:N (default: the spec's training.device)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train in N processes on this machine with torch.distributed (DDP), "
+        "launched through torch.distributed.run (default: 1)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
     from ..report import format_report
     from ..train import train_spec
 
+    if args.nproc is not None and args.nproc < 1:
+        raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
+    from ..distributed import env_group
+
+    group = env_group()
+    if args.nproc is not None and args.nproc > 1 and not group.active:
+        from ..distributed import launch
+
+        return launch(forwarded_argv(args), args.nproc)
     assignments = list(args.assignments)
     if args.epochs is not None:
         if args.epochs < 1:
@@ -80,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
     )
+    if not group.is_main:  # rank 0 reports; the others only share the work
+        return _exit_code(summary)
     print(format_report(summary, resume_command(args, out)))
     if summary["stop_reason"] == "not_finite":
         best = (
@@ -101,6 +119,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_code(summary: dict) -> int:
+    return {"not_finite": 1, "interrupted": 130}.get(summary["stop_reason"], 0)
+
+
+def forwarded_argv(args: argparse.Namespace) -> list[str]:
+    """Return the `nnspec train ...` arguments each launched process gets (all but --nproc)."""
+    words = ["train", args.spec]
+    if args.out:
+        words += ["--out", args.out]
+    if args.form != "sequential":
+        words += ["--form", args.form]
+    for text in args.assignments:
+        words += ["--set", text]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    words += [flag for flag in ("--resume", "--force", "--quiet") if getattr(args, flag[2:])]
+    if args.device:
+        words += ["--device", args.device]
+    return words
+
+
 def resume_command(args: argparse.Namespace, out: Path) -> str:
     """Return the command line that continues this run (same spec, --set and --form)."""
     words = ["nnspec", "train", args.spec, "--out", str(out)]
@@ -110,4 +149,6 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.form != "sequential":
         words += ["--form", args.form]
+    if args.nproc is not None and args.nproc > 1:
+        words += ["--nproc", str(args.nproc)]
     return shlex.join(words + ["--resume"])
