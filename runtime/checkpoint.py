@@ -45,12 +45,32 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            # mkstemp makes the file 0600; a checkpoint gets the mode any new file would get
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """Return the process umask without changing it, as other threads may create files meanwhile.
+
+    Linux shows it in /proc/self/status; elsewhere it is read by the set-and-restore of os.umask,
+    which is only unsafe against a thread creating a file in that instant.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_checkpoint_atomically(
@@ -84,11 +104,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         what = "is a folder" if source.is_dir() else "does not exist"
         raise UserError(f"checkpoint {source} {what}")
     try:
-        with _without_unsafe_override():
-            payload = torch.load(source, map_location="cpu", weights_only=True)
+        with open(source, "rb"):  # a file we cannot open is told apart from a damaged one
+            pass
     except OSError as exc:
         raise UserError(
             f"cannot read checkpoint {source}: {exc.strerror or exc}"
+        ) from None
+    try:
+        with _without_unsafe_override():
+            payload = torch.load(source, map_location="cpu", weights_only=True)
+    except OSError as exc:  # torch's zip reader says EINVAL for a file cut short
+        raise UserError(
+            f"{source} is not a loadable nnspec checkpoint: "
+            f"the file is truncated or corrupted ({exc.strerror or exc})"
         ) from None
     except Exception as exc:  # torch raises many kinds for damaged or unsafe files
         raise UserError(
