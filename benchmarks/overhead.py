@@ -182,7 +182,7 @@ def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
 
                     found.append(
                         (
-                            "last.pt written + fsync (wall ms; best.pt again when improved)",
+                            "last.pt written + fsync (wall ms; best.pt is a hard link to it)",
                             "writer thread",
                             wall_ms(write_file, repeats),
                         )

@@ -46,7 +46,8 @@ def rng_state() -> dict[str, Any]:
         },
         "python": {
             "version": version,
-            "internal": list(internal),
+            # 625 words as one tensor: a list would be 625 objects for torch.save to pickle
+            "internal": torch.tensor(internal, dtype=torch.int64),
             "gauss_next": gauss_next,
         },
     }
@@ -69,9 +70,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         )
     )
     python = state["python"]
-    random.setstate(
-        (python["version"], tuple(python["internal"]), python["gauss_next"])
-    )
+    internal = python["internal"]  # a tensor (a list in older checkpoints)
+    if isinstance(internal, torch.Tensor):
+        internal = internal.tolist()
+    random.setstate((python["version"], tuple(internal), python["gauss_next"]))
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)

@@ -97,11 +97,13 @@ class RunWriter:
     def _write(self, payload: dict[str, Any], improved: bool) -> None:
         data = checkpoint_bytes(payload)  # one serialization for both files
         try:
-            write_bytes_atomically(self.out / "last.pt", data)
-            if (
-                improved
-            ):  # after last.pt: a resume relies on best.pt never being ahead of it
-                write_bytes_atomically(self.out / "best.pt", data)
+            # best.pt after last.pt (a resume relies on best.pt never being ahead of it), as
+            # a hard link to the same bytes: one write and one fsync for both
+            write_bytes_atomically(
+                self.out / "last.pt",
+                data,
+                also=[self.out / "best.pt"] if improved else [],
+            )
             write_metrics_csv(self.out / "metrics.csv", payload["metrics"], self.task)
         except OSError as exc:
             raise UserError(

@@ -165,3 +165,45 @@ def test_cli_evaluate_on_a_pickle_payload_exits_2_without_running_it(tmp_path):
     assert "refused for safety" in done.stderr
     assert "Traceback" not in done.stderr
     assert not marker.exists()
+
+
+def test_also_gives_the_other_name_the_same_bytes_and_a_later_write_leaves_it_alone(tmp_path):
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    assert last.read_bytes() == best.read_bytes() == b"epoch 1"
+    assert os.stat(last).st_ino == os.stat(best).st_ino  # one file, written once
+    checkpoint.write_bytes_atomically(last, b"epoch 2")
+    assert (last.read_bytes(), best.read_bytes()) == (b"epoch 2", b"epoch 1")
+    assert leftovers(tmp_path) == []
+
+
+def test_also_writes_the_bytes_again_where_hard_links_are_refused(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(checkpoint.os, "link", no_links)
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    assert last.read_bytes() == best.read_bytes() == b"epoch 1"
+    assert os.stat(last).st_ino != os.stat(best).st_ino
+    assert leftovers(tmp_path) == []
+
+
+def test_a_crash_before_the_second_name_is_replaced_leaves_it_whole_and_no_temporary(
+    tmp_path, monkeypatch
+):
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    real_replace = os.replace
+
+    def die_at_best(source, target):
+        if Path(target).name == "best.pt":
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "replace", die_at_best)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.write_bytes_atomically(last, b"epoch 2", also=[best])
+    # last.pt is ahead of best.pt, never the other way round
+    assert (last.read_bytes(), best.read_bytes()) == (b"epoch 2", b"epoch 1")
+    assert leftovers(tmp_path) == []
