@@ -26,12 +26,7 @@ PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 def read_document(path: str | os.PathLike) -> Document:
     """Return the Document of a spec file; raise SpecError when it cannot be read as data."""
     source = str(path)
-    suffix = FsPath(source).suffix.lower()
-    if suffix not in PARSERS:
-        raise SpecError(
-            [Problem("", f"unknown file type '{suffix or '(none)'}'; a spec ends in .yaml, .yml or .json")],
-            source,
-        )
+    _check_file_type(source)
     try:
         raw = FsPath(source).read_bytes()
     except FileNotFoundError:
@@ -40,10 +35,25 @@ def read_document(path: str | os.PathLike) -> Document:
         raise SpecError([Problem("", "is a folder, not a spec file")], source) from None
     except OSError as exc:
         raise SpecError([Problem("", f"cannot read the file: {exc.strerror}")], source) from None
+    return parse_document(raw, source)
+
+
+def parse_document(raw: bytes, source: str) -> Document:
+    """Return the Document of a spec file's bytes, parsed by the suffix of its name `source`."""
+    _check_file_type(source)
     try:
-        return PARSERS[suffix](decode_text(raw, source))
+        return PARSERS[FsPath(source).suffix.lower()](decode_text(raw, source))
     except LoadError as exc:
         raise SpecError([exc.problem], source) from None
+
+
+def _check_file_type(source: str) -> None:
+    suffix = FsPath(source).suffix.lower()
+    if suffix not in PARSERS:
+        raise SpecError(
+            [Problem("", f"unknown file type '{suffix or '(none)'}'; a spec ends in .yaml, .yml or .json")],
+            source,
+        )
 
 
 def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
