@@ -25,6 +25,7 @@ class Group:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    local_world: int = 1  # processes on this machine
 
     @property
     def active(self) -> bool:
@@ -64,18 +65,34 @@ class Group:
         dist.broadcast(value, src=0)
         return bool(value.item() > 0)
 
+    def copy_buffers_from_main(self, model: torch.nn.Module) -> None:
+        """Give `model`'s buffers (batch norm's running statistics) rank 0's values everywhere.
+
+        DDP copies them from rank 0 before each training forward pass, after which each process
+        updates its copy with its own part of the batch; copied once more after the epoch, every
+        process validates the very model that rank 0 saves.
+        """
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
 
 SINGLE = Group()
 
 
 def env_group() -> Group:
-    """Return the Group that torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) describes."""
+    """Return the Group that torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    LOCAL_WORLD_SIZE) describes."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return SINGLE
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    return Group(rank=rank, world=world, local_rank=local_rank)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    return Group(rank=rank, world=world, local_rank=local_rank, local_world=local_world)
 
 
 def process_device(group: Group, device: torch.device) -> torch.device:
@@ -117,14 +134,18 @@ def wrap_model(model: torch.nn.Module, group: Group, device: torch.device):
 
 
 def launch(argv: Sequence[str], nproc: int) -> int:
-    """Run `nnspec ARGV` in `nproc` processes through torch.distributed.run; return its exit code.
+    """Run `nnspec ARGV` in `nproc` processes through torch.distributed.run; return rank 0's
+    exit code (runtime/launcher.py).
 
     The processes run on this machine (`--standalone`: torchrun picks a free port itself).
+    A Ctrl-C at the terminal reaches torchrun, which passes it on to each process (they run in
+    sessions of their own); they stop together after the batch in progress, since the flag is
+    reduced over the processes every batch, and rank 0 writes the run.
     """
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "runtime.launcher",
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
@@ -137,5 +158,6 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     try:
         return child.wait()
     except KeyboardInterrupt:
-        # the processes got the same Ctrl-C: they finish their batch and write; wait for that
+        # the same Ctrl-C reached the launcher: wait for the processes to finish their batch
+        # and for rank 0 to write the run (a second Ctrl-C here stops waiting)
         return child.wait()

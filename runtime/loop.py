@@ -232,6 +232,7 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     sums = _train_epoch(run, epoch)
     if sums is None:
         return None
+    run.group.copy_buffers_from_main(run.model)
     x_val, y_val = _val_part(run.x_val, run.y_val, run.group)
     val_sums = evaluate_sums(
         run.model, x_val, y_val, run.task, run.training.batch_size, run.autocast

@@ -57,7 +57,7 @@ def train_spec(
     """Train `spec`'s model into `out_dir`; return the content of the summary.json it writes.
 
     Under torchrun every process calls this alike; only rank 0 writes files and shows progress
-    (docs/training.md, "Several processes").
+    (docs/training.md, "Training on several processes").
 
     Raises UserError for an out folder that holds another run (unless `resume` or `force`), that
     cannot be written, a checkpoint from another spec, a missing device or bad data.
@@ -73,7 +73,10 @@ def train_spec(
     if group.is_main:
         prepare_out_dir(out, resume=resume, force=force)
     start_state = read_resume_state(out, spec) if resume else None
-    torch_device = process_device(group, resolve_device(device or training.device))
+    torch_device = resolve_device(device or training.device)
+    if group.active:
+        check_distributed_device(torch_device, group.local_world)
+    torch_device = process_device(group, torch_device)
     quiet = quiet or not group.is_main
 
     from .data import load_data
@@ -132,6 +135,48 @@ def train_spec(
     if group.is_main:
         write_outputs(out, summary, result, training.task)
     return summary
+
+
+def check_before_launch(
+    spec: Spec,
+    out: Path,
+    *,
+    nproc: int,
+    device: str | None,
+    resume: bool,
+    force: bool,
+) -> None:
+    """Check what every launched process would check first; raise UserError for a mistake.
+
+    `nnspec train --nproc N` calls this before it starts the N processes, so a mistake is one
+    message, not one per process. The out folder is prepared as rank 0 would (with --force the
+    previous run's files are removed here).
+    """
+    check_fits_in_memory(spec, count_params(spec))
+    check_distributed_device(
+        resolve_device(device or spec.training_or_default.device), nproc
+    )
+    prepare_out_dir(out, resume=resume, force=force)
+    if resume:
+        read_resume_state(out, spec)
+
+
+def check_distributed_device(device: torch.device, nproc: int) -> None:
+    """Raise UserError when a distributed run with `nproc` processes on this machine cannot
+    train on `device`."""
+    if device.type == "cpu":
+        return
+    if device.type != "cuda":
+        raise UserError(
+            f"training in several processes runs on cpu (gloo) or cuda (NCCL), not "
+            f"{device.type}; use --device cpu"
+        )
+    if nproc > torch.cuda.device_count():
+        raise UserError(
+            f"{nproc} processes need one CUDA GPU each, and this machine has "
+            f"{torch.cuda.device_count()}; use --nproc {torch.cuda.device_count()} or fewer, "
+            "or --device cpu"
+        )
 
 
 def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
@@ -253,7 +298,7 @@ def summary_data(
     files = {name: str(out / name) for name in RUN_FILES}
     if result.best_epoch == 0:
         files.pop("best.pt")
-    if not result.history:
+    if result.epochs_run == 0:  # no epoch finished (a diverged first epoch is in history)
         files.pop("last.pt")
     return _finite(
         {

@@ -3,15 +3,19 @@
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+import runtime.distributed
 from runtime.cli import main
+from runtime.launcher import failed_exit_code
 
 SPEC = """\
 name: TinyMLP
@@ -105,13 +109,15 @@ def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alo
     assert max_difference(losses(two), reference) < 1e-5
 
 
-def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_outputs(tmp_path):
+def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_outputs(
+    tmp_path, capsys
+):
     spec = tmp_path / "mlp.yaml"
     # epoch 1 improves on nothing; no later epoch can improve by 100: patience 0 stops at 2
     spec.write_text(SPEC.replace(
         "early_stopping: null",
         "early_stopping: {monitor: val_loss, patience: 0, min_delta: 100}",
-    ).replace("epochs: 3", "epochs: 5"))
+    ).replace("epochs: 3", "epochs: 5").replace("  - relu\n", "  - batchnorm1d\n  - relu\n"))
     done = torchrun("train", str(spec), "--out", "run", "--device", "cpu", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -121,3 +127,145 @@ def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_ou
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
         "best.pt", "curves.png", "last.pt", "metrics.csv", "summary.json"]
     assert len(losses(tmp_path / "run")) == 2
+
+    # with batch norm every process validates rank 0's running statistics: those it saves
+    for name, epoch in (("best.pt", 1), ("last.pt", 2)):
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path / "run" / name), "--json", "--device", "cpu"]) == 0
+        evaluation = json.loads(capsys.readouterr().out)
+        assert evaluation["loss"] == pytest.approx(losses(tmp_path / "run")[epoch - 1][1], abs=1e-5)
+
+
+def launched(*args, cwd) -> subprocess.Popen:
+    """Start `nnspec ARGS` in a session of its own, as a terminal runs a command."""
+    return subprocess.Popen([sys.executable, "-m", "runtime", *args], cwd=cwd, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def processes_naming(text: str) -> list[int]:
+    """Return the ids of the processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            pass
+    return found
+
+
+@pytest.mark.parametrize("case", ["spec mistake", "out holds a run", "nothing to resume",
+                                  "resume of another spec"])
+def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(tmp_path, capsys, monkeypatch,
+                                                                    case):
+    monkeypatch.setattr(runtime.distributed, "launch",
+                        lambda *a: pytest.fail("processes were launched despite the mistake"))
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    args = ["train", str(spec), "--out", str(out), "--nproc", "2", "--quiet", "--device", "cpu"]
+    expected = {"spec mistake": "layers[3]", "out holds a run": "already holds a run",
+                "nothing to resume": "nothing to resume",
+                "resume of another spec": "trained from another spec"}[case]
+    if case == "spec mistake":
+        spec.write_text(SPEC.replace("linear: 10", "lineer: 10"))
+    elif case == "out holds a run":
+        out.mkdir()
+        (out / "metrics.csv").write_text("epoch\n1\n")
+    elif case == "nothing to resume":
+        args.append("--resume")
+    else:
+        assert main(["train", str(spec), "--out", str(out), "--epochs", "1", "--quiet",
+                     "--device", "cpu"]) == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        args += ["--resume", "--set", "layers.1.out_features=32"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err  # one message, not one per process
+    if case == "out holds a run":
+        assert (out / "metrics.csv").read_text() == "epoch\n1\n"
+    if case == "resume of another spec":
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_ctrl_c_stops_every_process_with_exit_130_and_the_run_resumes_in_one(tmp_path):
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 200").replace("batch_size: 100",
+                                                                     "batch_size: 16"))
+    out = tmp_path / "interrupted"
+    process = launched("train", str(spec), "--out", str(out), "--nproc", "2", "--quiet",
+                       "--device", "cpu", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.csv").is_file() or len(losses(out)) < 1:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no epoch finished in 120 s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
+    stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    assert stdout.count("best epoch") == 1
+    resume_line = [line for line in stderr.splitlines() if "continue with:" in line]
+    assert len(resume_line) == 1 and "--nproc 2" in resume_line[0]
+    assert resume_line[0].endswith("--resume")
+    assert processes_naming(str(out)) == []  # both processes ended with the launcher
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["epoch"] >= 1 and len(last["metrics"]) == last["epoch"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["epochs_run"] == last["epoch"]
+
+    # one process continues the two-process run from its last finished epoch
+    more = last["epoch"] + 1
+    assert main(["train", str(spec), "--out", str(out), "--resume", "--epochs", str(more),
+                 "--quiet", "--device", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from_epoch"] == last["epoch"] and summary["epochs_run"] == more
+    rows = losses(out)
+    assert len(rows) == more
+    assert rows[: last["epoch"]] == [(r["train_loss"], r["val_loss"]) for r in last["metrics"]]
+
+
+def test_a_diverging_run_ends_both_processes_with_exit_1_and_one_message(tmp_path):
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    process = launched("train", str(spec), "--out", str(out), "--nproc", "2", "--quiet",
+                       "--device", "cpu", "--set", "training.optimizer.lr=1e30", cwd=tmp_path)
+    stdout, stderr = process.communicate(timeout=120)  # no process waits for another forever
+    assert process.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.count("is not finite") == 1, stderr
+    assert stdout.count("diverged") == 1
+    assert processes_naming(str(out)) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "not_finite" and summary["epochs_run"] == 0
+    assert not (out / "last.pt").exists() and "last.pt" not in summary["files"]
+
+
+def test_a_one_process_run_resumed_in_two_follows_one_process(tmp_path):
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC)
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    for folder, epochs in ((reference, "4"), (out, "2")):
+        assert main(["train", str(spec), "--out", str(folder), "--epochs", epochs, "--quiet",
+                     "--device", "cpu"]) == 0
+    done = nnspec("train", str(spec), "--out", str(out), "--epochs", "4", "--resume", "--nproc",
+                  "2", "--quiet", "--device", "cpu", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["resumed_from_epoch"] == 2
+    assert max_difference(losses(out), losses(reference)) < 1e-5
+
+
+def test_the_launcher_ends_with_rank_0s_exit_code(capsys):
+    assert failed_exit_code({0: 130}) == 130
+    assert failed_exit_code({0: 1, 1: 2}) == 1
+    assert failed_exit_code({1: 2}) == 2
+    assert capsys.readouterr().err == ""
+    # rank 1 was killed; torchrun then stopped rank 0 with SIGTERM: the cause is rank 1
+    assert failed_exit_code({0: -signal.SIGTERM, 1: -signal.SIGKILL}) == 128 + signal.SIGKILL
+    assert "process 1 was killed by SIGKILL" in capsys.readouterr().err
+    assert failed_exit_code({0: -signal.SIGTERM, 1: 2}) == 2
+    assert failed_exit_code({0: -signal.SIGTERM}) == 128 + signal.SIGTERM

@@ -71,10 +71,6 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import env_group
 
     group = env_group()
-    if args.nproc is not None and args.nproc > 1 and not group.active:
-        from ..distributed import launch
-
-        return launch(forwarded_argv(args), args.nproc)
     assignments = list(args.assignments)
     if args.epochs is not None:
         if args.epochs < 1:
@@ -86,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
         else load_spec(args.spec)
     )
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    if args.nproc is not None and args.nproc > 1 and not group.active:
+        from ..distributed import launch
+        from ..train import check_before_launch
+
+        # checked once here, so a mistake is one message and no process is started
+        check_before_launch(
+            spec,
+            out,
+            nproc=args.nproc,
+            device=args.device,
+            resume=args.resume,
+            force=args.force,
+        )
+        return launch(forwarded_argv(args), args.nproc)
     summary = train_spec(
         spec,
         out_dir=out,
@@ -96,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
     )
-    if not group.is_main:  # rank 0 reports; the others only share the work
-        return _exit_code(summary)
+    if not group.is_main:
+        # rank 0 reports the run and ends with its exit code; another rank ending first with
+        # a failure would make torchrun stop rank 0 before it has written and printed
+        return 0
     print(format_report(summary, resume_command(args, out)))
     if summary["stop_reason"] == "not_finite":
         best = (
@@ -119,10 +131,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exit_code(summary: dict) -> int:
-    return {"not_finite": 1, "interrupted": 130}.get(summary["stop_reason"], 0)
-
-
 def forwarded_argv(args: argparse.Namespace) -> list[str]:
     """Return the `nnspec train ...` arguments each launched process gets (all but --nproc)."""
     words = ["train", args.spec]
@@ -134,7 +142,9 @@ def forwarded_argv(args: argparse.Namespace) -> list[str]:
         words += ["--set", text]
     if args.epochs is not None:
         words += ["--epochs", str(args.epochs)]
-    words += [flag for flag in ("--resume", "--force", "--quiet") if getattr(args, flag[2:])]
+    words += [
+        flag for flag in ("--resume", "--force", "--quiet") if getattr(args, flag[2:])
+    ]
     if args.device:
         words += ["--device", args.device]
     return words
@@ -149,6 +159,10 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.form != "sequential":
         words += ["--form", args.form]
-    if args.nproc is not None and args.nproc > 1:
-        words += ["--nproc", str(args.nproc)]
+    from ..distributed import env_group
+
+    group = env_group()  # under torchrun (or --nproc) the world size the run had
+    nproc = group.world if group.active else (args.nproc or 1)
+    if nproc > 1:
+        words += ["--nproc", str(nproc)]
     return shlex.join(words + ["--resume"])
