@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -63,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import UserError
     from ..overrides import load_spec_with_overrides
-    from ..report import format_report
     from ..train import train_spec
 
     if args.nproc is not None and args.nproc < 1:
@@ -106,6 +106,21 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
     )
+    code = _report(summary, args, out, group)
+    if group.active:
+        # A torchrun worker ends here, its files written and closed, without the interpreter's
+        # teardown: gloo's threads can abort it ("terminate called without an active
+        # exception"), and torchrun would take that abort for the run's failure.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
+    """Print the run's report (rank 0 only); return the exit code of this process."""
+    from ..report import format_report
+
     if not group.is_main:
         # rank 0 reports the run and ends with its exit code; another rank ending first with
         # a failure would make torchrun stop rank 0 before it has written and printed
