@@ -102,7 +102,7 @@ def cli_seconds(path: Path, runs: int = 3) -> float:
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(
-            [*nnspec_command(), "validate", str(path)],
+            [*nnspec_command(), "validate", "--no-cache", str(path)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
