@@ -32,6 +32,17 @@ CHECKPOINT_SIZES: dict[str, int] = (
 HISTORY_ROWS = 50
 
 
+# a metrics row of a classification epoch, as the runtime keeps them
+ROW = {
+    "epoch": 1,
+    "train_loss": 0.5,
+    "train_accuracy": 0.9,
+    "val_loss": 0.6,
+    "val_accuracy": 0.8,
+    "lr": 0.001,
+    "seconds": 0.1,
+}
+
 def optional(module: str, name: str):
     """Return `module.name`, or None when this version of the runtime has no such thing."""
     try:
@@ -77,16 +88,7 @@ def trained_state(spec, data):
     state = TrainingState(
         model, optimizer, None, EarlyStopping.from_config(training.early_stopping)
     )
-    row = {
-        "epoch": 1,
-        "train_loss": 0.5,
-        "train_accuracy": 0.9,
-        "val_loss": 0.6,
-        "val_accuracy": 0.8,
-        "lr": 0.001,
-        "seconds": 0.1,
-    }
-    state.history = [{**row, "epoch": i + 1} for i in range(HISTORY_ROWS)]
+    state.history = [{**ROW, "epoch": i + 1} for i in range(HISTORY_ROWS)]
     state.epoch = HISTORY_ROWS
     return model, optimizer, state
 
@@ -236,15 +238,7 @@ def progress_ms(progress_class, repeats: int) -> float:
     """Return the CPU ms of one EpochProgress.update, its output going to a throwaway file."""
     import contextlib
 
-    row = {
-        "epoch": 1,
-        "train_loss": 0.5,
-        "train_accuracy": 0.9,
-        "val_loss": 0.6,
-        "val_accuracy": 0.8,
-        "lr": 0.001,
-        "seconds": 0.1,
-    }
+    row = dict(ROW)
     with contextlib.redirect_stderr(io.StringIO()):
         bar = progress_class(10**6, 0, "accuracy", False)
         try:

@@ -14,12 +14,7 @@ from runtime.evaluation import evaluate_checkpoint
 from runtime.train import train_spec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec(**data):

@@ -27,14 +27,7 @@ from compiler.layers import REGISTRY
 BATCHES = (2, 3)  # sample shapes below avoid leading sizes 2 and 3 where rank matters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run torch on one thread here: on tiny tensors its thread pool costs far more than it gains,
-    above all with xdist workers sharing few cores (a conv1d grid: 15 s on two threads, 0.6 s on one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def static_verdict(layer_type: str, args: dict[str, Any], shape: tuple[int, ...]):

@@ -41,19 +41,14 @@ from compiler.reserved import RESERVED_ATTRIBUTES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run torch on one thread here: on tiny tensors its thread pool costs far more than it gains,
-    above all with xdist workers sharing few cores (a conv1d grid: 15 s on two threads, 0.6 s on one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 SPEC_FILES = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
 
 SMALL = 2  # how far above its lower bound a drawn integer may go: shapes stay tiny
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
+]
 
 PROPERTY_SETTINGS = settings(
     derandomize=True,

@@ -16,14 +16,7 @@ from compiler import build_sequential, count_params, load_spec, output_shape, re
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run torch on one thread here: on tiny tensors its thread pool costs far more than it gains,
-    above all with xdist workers sharing few cores (a conv1d grid: 15 s on two threads, 0.6 s on one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
 
 
