@@ -43,6 +43,7 @@ ROW = {
     "seconds": 0.1,
 }
 
+
 def optional(module: str, name: str):
     """Return `module.name`, or None when this version of the runtime has no such thing."""
     try:
