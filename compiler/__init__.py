@@ -24,13 +24,24 @@ _LAZY = {
     "output_shape": "api",
     "generate_source": "api",
     "build_sequential": "api",
+    "build_module": "api",
+    "model_tree": "api",
+    "model_digest": "spec",
 }
 
 if TYPE_CHECKING:
-    from .api import build_sequential, count_params, generate_source, output_shape, resolved_layers
+    from .api import (
+        build_module,
+        build_sequential,
+        count_params,
+        generate_source,
+        model_tree,
+        output_shape,
+        resolved_layers,
+    )
     from .load import load_spec
     from .shapes import ResolvedLayer
-    from .spec import Spec, spec_data, spec_digest
+    from .spec import Spec, model_digest, spec_data, spec_digest
 
 
 def __getattr__(name: str) -> Any:

@@ -4,33 +4,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import Problem, SpecError
-from .shapes import ResolvedLayer, iter_resolved
-from .spec import Spec
+from .shapes import ResolvedLayer
+from .spec import Spec, spec_data
+from .tree import Module
 
 if TYPE_CHECKING:
     import torch
 
 
+def model_tree(spec: Spec) -> Module:
+    """Return the spec's resolved model tree (modules, layers, wiring, shapes)."""
+    if spec._tree is None:  # a Spec built directly, not through load_spec
+        from .document import Document
+        from .load import validate_document
+
+        checked = validate_document(Document(spec_data(spec)), spec.source)
+        spec._tree, spec._resolved = checked._tree, checked._resolved
+    return spec._tree
+
+
 def resolved_layers(spec: Spec) -> tuple[ResolvedLayer, ...]:
-    """Return every layer of a spec with its torch arguments, shapes and parameter count."""
-    if not spec._resolved:  # a Spec built directly, not through load_spec
-        problems: list[Problem] = []
-        resolved = tuple(iter_resolved(spec.layers, tuple(spec.input), spec.layer_lines, problems))
-        if problems:
-            raise SpecError(problems, spec.source)
-        spec._resolved = resolved
+    """Return every layer of a spec, depth first, with its torch arguments, shapes and count."""
+    model_tree(spec)
     return spec._resolved
 
 
 def count_params(spec: Spec) -> int:
     """Return the number of trainable parameters of the spec's model, computed without torch."""
-    return sum(layer.params for layer in resolved_layers(spec))
+    return model_tree(spec).info.params
 
 
 def output_shape(spec: Spec) -> tuple[int, ...]:
     """Return the shape of one output sample (no batch dimension)."""
-    return resolved_layers(spec)[-1].output_shape
+    return model_tree(spec).info.output_shape
 
 
 def generate_source(spec: Spec, source_name: str | None = None) -> str:
@@ -40,8 +46,13 @@ def generate_source(spec: Spec, source_name: str | None = None) -> str:
     return generate(spec, source_name) if source_name is not None else generate(spec)
 
 
-def build_sequential(spec: Spec) -> "torch.nn.Sequential":
-    """Return the spec's model as an nn.Sequential whose children are named like the layers."""
-    from .build import build_sequential as build
+def build_module(spec: Spec) -> "torch.nn.Module":
+    """Return the spec's model: nn.Sequential where it is a chain, a small wired module elsewhere."""
+    from .build import build_module as build
 
     return build(spec)
+
+
+def build_sequential(spec: Spec) -> "torch.nn.Module":
+    """Return the spec's model (`build_module`; an nn.Sequential named like the layers for a chain)."""
+    return build_module(spec)

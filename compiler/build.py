@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .errors import Problem, SpecError
+from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -59,15 +60,147 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def build_sequential(spec) -> nn.Sequential:
-    """Return the spec's model as nn.Sequential(OrderedDict(name -> torch.nn layer))."""
-    from . import count_params, resolved_layers
+class WiredModule(nn.Module):
+    """A module that is not a plain chain: its children, and the wiring that runs them.
+
+    The program is a tuple of steps over child names: `("call", name)`, `("residual", layers,
+    shortcut)` (the shortcut runs first, then the layers, then `x = x + identity`, as the generated
+    code writes it) and `("branches", merge, dim, paths)` (paths in order, merged left to right).
+    An empty program is the identity.
+    """
+
+    def __init__(self, children: "OrderedDict[str, nn.Module]", program: tuple) -> None:
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+        self.program = program
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self.program, x)
+
+    def _run(self, program: tuple, x: torch.Tensor) -> torch.Tensor:
+        modules = self._modules
+        for step in program:
+            kind = step[0]
+            if kind == "call":
+                x = modules[step[1]](x)
+            elif kind == "residual":
+                identity = self._run(step[2], x)
+                x = self._run(step[1], x)
+                x = x + identity
+            else:
+                _, merge, dim, paths = step
+                outputs = [self._run(path, x) for path in paths]
+                if merge == "concat":
+                    x = torch.cat(outputs, dim=dim)
+                else:
+                    x = outputs[0]
+                    for other in outputs[1:]:
+                        x = x + other if merge == "add" else x * other
+        return x
+
+    def extra_repr(self) -> str:
+        return f"program={_describe_program(self.program)}"
+
+
+def _describe_program(program: tuple) -> str:
+    parts = []
+    for step in program:
+        if step[0] == "call":
+            parts.append(step[1])
+        elif step[0] == "residual":
+            parts.append(f"residual({_describe_program(step[1])} + {_describe_program(step[2]) or 'x'})")
+        else:
+            inner = ", ".join(_describe_program(p) or "x" for p in step[3])
+            parts.append(f"{step[1]}({inner})")
+    return " -> ".join(parts)
+
+
+def build_module(spec) -> nn.Module:
+    """Return the spec's model: an nn.Sequential where it is a chain, a WiredModule elsewhere.
+
+    Children are named like the spec's layers and modules, built in the order the generated
+    class builds them (a block's layer-list arguments before its own layers, as Python evaluates
+    a call's arguments first), so one seed gives both forms the same weights.
+    """
+    from . import count_params
+    from .api import model_tree
 
     check_fits_in_memory(spec, count_params(spec))
-    children = OrderedDict(
-        (layer.name, getattr(nn, layer.torch_class)(**layer.kwargs)) for layer in resolved_layers(spec)
-    )
-    return nn.Sequential(children)
+    return _build(model_tree(spec), {})
 
 
-__all__ = ["available_memory_bytes", "build_sequential", "check_fits_in_memory", "format_bytes", "torch"]
+def build_sequential(spec) -> nn.Module:
+    """Return the spec's model (`build_module`'s older name; an nn.Sequential for a chain)."""
+    return build_module(spec)
+
+
+def _build(module: Module, prebuilt: dict[int, nn.Module]) -> nn.Module:
+    if module.kind == "block":
+        for param in module.args:  # the caller builds layer-list arguments first
+            slot = _slot_of(module, module.args[param])
+            if slot is not None and slot.module is not None and id(slot) not in prebuilt:
+                prebuilt[id(slot)] = _build(slot.module, prebuilt)
+    built = OrderedDict()
+    for child in children(module.body):
+        built[child.name] = _build_child(child, prebuilt)
+    if module.is_chain:
+        return nn.Sequential(built)
+    return WiredModule(built, _program(module.body))
+
+
+def _build_child(child, prebuilt: dict[int, nn.Module]) -> nn.Module:
+    if isinstance(child, Leaf):
+        return getattr(nn, child.layer.torch_class)(**child.kwargs)
+    if isinstance(child, Slot):
+        if id(child) not in prebuilt:
+            prebuilt[id(child)] = _build(child.module, prebuilt)
+        return prebuilt[id(child)]
+    if isinstance(child, Repeat):
+        return nn.Sequential(*(_build_child(copy, prebuilt) for copy in child.copies))
+    return _build(child, prebuilt)
+
+
+def _slot_of(module: Module, bound) -> Slot | None:
+    """Return the Slot that a block's layer-list argument fills, however deep it was passed on."""
+    stack = list(module.body)
+    while stack:
+        op = stack.pop()
+        if isinstance(op, Slot):
+            if op.module is not None and op.module.where == bound.where and op.module.body and \
+                    bound.is_list and bound.value:
+                return op
+        elif isinstance(op, Residual):
+            stack.extend(op.layers + op.shortcut)
+        elif isinstance(op, Branches):
+            for path in op.paths:
+                stack.extend(path)
+        elif isinstance(op, Module) and op.kind == "block":
+            stack.extend(op.body)
+    return None
+
+
+def _program(body: list) -> tuple:
+    steps = []
+    for op in body:
+        if isinstance(op, Residual):
+            steps.append(("residual", _program(op.layers), _program(op.shortcut)))
+        elif isinstance(op, Branches):
+            steps.append(("branches", op.merge, op.dim, tuple(_program(p) for p in op.paths)))
+        elif isinstance(op, Slot):
+            if op.module is not None:
+                steps.append(("call", op.name))
+        else:
+            steps.append(("call", op.name))
+    return tuple(steps)
+
+
+__all__ = [
+    "WiredModule",
+    "available_memory_bytes",
+    "build_module",
+    "build_sequential",
+    "check_fits_in_memory",
+    "format_bytes",
+    "torch",
+]

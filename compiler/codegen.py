@@ -13,39 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .layers import REGISTRY
-from .naming import attribute_name, checked_identifier, class_name, module_name
-from .pyliteral import keyword_arguments
+from .classes import ClassWriter, Restart
+from .naming import class_name, module_name
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .shapes import ResolvedLayer
     from .spec import Spec
 
 TEMPLATES = Path(__file__).parent / "templates"
 GENERATED_MARKER = "generated, do not edit; run `nnspec codegen` to update"
 LINE_LENGTH = 88
 _DOC_WIDTH = LINE_LENGTH - 4  # a class docstring is indented once
-
-
-@dataclass(frozen=True)
-class LayerCode:
-    """One layer as the class template writes it."""
-
-    name: str
-    constructor: str  # nn.Conv2d(in_channels=1, ...)
-    comment: str  # where it comes from and what it produces
-    shape: str  # the batched output shape, e.g. [N, 16, 8, 8]
-
-
-@dataclass(frozen=True)
-class ClassCode:
-    """One nn.Module class as the class template writes it."""
-
-    name: str
-    docstring: str
-    forward_docstring: str
-    layers: tuple[LayerCode, ...]
 
 
 def generate_source(spec: Spec, source_name: str | None = None) -> str:
@@ -59,50 +37,34 @@ def generate_source(spec: Spec, source_name: str | None = None) -> str:
 
 def render_module(spec: Spec, source_name: str | None = None) -> str:
     """Return the module source as the templates render it, before black."""
-    from . import count_params, resolved_layers, spec_digest
+    from . import count_params, model_digest, model_tree
+    from .blocks import read_blocks
 
     source = display_source(spec.source if source_name is None else source_name)
     header = [
         GENERATED_MARKER,
         f"source: {comment_text(source)}",
-        f"spec sha256: {spec_digest(spec)}",
+        f"model sha256: {model_digest(spec)}",
         f"nnspec: {__version__}",
     ]
-    layers = resolved_layers(spec)
-    code = class_code(spec, layers, count_params(spec), source)
-    return _template("module.py.j2").render(header=header, classes=[code])
-
-
-def class_code(
-    spec: Spec, layers: Iterable[ResolvedLayer], params: int, source: str
-) -> ClassCode:
-    """Return the template values of the spec's class, every one of them checked or escaped."""
-    layers = tuple(layers)
+    tree = model_tree(spec)
+    blocks = read_blocks(spec.blocks, spec.name, lambda path: None, [])
     input_shape = batched_shape(spec.input)
-    output = batched_shape(layers[-1].output_shape)
-    summary = (
-        f"Input: {input_shape}; output: {output}; {params:,} trainable parameters."
-    )
+    output = batched_shape(tree.info.output_shape)
+    summary = f"Input: {input_shape}; output: {output}; {count_params(spec):,} trainable parameters."
     description = spec.description or f"The {spec.name} network of its nnspec spec."
-    return ClassCode(
-        name=class_name(spec.name),
-        docstring=docstring_text(description) + "\n\n    " + summary + "\n    ",
-        forward_docstring=f"Return the output {output} of a batch of inputs {input_shape}.",
-        layers=tuple(layer_code(layer, source) for layer in layers),
-    )
-
-
-def layer_code(layer: ResolvedLayer, source: str) -> LayerCode:
-    """Return the template values of one layer: its constructor call and its comments."""
-    layer_class = REGISTRY[layer.type]
-    torch_class = checked_identifier(layer.torch_class, "torch.nn class")
-    where = f"{source}:{layer.line}" if layer.line is not None else source
-    return LayerCode(
-        name=attribute_name(layer.name),
-        constructor=f"nn.{torch_class}({keyword_arguments(layer_class, layer.kwargs)})",
-        comment=f"layers[{int(layer.index)}] {checked_identifier(layer.type, 'layer type')}, "
-        f"{comment_text(where)} -> {format_dims(layer.output_shape)}",
-        shape=batched_shape(layer.output_shape),
+    docstring = docstring_text(description) + "\n\n    " + summary + "\n    "
+    forward_doc = f"Return the output {output} of a batch of inputs {input_shape}."
+    per_use: frozenset[str] = frozenset()
+    while True:
+        writer = ClassWriter(spec.name, blocks, per_use)
+        try:
+            writer.model_class(tree, docstring, forward_doc)
+            break
+        except Restart as restart:
+            per_use = per_use | {restart.block}
+    return _template("module.py.j2").render(
+        header=header, classes=writer.classes, ordered_dict=writer.uses_ordered_dict
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -12,13 +11,14 @@ from pydantic import ValidationError
 
 from .document import Document, LoadError
 from .errors import Problem, SpecError, format_path
-from .layers import REGISTRY, LayerSpec
+from .blocks import read_blocks
+from .expand import Expander, LayerCounter
 from .layers.dense import Identity
 from .messages import problems_from_validation
-from .normalize import NormalizedLayer, did_you_mean, normalize_layer
+from .normalize import did_you_mean
 from .readers import decode_text, read_data, read_json, read_yaml
-from .shapes import iter_resolved
-from .spec import MAX_LAYERS, Spec, assign_names
+from .shapes import Resolver, flat_layers
+from .spec import MAX_LAYERS, Spec
 
 PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 
@@ -76,44 +76,43 @@ def validate_document(doc: Document, source: str) -> Spec:
             source,
         )
     problems: list[Problem] = []
+    blocks = read_blocks(data.get("blocks"), data.get("name"), doc.line_of, problems)
     raw_layers = data.get("layers")
-    layers: list[LayerSpec] | None = None
-    lines: list[int | None] = []
+    tree = entries = None
     if isinstance(raw_layers, list) and len(raw_layers) > MAX_LAYERS:
         problems.append(Problem("layers", f"{len(raw_layers)} layers is more than the limit of {MAX_LAYERS}",
                                 doc.line_of(("layers",))))
     elif isinstance(raw_layers, list) and raw_layers:
-        layers, lines = _validate_layers(raw_layers, doc, problems)
+        count = LayerCounter(blocks).count(raw_layers)
+        if count > MAX_LAYERS:
+            problems.append(Problem(
+                "layers", f"the layers expand to {count:,} (repeats multiplied out, blocks inlined; "
+                f"every layer, container and block use counts one), more than the limit of "
+                f"{MAX_LAYERS:,}", doc.line_of(("layers",))))
+        else:
+            name = data.get("name") if isinstance(data.get("name"), str) else "Model"
+            tree, entries = Expander(blocks, doc.line_of, problems).model(raw_layers, name)
 
     top = dict(data)
-    if isinstance(raw_layers, list) and raw_layers:  # checked above, one by one or by count
-        top["layers"] = layers if layers is not None and not problems else [Identity(name="placeholder")]
+    if isinstance(raw_layers, list) and raw_layers:  # checked above, entry by entry or by count
+        top["layers"] = entries if entries is not None and not problems else [Identity(name="placeholder")]
     try:
         spec = Spec.model_validate(top)
     except ValidationError as exc:
         spec = None
-        problems.extend(problems_from_validation(exc, (), doc, top_level=True))
+        problems.extend(p for p in problems_from_validation(exc, (), doc, top_level=True)
+                        if not p.path.startswith("blocks"))  # blocks are checked by read_blocks
 
     input_ok = spec is not None or _valid_input(data.get("input"))
-    if layers is not None and input_ok:
-        # shapes are known up to the first layer with a problem of its own: check that far
-        valid = layers[: _first_layer_with_problems(problems, len(layers))]
-        resolved = list(iter_resolved(valid, tuple(data["input"]), lines, problems))
+    if tree is not None and input_ok:
+        Resolver(doc.line_of, problems).model(tree, tuple(data["input"]))
     if problems:
         raise SpecError(problems, source)
     spec._source = source
-    spec._layer_lines = tuple(lines)
-    spec._resolved = tuple(resolved)
+    spec._layer_lines = tuple(doc.line_of(("layers", i)) for i in range(len(raw_layers)))
+    spec._tree = tree
+    spec._resolved = flat_layers(tree)
     return spec
-
-
-def _first_layer_with_problems(problems: list[Problem], count: int) -> int:
-    """Return the index of the first layer that a problem names (`count` when none does)."""
-    indices = [int(m.group(1)) for p in problems if (m := _LAYER_INDEX.match(p.path))]
-    return min(indices, default=count)
-
-
-_LAYER_INDEX = re.compile(r"layers\[(\d+)\]")
 
 
 def _valid_input(value: Any) -> bool:
@@ -122,50 +121,6 @@ def _valid_input(value: Any) -> bool:
         and 1 <= len(value) <= 4
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     )
-
-
-def _validate_layers(raw_layers: list, doc: Document, problems: list[Problem]) -> tuple[list[LayerSpec], list]:
-    """Return the validated, named layers (placeholders where invalid) and each layer's line."""
-    layers: list[LayerSpec] = []
-    lines: list[int | None] = []
-    for index, raw in enumerate(raw_layers):
-        normal: NormalizedLayer = normalize_layer(raw, index, problems, doc.line_of)
-        lines.append(doc.line_of(("layers", index)))
-        if normal.data is None:
-            layers.append(Identity.model_construct(name=None))
-            continue
-        try:
-            layers.append(REGISTRY[normal.type].model_validate(normal.data))
-        except ValidationError as exc:
-            problems.extend(_layer_problems(exc, normal, doc))
-            cls = REGISTRY[normal.type]
-            name = normal.data.get("name")
-            layers.append(cls.model_construct(name=name if isinstance(name, str) and name.isidentifier() else None))
-    named, name_problems = assign_names(layers)
-    for index, message in name_problems:
-        path = ("layers", index)
-        problems.append(Problem(format_path(path + (named[index].type_name, "name")), message,
-                                doc.line_of(path + ("name",))))
-    return named, lines
-
-
-def _layer_problems(exc: ValidationError, normal: NormalizedLayer, doc: Document) -> list[Problem]:
-    """Return the Problems of one layer's validation error, with lines of the arguments at fault."""
-
-    def line_of(loc: tuple) -> int | None:
-        # loc is (type, arg, ...); find the argument's source path
-        arg = loc[1] if len(loc) > 1 else None
-        if arg in normal.arg_paths:
-            return doc.line_of(normal.arg_paths[arg] + tuple(loc[2:]))
-        return doc.line_of(normal.path)
-
-    extra_hint = {
-        "choices": [a for a in REGISTRY[normal.type].model_fields if a != "type"],
-        "layer": normal.type,
-        "primary": REGISTRY[normal.type].primary,
-    }
-    return problems_from_validation(exc, normal.path, doc, line_of=line_of, layer_hint=extra_hint,
-                                    tag=normal.type)
 
 
 __all__ = ["load_spec", "read_document", "validate_document", "did_you_mean"]

@@ -31,19 +31,43 @@ def did_you_mean(word: str, choices, cutoff: float = 0.6) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _unknown_type(value: Any) -> str:
+@dataclass(frozen=True)
+class EntryKind:
+    """What the normalizer needs to know of a type that can stand in a layer list."""
+
+    primary: str | None  # the argument that `- type: VALUE` sets
+    arguments: tuple[str, ...]  # every argument but type and name, in order
+
+
+def layer_kinds() -> dict[str, EntryKind]:
+    """Return the EntryKind of every registered layer type."""
+    return {
+        name: EntryKind(cls.primary, tuple(a for a in cls.model_fields if a not in ("type", "name")))
+        for name, cls in REGISTRY.items()
+    }
+
+
+def unknown_type_message(value: Any, choices) -> str:
+    """Return the message for an entry whose type is not known, with a suggestion or the list."""
     if not isinstance(value, str):
         return f"a layer type is a name such as 'linear', got {value!r}"
     shown = value if len(value) <= 40 else value[:40] + "..."
-    suggestion = did_you_mean(value, REGISTRY)
+    suggestion = did_you_mean(value, choices)
     if not suggestion:  # nothing close: list them (types come from the registry, never from imports)
-        suggestion = f"; the layer types are: {', '.join(REGISTRY)}"
+        suggestion = f"; the layer types are: {', '.join(choices)}"
     return f"unknown layer type {shown!r}{suggestion}"
 
 
-def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> NormalizedLayer:
-    """Return the canonical form of one layer; append a Problem for each form mistake."""
-    path: Path = ("layers", index)
+def normalize_layer(
+    raw: Any, index: int, problems: list[Problem], line_of, path: Path | None = None, kinds=None
+) -> NormalizedLayer:
+    """Return the canonical form of one layer; append a Problem for each form mistake.
+
+    `kinds` maps every type that may stand here to its EntryKind (default: the layer registry);
+    containers and blocks add theirs.
+    """
+    kinds = layer_kinds() if kinds is None else kinds
+    path = ("layers", index) if path is None else tuple(path)
     here = format_path(path)
 
     def fail(message: str, at: Path = path) -> NormalizedLayer:
@@ -51,8 +75,8 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
         return NormalizedLayer(index, None, None, {}, path)
 
     if isinstance(raw, str):  # bare name: `- relu`
-        if raw not in REGISTRY:
-            return fail(_unknown_type(raw))
+        if raw not in kinds:
+            return fail(unknown_type_message(raw, kinds))
         return NormalizedLayer(index, {"type": raw}, raw, {}, path)
 
     if not isinstance(raw, dict) or not raw:
@@ -63,8 +87,8 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
 
     if "type" in raw:  # canonical: `- {type: linear, out_features: 64}`
         kind = raw["type"]
-        if not isinstance(kind, str) or kind not in REGISTRY:
-            return fail(_unknown_type(kind), path + ("type",))
+        if not isinstance(kind, str) or kind not in kinds:
+            return fail(unknown_type_message(kind, kinds), path + ("type",))
         arg_paths = {key: path + (key,) for key in raw}
         return NormalizedLayer(index, dict(raw), kind, arg_paths, path)
 
@@ -76,9 +100,9 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
         )
 
     (kind, value), = raw.items()
-    if not isinstance(kind, str) or kind not in REGISTRY:
-        return fail(_unknown_type(kind))
-    cls = REGISTRY[kind]
+    if not isinstance(kind, str) or kind not in kinds:
+        return fail(unknown_type_message(kind, kinds))
+    entry = kinds[kind]
     if isinstance(value, dict):  # single-key mapping: `- linear: {out_features: 64}`
         if "type" in value:
             return fail(f"`type` is already given by the key '{kind}'; remove it", path + (kind, "type"))
@@ -86,12 +110,12 @@ def normalize_layer(raw: Any, index: int, problems: list[Problem], line_of) -> N
         return NormalizedLayer(index, {"type": kind, **value}, kind, arg_paths, path)
     if value is None:  # `- relu:` with nothing after it means the bare name
         return NormalizedLayer(index, {"type": kind}, kind, {}, path)
-    if cls.primary is None:  # primary argument form, for a layer that has none
-        args = [a for a in cls.model_fields if a not in ("type", "name")]
+    if entry.primary is None:  # primary argument form, for a layer that has none
+        args = entry.arguments
         how = f"`- {kind}: {{{args[0]}: ...}}`" if args else f"`- {kind}`"
         return fail(f"{kind} has no primary argument, so `{kind}: {value!r}` is ambiguous; write {how}",
                     path + (kind,))
-    return NormalizedLayer(index, {"type": kind, cls.primary: value}, kind, {cls.primary: path + (kind,)}, path)
+    return NormalizedLayer(index, {"type": kind, entry.primary: value}, kind, {entry.primary: path + (kind,)}, path)
 
 
 def _describe(value: Any) -> str:

@@ -74,3 +74,14 @@ def keyword_arguments(layer_class: type, kwargs: dict[str, Any]) -> str:
             f"{name}={python_literal(value, allowed_words(layer_class, name))}"
         )
     return ", ".join(parts)
+
+
+def all_words() -> frozenset[str]:
+    """Return every fixed word any layer argument accepts (for values passed on to a block)."""
+    from .layers import REGISTRY
+
+    words: frozenset[str] = frozenset().union(*VALIDATOR_WORDS.values())
+    for cls in REGISTRY.values():
+        for argument in cls.model_fields:
+            words |= allowed_words(cls, argument)
+    return words

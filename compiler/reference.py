@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_core import PydanticUndefined
 
+from .containers import CONTAINERS
 from .layers import REGISTRY
 
 
@@ -33,6 +34,26 @@ def layer_reference() -> str:
             f"| `{name}` | `{cls.torch_class}` | {cls.primary or '—'} | "
             f"{', '.join(cls.inferred) or '—'} | {rank} |"
         )
+    out += [
+        "",
+        "## Containers",
+        "",
+        "Written like a layer, in any of the four forms (see docs/containers.md for a walk-through).",
+        "`sequential` and `repeat` are modules (a child with a name: `group1`, `repeat1`);",
+        "`residual` and `branches` are wiring: their layers belong to the module around them.",
+        "",
+        "| container | primary argument | arguments | means |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, kind in CONTAINERS.items():
+        args = ", ".join(f"`{a}`" for a in kind.arguments + (("name",) if kind.is_module else ()))
+        out.append(f"| `{name}` | {kind.primary or '—'} | {args} | {kind.summary} |")
+    out += [
+        "",
+        "A block defined under `blocks:` is used like a layer type; its first parameter is its",
+        "primary argument, and each use is a child module named after the block in snake case",
+        "(`basic_block1`).",
+    ]
     for name, cls in REGISTRY.items():
         out += ["", f"## `{name}`", "", (cls.__doc__ or "").strip(), "", "| argument | default |", "| --- | --- |"]
         for arg, field in cls.model_fields.items():

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from .containers import CONTAINERS, Composite, numbered, snake_case
 from .layers import REGISTRY, LayerSpec, check_identifier
 from .layers.base import PosInt
 from .reserved import RESERVED_ATTRIBUTES
@@ -47,7 +48,10 @@ def check_description(value: Any) -> str:
 
 
 def _layers_from_data(value: Any) -> Any:
-    """Return canonical layer mappings turned into layer objects (other values pass through)."""
+    """Return canonical layer mappings turned into layer objects (other values pass through).
+
+    A Spec built directly from data takes plain layers only; load_spec reads containers and blocks.
+    """
     if not isinstance(value, list):
         return value
     out = []
@@ -69,14 +73,18 @@ class Spec(BaseModel):
     input: Annotated[list[PosInt], Field(min_length=1, max_length=MAX_RANK)]
     # Layers are validated one by one through the registry (each class builds its validator only
     # when first used, which keeps `nnspec validate` fast); schema.py publishes the full union.
-    layers: Annotated[list[SerializeAsAny[InstanceOf[LayerSpec]]], BeforeValidator(_layers_from_data),
-                      Field(min_length=1, max_length=MAX_LAYERS)]
+    # Containers and block uses are Composites, read by compiler/expand.py.
+    layers: Annotated[list[SerializeAsAny[InstanceOf[LayerSpec]] | InstanceOf[Composite]],
+                      BeforeValidator(_layers_from_data), Field(min_length=1, max_length=MAX_LAYERS)]
+    # Block definitions as written (templates: `$param` values); compiler/blocks.py checks them.
+    blocks: dict[str, Any] | None = None
     training: TrainingConfig | None = None
     lint: LintConfig | None = None
 
     _source: str = PrivateAttr(default="<spec>")
     _layer_lines: tuple[int | None, ...] = PrivateAttr(default=())
     _resolved: tuple = PrivateAttr(default=())
+    _tree: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _name_layers(self) -> "Spec":
@@ -102,23 +110,47 @@ class Spec(BaseModel):
         return self.training if self.training is not None else TrainingConfig()
 
 
-def automatic_names(layers: list[LayerSpec]) -> list[str]:
-    """Return each layer's automatic name: its prefix and a per-prefix counter over the spec."""
+def _prefix(entry: Any) -> str | None:
+    if isinstance(entry, Composite):
+        if entry.type in CONTAINERS:
+            return CONTAINERS[entry.type].prefix
+        return snake_case(entry.type)
+    return entry.prefix
+
+
+def automatic_names(layers: list) -> list[str | None]:
+    """Return each entry's automatic name: its prefix and a per-prefix counter over the list.
+
+    An automatic name never takes a name written elsewhere in the list; wiring (residual,
+    branches) has none.
+    """
     counters: dict[str, int] = {}
-    names = []
+    written = {layer.name for layer in layers if layer.name is not None}
+    names: list[str | None] = []
     for layer in layers:
-        counters[layer.prefix] = counters.get(layer.prefix, 0) + 1
-        names.append(f"{layer.prefix}{counters[layer.prefix]}")
+        prefix = _prefix(layer)
+        if prefix is None:
+            names.append(None)
+            continue
+        counters[prefix] = counters.get(prefix, 0) + 1
+        name = numbered(prefix, counters[prefix])
+        while layer.name is None and name in written:
+            counters[prefix] += 1
+            name = numbered(prefix, counters[prefix])
+        written.add(name)
+        names.append(name)
     return names
 
 
-def assign_names(layers: list[LayerSpec]) -> tuple[list[LayerSpec], list[tuple[int, str]]]:
-    """Return the layers with every name set, and (layer index, message) for each bad name."""
+def assign_names(layers: list) -> tuple[list, list[tuple[int, str]]]:
+    """Return the entries with every name set, and (entry index, message) for each bad name."""
     auto = automatic_names(layers)
     final = [layer.name or auto[i] for i, layer in enumerate(layers)]
     problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for i, (layer, name) in enumerate(zip(layers, final)):
+        if name is None:
+            continue
         if layer.name is not None:
             if name.startswith("_"):
                 problems.append((i, f"name {name!r} starts with '_', which torch keeps for its internals"))
@@ -137,7 +169,7 @@ def assign_names(layers: list[LayerSpec]) -> tuple[list[LayerSpec], list[tuple[i
         else:
             seen[name] = i
     named = [
-        layer if layer.name == name else layer.model_copy(update={"name": name})
+        layer if layer.name == name or name is None else layer.model_copy(update={"name": name})
         for layer, name in zip(layers, final)
     ]
     return named, problems
@@ -150,10 +182,26 @@ def spec_data(spec: Spec) -> dict[str, Any]:
     """
     data = spec.model_dump(mode="json")
     data["layers"] = [
-        {"type": layer.type_name, **{k: v for k, v in dumped.items() if k != "type"}}
+        layer.canonical() if isinstance(layer, Composite)
+        else {"type": layer.type_name, **{k: v for k, v in dumped.items() if k != "type"}}
         for layer, dumped in zip(spec.layers, data["layers"])
     ]
+    if data.get("blocks") is None:
+        data.pop("blocks", None)  # a spec without blocks keeps the digest it had before blocks
     return data
+
+
+MODEL_KEYS = ("spec_version", "name", "description", "input", "blocks", "layers")
+
+
+def model_digest(spec: Spec) -> str:
+    """Return the sha256 (hex) of what defines the model: not `training` or `lint`.
+
+    The header of a generated module carries it, so changing `epochs` leaves generated/ fresh.
+    """
+    data = {k: v for k, v in spec_data(spec).items() if k in MODEL_KEYS}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def spec_digest(spec: Spec) -> str:

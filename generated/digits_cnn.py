@@ -1,6 +1,6 @@
 # generated, do not edit; run `nnspec codegen` to update
 # source: specs/digits_cnn.yaml
-# spec sha256: 81c2ba86bf99d03a85f35b23c1271928ef3957e05181376c89dff995a568c567
+# model sha256: 7ed7241e0af58c10169451a4252d81b26799adc5a67771ddcfeeb6235bdc11aa
 # nnspec: 0.1.0
 
 import torch
@@ -15,44 +15,16 @@ class DigitsCNN(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # layers[0] conv2d, specs/digits_cnn.yaml:7 -> [16, 8, 8]
-        self.conv1 = nn.Conv2d(
-            in_channels=1,
-            out_channels=16,
-            kernel_size=3,
-            stride=1,
-            padding=1,
-            dilation=1,
-            groups=1,
-            bias=True,
-            padding_mode="zeros",
-        )
-        # layers[1] batchnorm2d, specs/digits_cnn.yaml:8 -> [16, 8, 8]
-        self.bn1 = nn.BatchNorm2d(
-            num_features=16,
-            eps=1e-05,
-            momentum=0.1,
-            affine=True,
-            track_running_stats=True,
-        )
-        # layers[2] relu, specs/digits_cnn.yaml:9 -> [16, 8, 8]
-        self.relu1 = nn.ReLU(inplace=False)
-        # layers[3] maxpool2d, specs/digits_cnn.yaml:10 -> [16, 4, 4]
-        self.pool1 = nn.MaxPool2d(
-            kernel_size=2, stride=None, padding=0, dilation=1, ceil_mode=False
-        )
-        # layers[4] dropout2d, specs/digits_cnn.yaml:11 -> [16, 4, 4]
-        self.drop1 = nn.Dropout2d(p=0.25, inplace=False)
-        # layers[5] flatten, specs/digits_cnn.yaml:12 -> [256]
-        self.flatten1 = nn.Flatten(start_dim=1, end_dim=-1)
-        # layers[6] linear, specs/digits_cnn.yaml:13 -> [64]
-        self.fc1 = nn.Linear(in_features=256, out_features=64, bias=True)
-        # layers[7] relu, specs/digits_cnn.yaml:14 -> [64]
-        self.relu2 = nn.ReLU(inplace=False)
-        # layers[8] dropout, specs/digits_cnn.yaml:15 -> [64]
-        self.drop_fc = nn.Dropout(p=0.4, inplace=False)
-        # layers[9] linear, specs/digits_cnn.yaml:16 -> [10]
-        self.head = nn.Linear(in_features=64, out_features=10, bias=True)
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.drop1 = nn.Dropout2d(p=0.25)
+        self.flatten1 = nn.Flatten()
+        self.fc1 = nn.Linear(256, 64)
+        self.relu2 = nn.ReLU()
+        self.drop_fc = nn.Dropout(p=0.4)
+        self.head = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the output [N, 10] of a batch of inputs [N, 1, 8, 8]."""

@@ -1,6 +1,6 @@
 # generated, do not edit; run `nnspec codegen` to update
 # source: specs/digits_mlp.yaml
-# spec sha256: d9202313e08dc5d5e7b6ad1f99518c0dc9232ddcadc0c11c179e172808a3325d
+# model sha256: 83a88c787d9a1591be433a85ec3bd681e5b9eaee573b18def6b442d729d1e373
 # nnspec: 0.1.0
 
 import torch
@@ -15,22 +15,14 @@ class DigitsMLP(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # layers[0] flatten, specs/digits_mlp.yaml:7 -> [64]
-        self.flatten1 = nn.Flatten(start_dim=1, end_dim=-1)
-        # layers[1] linear, specs/digits_mlp.yaml:8 -> [256]
-        self.fc1 = nn.Linear(in_features=64, out_features=256, bias=True)
-        # layers[2] relu, specs/digits_mlp.yaml:9 -> [256]
-        self.relu1 = nn.ReLU(inplace=False)
-        # layers[3] dropout, specs/digits_mlp.yaml:10 -> [256]
-        self.drop1 = nn.Dropout(p=0.2, inplace=False)
-        # layers[4] linear, specs/digits_mlp.yaml:11 -> [256]
-        self.fc2 = nn.Linear(in_features=256, out_features=256, bias=True)
-        # layers[5] relu, specs/digits_mlp.yaml:12 -> [256]
-        self.relu2 = nn.ReLU(inplace=False)
-        # layers[6] dropout, specs/digits_mlp.yaml:13 -> [256]
-        self.drop2 = nn.Dropout(p=0.2, inplace=False)
-        # layers[7] linear, specs/digits_mlp.yaml:14 -> [10]
-        self.head = nn.Linear(in_features=256, out_features=10, bias=True)
+        self.flatten1 = nn.Flatten()
+        self.fc1 = nn.Linear(64, 256)
+        self.relu1 = nn.ReLU()
+        self.drop1 = nn.Dropout(p=0.2)
+        self.fc2 = nn.Linear(256, 256)
+        self.relu2 = nn.ReLU()
+        self.drop2 = nn.Dropout(p=0.2)
+        self.head = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the output [N, 10] of a batch of inputs [N, 1, 8, 8]."""

@@ -1,6 +1,6 @@
 # generated, do not edit; run `nnspec codegen` to update
 # source: specs/wine_mlp.json
-# spec sha256: d27419a9c904c47bda4d2d34b73bce01bf7c669380eda53af5c4eb327141d2b8
+# model sha256: ede80c81428a424625cba25fc60847a0bcc3d7f971c3ea9160daab4fe6f9873f
 # nnspec: 0.1.0
 
 import torch
@@ -15,22 +15,11 @@ class WineMLP(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # layers[0] batchnorm1d, specs/wine_mlp.json:7 -> [13]
-        self.norm_in = nn.BatchNorm1d(
-            num_features=13,
-            eps=1e-05,
-            momentum=0.1,
-            affine=True,
-            track_running_stats=True,
-        )
-        # layers[1] linear, specs/wine_mlp.json:8 -> [32]
-        self.fc1 = nn.Linear(in_features=13, out_features=32, bias=True)
-        # layers[2] relu, specs/wine_mlp.json:9 -> [32]
-        self.relu1 = nn.ReLU(inplace=False)
-        # layers[3] dropout, specs/wine_mlp.json:10 -> [32]
-        self.drop1 = nn.Dropout(p=0.3, inplace=False)
-        # layers[4] linear, specs/wine_mlp.json:11 -> [3]
-        self.head = nn.Linear(in_features=32, out_features=3, bias=True)
+        self.norm_in = nn.BatchNorm1d(13)
+        self.fc1 = nn.Linear(13, 32)
+        self.relu1 = nn.ReLU()
+        self.drop1 = nn.Dropout(p=0.3)
+        self.head = nn.Linear(32, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the output [N, 3] of a batch of inputs [N, 13]."""

@@ -1,7 +1,7 @@
 """The generated form of a spec's model: its class from generated/, or compiled from fresh source.
 
 `nnspec train --form generated` uses the committed class in `generated/<spec stem>.py` when its
-header says it was made from this very spec (same sha256 of the normalized spec); otherwise it
+header says it was made from this very model (same sha256 of the spec's model part); otherwise it
 warns and compiles the class from source generated in memory, registered in `linecache` so that
 tracebacks show the generated lines.
 """
@@ -50,7 +50,7 @@ def load_generated_class(
     without a warning; with one, a missing or stale file is reported as a
     StaleGeneratedCodeWarning that says how to update it.
     """
-    from compiler import spec_digest
+    from compiler import model_digest
     from compiler.codegen import read_header
 
     if spec_path is None:
@@ -63,12 +63,12 @@ def load_generated_class(
         )
         return compile_generated_class(spec)
     written = read_header(path.read_text(encoding="utf-8", errors="replace")).get(
-        "spec sha256"
+        "model sha256"
     )
-    if written != spec_digest(spec):
+    if written != model_digest(spec):
         _warn(
-            f"{path} was generated from another version of {spec_path} (spec sha256 "
-            f"{(written or 'missing')[:12]}, now {spec_digest(spec)[:12]}); using the class "
+            f"{path} was generated from another version of {spec_path} (model sha256 "
+            f"{(written or 'missing')[:12]}, now {model_digest(spec)[:12]}); using the class "
             "generated in memory instead"
         )
         return compile_generated_class(spec)

@@ -91,7 +91,7 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     "softmax_over_batch.yaml": [(5, "layers[1].softmax.dim", "dim 0 is the batch dimension")],
     # -- names -----------------------------------------------------------------------------------
     "invalid_name.yaml": [(4, "layers[0].linear.name", "a name must be an ASCII Python identifier")],
-    "duplicate_name.yaml": [(6, "layers[2].linear.name", "automatic name 'fc2' is already the name of layers[0]")],
+    "duplicate_name.yaml": [(6, "layers[2].linear.name", "name 'fc2' is already the name of layers[0]")],
     "reserved_name.yaml": [(4, "layers[0].linear.name", "name 'forward' is an attribute of torch.nn.Module; pick another")],
     "keyword_name.json": [(5, "layers[0].relu.name", "a name cannot be the Python keyword 'class'")],
     "underscore_name.yaml": [(4, "layers[0].relu.name", "starts with '_'")],

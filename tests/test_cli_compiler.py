@@ -101,12 +101,31 @@ def test_summary_json_structure_and_values(path, capsys):
     assert set(data) == {"total_params", "trainable_params", "layers"}
     spec = load_spec(path)
     assert data["total_params"] == data["trainable_params"] == count_params(spec)
-    assert [set(entry) for entry in data["layers"]] == [{"name", "type", "output_shape", "params"}] * len(spec.layers)
-    assert data["layers"] == [
-        {"name": layer.name, "type": layer.type, "output_shape": list(layer.output_shape), "params": layer.params}
-        for layer in resolved_layers(spec)
+    assert len(data["layers"]) == len(spec.layers)
+    assert [entry["name"] for entry in data["layers"]] == [layer.name for layer in spec.layers]
+
+    def flat(entries):
+        for entry in entries:
+            if "children" in entry:  # a module, wiring, or a residual's shortcut / a path
+                assert set(entry) in ({"name", "type", "output_shape", "params", "children"},
+                                      {"name", "type", "children"})
+                assert _total(entry) == sum(_total(c) for c in entry["children"])
+                yield from flat(entry["children"])
+            else:
+                assert set(entry) == {"name", "type", "output_shape", "params"}
+                yield entry
+
+    layers = list(flat(data["layers"]))
+    assert [(e["type"], e["output_shape"], e["params"]) for e in layers] == [
+        (layer.type, list(layer.output_shape), layer.params) for layer in resolved_layers(spec)
     ]
-    assert sum(entry["params"] for entry in data["layers"]) == data["total_params"]
+    assert sum(_total(entry) for entry in data["layers"]) == data["total_params"]
+
+
+def _total(entry) -> int:
+    if "params" in entry:
+        return entry["params"]
+    return sum(_total(c) for c in entry["children"])
 
 
 def test_summary_table_lists_every_layer_with_totals(capsys):

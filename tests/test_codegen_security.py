@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import SpecError, build_sequential, load_spec
+from compiler import SpecError, build_sequential, load_spec, model_tree
+from compiler.tree import children
 from compiler.codegen import generate_package_index, generate_source, read_header
 from compiler.layers import REGISTRY
 from compiler.naming import CodegenError, attribute_name, class_name, module_name
@@ -97,27 +98,42 @@ def plain_arguments(fn: ast.FunctionDef, names: list[str]) -> bool:
 
 
 def assert_inert_module(source: str, class_name: str) -> list[str]:
-    """Assert the module holds only torch imports and one plain nn.Module class; return its layer names."""
+    """Assert the module holds only its imports and plain nn.Module classes; return the last
+    class's (the model's) child names.
+
+    Every statement is one of a few fixed shapes: `self.name = <constructor>`, the loop that
+    builds a repeat whose `times` is a block parameter, and in `forward` assignments of child
+    calls, `x if self.p is None else self.p(x)`, sums, products and `torch.cat`. Constructors are
+    `nn.<torch class>`, `nn.Sequential`, `OrderedDict` or a class of this very module, with
+    literals, argument names and integer arithmetic over them as arguments.
+    """
     tree = ast.parse(source)
     classes = []
     for node in tree.body:
         if isinstance(node, ast.Import):
-            assert [(a.name, a.asname) for a in node.names] == [
-                ("torch", None)
-            ], ast.dump(node)
+            assert [(a.name, a.asname) for a in node.names] == [("torch", None)], ast.dump(node)
         elif isinstance(node, ast.ImportFrom):
             names = [(a.name, a.asname) for a in node.names]
             allowed = [
                 ("torch", 0, [("nn", None)]),
                 ("__future__", 0, [("annotations", None)]),
+                ("collections", 0, [("OrderedDict", None)]),
             ]
             assert (node.module, node.level, names) in allowed, ast.dump(node)
         elif isinstance(node, ast.ClassDef):
             classes.append(node)
         else:
             assert is_docstring(node), ast.dump(node)
-    assert [c.name for c in classes] == [class_name]
-    cls = classes[0]
+    assert classes and classes[-1].name == class_name
+    defined: set[str] = set()
+    children = []
+    for cls in classes:
+        children = _assert_inert_class(cls, defined)
+        defined.add(cls.name)
+    return children
+
+
+def _assert_inert_class(cls: ast.ClassDef, defined: set[str]) -> list[str]:
     assert not cls.decorator_list and not cls.keywords
     assert len(cls.bases) == 1 and is_attribute(cls.bases[0], "nn", "Module")
     body = cls.body[1:] if is_docstring(cls.body[0]) else cls.body
@@ -125,53 +141,128 @@ def assert_inert_module(source: str, class_name: str) -> list[str]:
     init, forward = body
     assert init.name == "__init__" and forward.name == "forward"
     assert not init.decorator_list and not forward.decorator_list
-    assert plain_arguments(init, ["self"]) and plain_arguments(forward, ["self", "x"])
+    a = init.args
+    assert not a.vararg and not a.kwarg and not a.posonlyargs and a.args[0].arg == "self"
+    arguments = {arg.arg for arg in [*a.args[1:], *a.kwonlyargs]}
+    for default in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
+        assert is_literal(default), ast.dump(default)
+    assert plain_arguments(forward, ["self", "x"])
     assert isinstance(init.returns, ast.Constant) and init.returns.value is None
     assert is_attribute(forward.returns, "torch", "Tensor")
-    assert is_attribute(forward.args.args[1].annotation, "torch", "Tensor")
 
     statements = init.body[1:] if is_docstring(init.body[0]) else init.body
     first = statements[0]
     assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
     call = first.value
     assert not call.args and not call.keywords and isinstance(call.func, ast.Attribute)
-    assert call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
-    assert (
-        is_name(call.func.value.func, "super")
-        and not call.func.value.args
-        and not call.func.value.keywords
-    )
-    layers = []
+    assert call.func.attr == "__init__" and is_name(call.func.value.func, "super")
+    names = set(arguments)
+    children = []
     for node in statements[1:]:
+        if isinstance(node, ast.For):
+            assert isinstance(node.target, ast.Name) and node.target.id == "_" and not node.orelse
+            assert isinstance(node.iter, ast.Call) and is_name(node.iter.func, "range")
+            _assert_value(node.iter.args[0], names, defined)
+            for inner in node.body:
+                if isinstance(inner, ast.Expr):  # copies.append(Block(...))
+                    call = inner.value
+                    assert isinstance(call, ast.Call) and call.func.attr == "append", ast.dump(inner)
+                    assert isinstance(call.func.value, ast.Name) and call.func.value.id in names
+                    _assert_value(call.args[0], names, defined)
+                else:
+                    assert isinstance(inner, ast.Assign) and isinstance(inner.targets[0], ast.Name)
+                    assert inner.targets[0].id in names
+                    _assert_value(inner.value, names, defined)
+            continue
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
         target, value = node.targets[0], node.value
+        if isinstance(target, ast.Name):  # a local: the loop's list or running size
+            names.add(target.id)
+            if isinstance(value, ast.List):
+                assert not value.elts
+            else:
+                _assert_value(value, names, defined)
+            continue
         assert is_attribute(target, "self"), ast.dump(node)
-        assert isinstance(value, ast.Call) and not value.args, ast.dump(node)
-        assert isinstance(value.func, ast.Attribute) and is_name(value.func.value, "nn")
-        assert value.func.attr in TORCH_CLASSES, value.func.attr
-        for kw in value.keywords:
-            assert kw.arg is not None and kw.arg.isidentifier(), ast.dump(kw)
-            assert is_literal(kw.value), ast.dump(kw)
-        layers.append(target.attr)
+        _assert_value(value, names, defined)
+        children.append(target.attr)
 
     statements = forward.body[1:] if is_docstring(forward.body[0]) else forward.body
     *steps, last = statements
     assert isinstance(last, ast.Return) and is_name(last.value, "x")
-    called = []
+    variables = {"x"}
     for node in steps:
-        assert (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and is_name(node.targets[0], "x")
-        )
-        call = node.value
-        assert isinstance(call, ast.Call) and is_attribute(call.func, "self"), ast.dump(
-            node
-        )
-        assert len(call.args) == 1 and is_name(call.args[0], "x") and not call.keywords
-        called.append(call.func.attr)
-    assert called == layers
-    return layers
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        assert isinstance(node.targets[0], ast.Name)
+        _assert_wiring(node.value, variables, set(children))
+        variables.add(node.targets[0].id)
+    return children
+
+
+def _assert_value(node: ast.AST, names: set[str], defined: set[str]) -> None:
+    """Assert a constructor-side expression: literals, names, integer arithmetic, constructors."""
+    if is_literal(node) or (isinstance(node, ast.Name) and node.id in names | {"None"}):
+        return
+    if isinstance(node, ast.Constant) and node.value is None:
+        return
+    if isinstance(node, ast.BinOp):
+        assert isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)), ast.dump(node)
+        _assert_value(node.left, names, defined)
+        _assert_value(node.right, names, defined)
+        return
+    if isinstance(node, (ast.Tuple, ast.List)):
+        for item in node.elts:
+            _assert_value(item, names, defined)
+        return
+    if isinstance(node, ast.Starred):
+        assert isinstance(node.value, ast.Name) and node.value.id in names
+        return
+    assert isinstance(node, ast.Call), ast.dump(node)
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        assert is_name(func.value, "nn") and func.attr in TORCH_CLASSES | {"Sequential"}, ast.dump(func)
+    else:
+        assert isinstance(func, ast.Name) and func.id in defined | {"OrderedDict"}, ast.dump(func)
+    for arg in node.args:
+        if isinstance(arg, ast.List) and is_name(func, "OrderedDict"):
+            for pair in arg.elts:
+                assert isinstance(pair, ast.Tuple) and isinstance(pair.elts[0], ast.Constant)
+                assert isinstance(pair.elts[0].value, str) and pair.elts[0].value.isidentifier()
+                _assert_value(pair.elts[1], names, defined)
+        else:
+            _assert_value(arg, names, defined)
+    for kw in node.keywords:
+        assert kw.arg is not None and kw.arg.isidentifier(), ast.dump(kw)
+        _assert_value(kw.value, names, defined)
+
+
+def _assert_wiring(node: ast.AST, variables: set[str], children: set[str]) -> None:
+    """Assert a forward-side expression: child calls, `x if self.p is None else ...`, merges."""
+    if isinstance(node, ast.Name):
+        assert node.id in variables, node.id
+        return
+    if isinstance(node, ast.Call) and is_attribute(node.func, "self"):
+        assert node.func.attr in children and len(node.args) == 1 and not node.keywords
+        assert isinstance(node.args[0], ast.Name) and node.args[0].id in variables
+        return
+    if isinstance(node, ast.IfExp):
+        test = node.test
+        assert isinstance(test, ast.Compare) and is_attribute(test.left, "self")
+        assert isinstance(test.ops[0], ast.Is) and test.comparators[0].value is None
+        _assert_wiring(node.body, variables, children)
+        _assert_wiring(node.orelse, variables, children)
+        return
+    if isinstance(node, ast.BinOp):
+        assert isinstance(node.op, (ast.Add, ast.Mult)), ast.dump(node)
+        _assert_wiring(node.left, variables, children)
+        _assert_wiring(node.right, variables, children)
+        return
+    assert isinstance(node, ast.Call) and is_attribute(node.func, "torch", "cat"), ast.dump(node)
+    (items,) = node.args
+    assert isinstance(items, ast.List)
+    for item in items.elts:
+        _assert_wiring(item, variables, children)
+    assert [kw.arg for kw in node.keywords] == ["dim"] and is_literal(node.keywords[0].value)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -179,7 +270,7 @@ def test_every_generated_module_is_inert(path):
     spec = load_spec(path)
     committed = (ROOT / "generated" / f"{path.stem}.py").read_text(encoding="utf-8")
     assert assert_inert_module(committed, spec.name) == [
-        layer.name for layer in spec.layers
+        child.name for child in children(model_tree(spec).body)
     ]
 
 

@@ -82,11 +82,15 @@ def test_layer_name_rules(name, fragment):
 def test_names_must_be_unique_including_automatic_ones():
     got = problems_of(spec_with({"relu": {"name": "a"}}, {"relu": {"name": "a"}}, "relu", {"tanh": {"name": "relu3"}}))
     assert got == [
-        ("layers[1].relu.name", "name 'a' is already the name of layers[0]; names must be unique, "
-                                "so give one of them another name"),
-        ("layers[3].tanh.name", "name 'relu3' is already the automatic name of layers[2]; names must be unique, "
-                                "so give one of them another name"),
+        ("layers[1].relu.name", "name 'a' is already the name of layers[0]; names must be unique in a "
+                                "module, so give one of them another name"),
     ]
+
+
+def test_automatic_names_never_take_a_written_name():
+    # SPEC.md: an automatic name never takes a name already used in its module, also one written later
+    spec = load_spec(spec_with("relu", "relu", {"tanh": {"name": "relu2"}}, "relu"))
+    assert [layer.name for layer in spec.layers] == ["relu1", "relu3", "relu2", "relu4"]
 
 
 @pytest.mark.parametrize("name", ["torch", "nn", "Tensor", "list", "print", "None", "def", "My Net"])

@@ -105,6 +105,10 @@ class LayerSpec(BaseModel):
     inferred: ClassVar[tuple[str, ...]] = ()  # arguments computed from the input shape
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted sample ranks; None = any >= 1
     rank_hint: ClassVar[str] = ""  # how the accepted shape reads, e.g. "(C, H, W)"
+    # inferred argument -> the input dimension it reads (for symbolic sizes in generated blocks)
+    inferred_dims: ClassVar[dict[str, int]] = {}
+    # arguments generated code always writes, even at their default (a deliberate default)
+    always_written: ClassVar[tuple[str, ...]] = ()
 
     @property
     def type_name(self) -> str:
@@ -136,6 +140,23 @@ class LayerSpec(BaseModel):
     def count_params(self, shape: Shape) -> int:
         """Return the number of trainable parameters for input `shape` (default: none)."""
         return 0
+
+    def infer_exprs(self, exprs: tuple) -> dict[str, Any]:
+        """Return the inferred arguments as expressions of the input's size expressions.
+
+        `exprs` holds one expression (compiler.expressions) or None per input dimension; a block's
+        generated class writes these over its constructor arguments (`nn.BatchNorm2d(channels)`).
+        """
+        return {arg: exprs[dim] for arg, dim in self.inferred_dims.items()}
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        """Return the output's size expressions from the input's and the arguments' (None: unknown).
+
+        The default suits layers that keep the shape; a layer that changes it says how.
+        """
+        if type(self).output_shape is LayerSpec.output_shape:
+            return tuple(exprs)
+        return (None,) * len(out)
 
     def resolve(self, shape: Shape) -> tuple[dict[str, Any], Shape, int]:
         """Return (torch keyword arguments, output shape, parameter count) for input `shape`."""

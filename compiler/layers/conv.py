@@ -51,6 +51,7 @@ class _ConvNd(LayerSpec):
     primary: ClassVar[str | None] = "out_channels"
     prefix: ClassVar[str] = "conv"
     inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
+    inferred_dims: ClassVar[dict[str, int]] = {"in_channels": 0}
 
     in_channels: PosInt | None = None
     out_channels: PosInt
@@ -106,6 +107,9 @@ class _ConvNd(LayerSpec):
                     "padding",
                 )
 
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return (args.get("out_channels"), *(None,) * (len(out) - 1))
+
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")
         weights = self.out_channels * (shape[0] // self.groups) * product(k)
@@ -132,10 +136,18 @@ class Conv2d(_ConvNd):
     rank_hint: ClassVar[str] = "(C, H, W)"
 
 
+def _channels_kept(exprs: tuple, out: Shape) -> tuple:
+    """Return size expressions of a layer that keeps the channels and changes the rest."""
+    return (exprs[0], *(None,) * (len(out) - 1))
+
+
 class _PoolNd(LayerSpec):
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "kernel_size"
     prefix: ClassVar[str] = "pool"
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return _channels_kept(exprs, out)
 
     def _pool_shape(self, shape: Shape, dilation: Size, ceil_mode: bool) -> Shape:
         n = self.dims
@@ -227,6 +239,9 @@ class _AdaptiveAvgPoolNd(LayerSpec):
 
     def output_shape(self, shape: Shape) -> Shape:
         return (shape[0], *expand(self.output_size, self.dims, "output_size"))
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return _channels_kept(exprs, out)
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):

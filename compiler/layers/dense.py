@@ -29,6 +29,7 @@ class Linear(LayerSpec):
     primary: ClassVar[str | None] = "out_features"
     prefix: ClassVar[str] = "fc"
     inferred: ClassVar[tuple[str, ...]] = ("in_features",)
+    inferred_dims: ClassVar[dict[str, int]] = {"in_features": -1}
 
     in_features: PosInt | None = None
     out_features: PosInt
@@ -40,6 +41,9 @@ class Linear(LayerSpec):
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.out_features)
 
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return (*exprs[:-1], args.get("out_features"))
+
     def count_params(self, shape: Shape) -> int:
         return shape[-1] * self.out_features + (self.out_features if self.bias else 0)
 
@@ -47,6 +51,7 @@ class Linear(LayerSpec):
 class _BatchNorm(LayerSpec):
     prefix: ClassVar[str] = "bn"
     inferred: ClassVar[tuple[str, ...]] = ("num_features",)
+    inferred_dims: ClassVar[dict[str, int]] = {"num_features": 0}
 
     num_features: PosInt | None = None
     eps: Eps = 1e-5
@@ -102,6 +107,15 @@ class LayerNorm(LayerSpec):
             )
         trailing = shape[-n:]
         return {"normalized_shape": trailing[0] if not isinstance(written, list) else list(trailing)}
+
+    def infer_exprs(self, exprs: tuple) -> dict[str, Any]:
+        from ..expressions import Items
+
+        written = self.normalized_shape
+        if not isinstance(written, list):
+            return {"normalized_shape": exprs[-1]}
+        trailing = exprs[-len(written):]
+        return {"normalized_shape": None if None in trailing else Items(tuple(trailing))}
 
     def count_params(self, shape: Shape) -> int:
         written = self.normalized_shape
@@ -170,6 +184,18 @@ class Flatten(LayerSpec):
             raise ShapeProblem(f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})", "start_dim")
         out = (*batched[:start], product(batched[start : end + 1]), *batched[end + 1 :])
         return out[1:]
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        from ..expressions import Const, multiply
+
+        batched = (Const(1), *exprs)
+        rank = len(batched)
+        start = self.start_dim + rank if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + rank if self.end_dim < 0 else self.end_dim
+        merged = batched[start]
+        for expr in batched[start + 1 : end + 1]:
+            merged = multiply(merged, expr)
+        return (*batched[:start], merged, *batched[end + 1 :])[1:]
 
 
 class _Activation(LayerSpec):
@@ -246,6 +272,10 @@ class _SoftmaxLike(_Activation):
     # torch's default (None) picks a dimension by a legacy rule and warns; -1 is what it means
     # for every (N, classes) output, so it is the default here and always written out.
     dim: Annotated[int, Field(strict=True)] = -1
+    always_written: ClassVar[tuple[str, ...]] = ("dim",)
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return tuple(exprs)
 
     def output_shape(self, shape: Shape) -> Shape:
         rank = len(shape) + 1

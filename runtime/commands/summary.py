@@ -18,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import load_spec, resolved_layers
+    from compiler import load_spec
     from compiler.summary import summary_data, summary_table
 
     spec = load_spec(args.spec)
-    data = summary_data(spec, resolved_layers(spec))
+    data = summary_data(spec)
     if args.json:
         print(json.dumps({k: data[k] for k in ("total_params", "trainable_params", "layers")}, indent=2))
     else:
