@@ -60,7 +60,8 @@ class Expander:
 
     def report_located(self, where: Where, problem: Problem) -> None:
         """Add a Problem made for a document path, placed behind the block uses of `where`."""
-        key = (where.uses, problem.path, problem.message)
+        # inside a block the same mistake is one problem, reported at the first use
+        key = (problem.path, problem.message) if where.uses else ((), problem.path, problem.message)
         if key in self._seen:
             return
         self._seen.add(key)
@@ -143,6 +144,8 @@ class Expander:
             if expr is not None:
                 exprs[arg] = expr
         cls = REGISTRY[normal.type]
+        if failed:  # the problem is reported; a validation without the value would add a second
+            return self.broken(where, line)
         try:
             layer = cls.model_validate(data)
         except ValidationError as exc:

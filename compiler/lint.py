@@ -253,7 +253,9 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
     training = spec.training
     found: list[LintWarning] = []
     last = _previous_skipping(layers, len(layers), DROPOUTS | ACTIVATIONS) or layers[-1]
-    out = layers[-1].output_shape
+    from . import output_shape
+
+    out = output_shape(spec)  # the model's output, which need not be its last layer's
     classes = DATASET_CLASSES.get(training.data.dataset)
     expected = size = None
     if training.task == "classification" and (len(out) != 1 or (classes and out[0] != classes)):

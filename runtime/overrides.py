@@ -17,6 +17,8 @@ import yaml
 from compiler import Problem, Spec, SpecError
 from compiler.document import Document
 from compiler.errors import format_path
+from compiler.blocks import entry_kinds, read_blocks
+from compiler.containers import CONTAINERS, numbered, snake_case
 from compiler.layers import REGISTRY
 from compiler.load import read_document, validate_document
 from compiler.normalize import did_you_mean, normalize_layer
@@ -83,12 +85,14 @@ def apply_overrides(data: dict, assignments: list[str]) -> dict:
 def _assign(data: dict, parts: list, value: Any, text: str) -> None:
     node: Any = data
     walked: list = []
+    kinds = _entry_kinds(data.get("blocks"))
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
-        if walked == ["layers"] and isinstance(node, list):
-            part = _layer_index(node, part, text)
+        if walked and walked[-1] in ("layers", "shortcut") and isinstance(node, list):
+            # a layer list (the model's, or a container's): entries by name or index
+            part = _layer_index(node, part, text, kinds)
             if not last:
-                node[part] = _canonical_layer(node[part], part, text)
+                node[part] = _canonical_layer(node[part], part, text, kinds)
         elif isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
                 where = format_path(walked)
@@ -112,30 +116,55 @@ def _assign(data: dict, parts: list, value: Any, text: str) -> None:
             node = node[part]
 
 
-def _layer_names(layers: list) -> list[str | None]:
-    """Return each raw layer's name: the written one, else the automatic one (prefix + counter)."""
+def _entry_kinds(blocks: Any) -> dict:
+    """Return what may stand in a layer list of this spec: layers, containers, its blocks."""
+    found = read_blocks(blocks, None, lambda path: None, []) if isinstance(blocks, dict) else {}
+    return entry_kinds(found)
+
+
+def _prefix(kind: str | None, kinds: dict) -> str | None:
+    if kind in REGISTRY:
+        return REGISTRY[kind].prefix
+    if kind in CONTAINERS:
+        return CONTAINERS[kind].prefix
+    return snake_case(kind) if kind in kinds else None
+
+
+def _layer_names(layers: list, kinds: dict | None = None) -> list[str | None]:
+    """Return each raw entry's name: the written one, else the automatic one (prefix + counter).
+
+    Counted over this list alone: layers inside a residual or branches before an entry also
+    count in its module, so address those by index when in doubt.
+    """
+    kinds = kinds if kinds is not None else _entry_kinds(None)
+    normals = [normalize_layer(raw, i, [], lambda path: None, kinds=kinds) for i, raw in enumerate(layers)]
+    written = [n.data.get("name") if n.data and isinstance(n.data.get("name"), str) else None
+               for n in normals]
+    used = {w for w in written if w}
     counters: dict[str, int] = {}
     names: list[str | None] = []
-    for index, raw in enumerate(layers):
-        normal = normalize_layer(raw, index, [], lambda path: None)
-        prefix = REGISTRY[normal.type].prefix if normal.type in REGISTRY else None
+    for normal, name in zip(normals, written):
+        prefix = _prefix(normal.type, kinds)
         automatic = None
         if prefix is not None:
             counters[prefix] = counters.get(prefix, 0) + 1
-            automatic = f"{prefix}{counters[prefix]}"
-        written = normal.data.get("name") if normal.data else None
-        names.append(written if isinstance(written, str) else automatic)
+            automatic = numbered(prefix, counters[prefix])
+            while name is None and automatic in used:
+                counters[prefix] += 1
+                automatic = numbered(prefix, counters[prefix])
+            used.add(automatic)
+        names.append(name if name is not None else automatic)
     return names
 
 
-def _layer_index(layers: list, part: str | int, text: str) -> int:
+def _layer_index(layers: list, part: str | int, text: str, kinds: dict | None = None) -> int:
     if isinstance(part, int):
         if part >= len(layers):
             raise UserError(
                 f"--set {text}: there are {len(layers)} layers, indexed 0 to {len(layers) - 1}"
             )
         return part
-    names = _layer_names(layers)
+    names = _layer_names(layers, kinds)
     if part in names:
         return names.index(part)
     known = [n for n in names if n]
@@ -145,9 +174,9 @@ def _layer_index(layers: list, part: str | int, text: str) -> int:
     )
 
 
-def _canonical_layer(raw: Any, index: int, text: str) -> dict:
+def _canonical_layer(raw: Any, index: int, text: str, kinds: dict | None = None) -> dict:
     problems: list[Problem] = []
-    normal = normalize_layer(raw, index, problems, lambda path: None)
+    normal = normalize_layer(raw, index, problems, lambda path: None, kinds=kinds)
     if normal.data is None:
         reason = problems[0].message if problems else "it cannot be read"
         raise UserError(

@@ -135,6 +135,22 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     "nested_10000_deep.yaml": [(4, "" if yaml.__with_libyaml__ else "layers[0][0][0][0][0]...[0] (64 levels)",
                                 "nested more than 64 levels deep")],
     "nested_10000_deep.json": [(2, "layers[0][0][0][0][0]...[0] (64 levels)", "nested more than 64 levels deep")],
+    # -- containers and blocks ---------------------------------------------------------------------
+    "block_cycle.yaml": [(4, "blocks.A", "A uses itself through A -> B -> A")],
+    "block_missing_param.yaml": [
+        (8, "layers[0].Dense", "Dense needs its parameter 'width'"),
+        (9, "layers[1].Dense.widht", "unknown parameter 'widht' for Dense (did you mean 'width'?)"),
+    ],
+    "param_outside_block.yaml": [(4, "layers[0].linear", "allowed only inside a block's layers")],
+    "residual_mismatch.yaml": [(4, "layers[0].residual", "the layers give [16, 4, 4] but the identity "
+                                "shortcut gives [3, 8, 8]")],
+    "concat_mismatch.yaml": [(4, "layers[0].branches", "paths[0] gives [4, 8, 8]; paths[1] gives [3, 4, 4]")],
+    "repeat_bomb.yaml": [(3, "layers", "the layers expand to 1,000,001,000,001")],
+    "block_named_like_builtin.yaml": [(4, "blocks.Linear", "'Linear' is the built-in type 'linear'")],
+    "block_unknown_reference.yaml": [(7, "blocks.Dense.layers[0].linear", "`$widht` is not a parameter of "
+                                      "Dense (did you mean 'width'?)")],
+    "block_inner_problem.yaml": [(11, "layers[1].Dense (blocks.Dense.layers[1].dropout.p, line 8)",
+                                  "must be at most 1.0, got 1.5")],
     # -- all problems at once ------------------------------------------------------------------------
     "shape_error_before_unknown_type.yaml": [
         (4, "layers[0].conv2d.kernel_size", "kernel_size 5 is larger than the padded input in H: 4 + 2*0 = 4"),
