@@ -57,8 +57,12 @@ class Scope:
     """The names a class under construction can read, and what it had to take as arguments."""
 
     symbolic: bool
-    values: dict[str, Any] = field(default_factory=dict)  # each name's value at this use
-    fallbacks: dict[str, Any] = field(default_factory=dict)  # extra size arguments, in order
+    values: dict[str, Any] = field(
+        default_factory=dict
+    )  # each name's value at this use
+    fallbacks: dict[str, Any] = field(
+        default_factory=dict
+    )  # extra size arguments, in order
     used: set[str] = field(default_factory=set)
     locals: set[str] = field(default_factory=set)
 
@@ -83,7 +87,9 @@ class Scope:
 class ClassWriter:
     """Collects the classes of one generated module: helpers and blocks first, the model last."""
 
-    def __init__(self, model_name: str, blocks: dict, per_use: frozenset[str] = frozenset()):
+    def __init__(
+        self, model_name: str, blocks: dict, per_use: frozenset[str] = frozenset()
+    ):
         self.model_name = class_name(model_name)
         self.blocks = blocks
         self.classes: list[ClassCode] = []
@@ -94,11 +100,19 @@ class ClassWriter:
         self.uses_ordered_dict = False
 
     # -- classes ----------------------------------------------------------------------------------
-    def model_class(self, model: Module, docstring: str, forward_docstring: str) -> ClassCode:
+    def model_class(
+        self, model: Module, docstring: str, forward_docstring: str
+    ) -> ClassCode:
         scope = Scope(symbolic=False)
         init = self.init_lines(model, scope)
-        code = ClassCode(self.model_name, docstring, [], init, forward_docstring,
-                         ForwardWriter(comments=True).body(model.body))
+        code = ClassCode(
+            self.model_name,
+            docstring,
+            [],
+            init,
+            forward_docstring,
+            ForwardWriter(comments=True).body(model.body),
+        )
         self.classes.append(code)
         return code
 
@@ -127,7 +141,9 @@ class ClassWriter:
         from .shapes import input_symbol
 
         symbol = input_symbol(module, module.info.input_shape)
-        values = {symbol: module.info.input_shape[0] if module.info.input_shape else None}
+        values = {
+            symbol: module.info.input_shape[0] if module.info.input_shape else None
+        }
         for param, bound in module.args.items():
             values[param] = bound.value
         scope = Scope(symbolic=symbolic, values=values)
@@ -136,13 +152,17 @@ class ClassWriter:
         if symbolic:
             if symbol in scope.used:
                 parameters.append(f"{checked_identifier(symbol, 'argument')}: int")
-            parameters += [f"{checked_identifier(n, 'argument')}: int" for n in scope.fallbacks]
+            parameters += [
+                f"{checked_identifier(n, 'argument')}: int" for n in scope.fallbacks
+            ]
             keyword_only = False
             for position, (param, default) in enumerate(block.params.items()):
                 if param not in scope.used:
                     continue
-                later_required = any(d == "required" and p in scope.used
-                                     for p, d in list(block.params.items())[position + 1:])
+                later_required = any(
+                    d == "required" and p in scope.used
+                    for p, d in list(block.params.items())[position + 1 :]
+                )
                 if default != "required" and later_required and not keyword_only:
                     parameters.append("*")
                     keyword_only = True
@@ -150,20 +170,39 @@ class ClassWriter:
         docstring = _docstring(block.description or f"The {module.block} block.")
         name = class_name(module.block)
         forward = ForwardWriter(comments=False).body(module.body)
-        return ClassCode(name, docstring, parameters, init,
-                         "Return the block's output for a batch of inputs.", forward), scope
+        return (
+            ClassCode(
+                name,
+                docstring,
+                parameters,
+                init,
+                "Return the block's output for a batch of inputs.",
+                forward,
+            ),
+            scope,
+        )
 
-    def _call(self, name: str, module: Module, block, inner: Scope, scope: Scope) -> str:
+    def _call(
+        self, name: str, module: Module, block, inner: Scope, scope: Scope
+    ) -> str:
         positional: list[str] = []
         keywords: list[str] = []
         from .shapes import input_symbol
 
         symbol = input_symbol(module, module.info.input_shape)
         if symbol in inner.used:
-            positional.append(self.size_text(module.info.input_exprs[0], module.info.input_shape[0],
-                                             scope, f"{module.name}_{symbol}"))
+            positional.append(
+                self.size_text(
+                    module.info.input_exprs[0],
+                    module.info.input_shape[0],
+                    scope,
+                    f"{module.name}_{symbol}",
+                )
+            )
         for fallback, value in inner.fallbacks.items():
-            positional.append(self.size_text(None, value, scope, f"{module.name}_{fallback}"))
+            positional.append(
+                self.size_text(None, value, scope, f"{module.name}_{fallback}")
+            )
         keyword_mode = False
         for param, default in block.params.items():
             if param not in inner.used:
@@ -179,7 +218,9 @@ class ClassWriter:
                     keyword_mode = True
                 if keyword_mode and _is_default(bound, default, scope):
                     continue
-                text = self.value_text(bound.expr, bound.value, scope, words=all_words())
+                text = self.value_text(
+                    bound.expr, bound.value, scope, words=all_words()
+                )
             if keyword_mode or default != "required":
                 keyword_mode = True
                 keywords.append(f"{param}={text}")
@@ -187,7 +228,9 @@ class ClassWriter:
                 positional.append(text)
         return f"{name}({', '.join(positional + keywords)})"
 
-    def list_argument(self, module: Module, param: str, bound: Bound, scope: Scope) -> str | None:
+    def list_argument(
+        self, module: Module, param: str, bound: Bound, scope: Scope
+    ) -> str | None:
         """Return the module a block use passes for a layer-list parameter (None: the default [])."""
         if bound.passed_from is not None:
             scope.used.add(bound.passed_from)
@@ -203,16 +246,26 @@ class ClassWriter:
         init = self.init_lines(module, inner)
         params = sorted(n for n in inner.used if n in scope.values)
         fallbacks = list(inner.fallbacks)
-        code = ClassCode("", _docstring(f"The `{module.name}` part of {self.model_name}."),
-                         [f"{checked_identifier(n, 'argument')}: {_hint(scope.values.get(n))}"
-                          for n in params] + [f"{n}: int" for n in fallbacks],
-                         init, "Return the output for a batch of inputs.",
-                         ForwardWriter(comments=False).body(module.body))
+        code = ClassCode(
+            "",
+            _docstring(f"The `{module.name}` part of {self.model_name}."),
+            [
+                f"{checked_identifier(n, 'argument')}: {_hint(scope.values.get(n))}"
+                for n in params
+            ]
+            + [f"{n}: int" for n in fallbacks],
+            init,
+            "Return the output for a batch of inputs.",
+            ForwardWriter(comments=False).body(module.body),
+        )
         name = self._register(code, base)
         args = [n for n in params]
         for n in params:
             scope.used.add(n)
-        args += [self.size_text(None, v, scope, f"{module.name}_{n}") for n, v in inner.fallbacks.items()]
+        args += [
+            self.size_text(None, v, scope, f"{module.name}_{n}")
+            for n, v in inner.fallbacks.items()
+        ]
         return f"{name}({', '.join(args)})"
 
     def _register(self, code: ClassCode, base: str) -> str:
@@ -223,9 +276,12 @@ class ClassWriter:
         name = _camel(base)
         counter = 1
         candidate = name
-        while candidate in self._names - ({base} if base in self.blocks else set()) or \
-                candidate in MODULE_NAMES or hasattr(builtins, candidate) or \
-                any(c.name == candidate for c in self.classes):
+        while (
+            candidate in self._names - ({base} if base in self.blocks else set())
+            or candidate in MODULE_NAMES
+            or hasattr(builtins, candidate)
+            or any(c.name == candidate for c in self.classes)
+        ):
             counter += 1
             candidate = f"{name}{counter}"
         code.name = class_name(candidate)
@@ -244,7 +300,9 @@ class ClassWriter:
             for kid in kids:
                 if isinstance(kid, Slot) and kid.module is not None:
                     local = scope.local(kid.param)
-                    lines.append(f"{local} = {self.module_constructor(kid.module, scope)}")
+                    lines.append(
+                        f"{local} = {self.module_constructor(kid.module, scope)}"
+                    )
                     prebuilt[kid.param] = local
         for kid in kids:
             name = attribute_name(kid.name)
@@ -255,7 +313,11 @@ class ClassWriter:
                 else:
                     value = prebuilt.get(kid.param, "None")
                 lines.append(f"self.{name} = {value}")
-            elif isinstance(kid, Repeat) and kid.info.loop_var is not None and scope.symbolic:
+            elif (
+                isinstance(kid, Repeat)
+                and kid.info.loop_var is not None
+                and scope.symbolic
+            ):
                 lines += self.loop_lines(kid, scope, f"self.{name}")
             else:
                 lines.append(f"self.{name} = {self.constructor(kid, scope)}")
@@ -275,8 +337,10 @@ class ClassWriter:
             base = module.name if module.kind != "copy" else f"{module.name}_copy"
             return self.helper_class(module, scope, base)
         self.uses_ordered_dict = True
-        items = ", ".join(f"({attribute_name(kid.name)!r}, {self.constructor(kid, scope)})"
-                          for kid in children(module.body))
+        items = ", ".join(
+            f"({attribute_name(kid.name)!r}, {self.constructor(kid, scope)})"
+            for kid in children(module.body)
+        )
         return f"nn.Sequential(OrderedDict([{items}]))"
 
     def loop_lines(self, repeat: Repeat, scope: Scope, target: str) -> list[str]:
@@ -289,16 +353,26 @@ class ClassWriter:
         scope.used |= repeat.times_expr.names()
         if first is None:
             return [f"{target} = nn.Sequential()"]  # noqa - times is 0 in this use
-        texts = {self.constructor(c, _loop_scope(scope, c, variable)) for c in repeat.copies}
+        texts = {
+            self.constructor(c, _loop_scope(scope, c, variable)) for c in repeat.copies
+        }
         if len(texts) != 1:
             raise Unsupported
         update = repeat.info.update_expr
         if update is None:
             raise Unsupported
-        start = self.size_text(repeat.info.input_exprs[0], repeat.info.input_shape[0], scope,
-                               f"{repeat.name}_in_channels")
-        lines = [f"{copies} = []", f"{variable} = {start}", f"for _ in range({times}):",
-                 f"    {copies}.append({texts.pop()})"]
+        start = self.size_text(
+            repeat.info.input_exprs[0],
+            repeat.info.input_shape[0],
+            scope,
+            f"{repeat.name}_in_channels",
+        )
+        lines = [
+            f"{copies} = []",
+            f"{variable} = {start}",
+            f"for _ in range({times}):",
+            f"    {copies}.append({texts.pop()})",
+        ]
         if update.render() != variable:
             lines.append(f"    {variable} = {update.render()}")
             scope.used |= update.names() - {variable}
@@ -316,18 +390,37 @@ class ClassWriter:
             expr = leaf.kwarg_exprs.get(arg)
             required = arg in layer_class.inferred or fields[arg].is_required()
             leading = leading and required
-            written = expr is not None and not isinstance(expr, Const) and scope.symbolic
-            if not leading and not written and arg not in layer_class.always_written and \
-                    _same(value, fields[arg].default):
+            written = (
+                expr is not None and not isinstance(expr, Const) and scope.symbolic
+            )
+            if (
+                not leading
+                and not written
+                and arg not in layer_class.always_written
+                and _same(value, fields[arg].default)
+            ):
                 continue
-            text = self.value_text(expr, value, scope, allowed_words(layer_class, arg),
-                                   f"{leaf.name}_{arg}")
-            (positional if leading else keywords).append(text if leading else f"{arg}={text}")
+            text = self.value_text(
+                expr,
+                value,
+                scope,
+                allowed_words(layer_class, arg),
+                f"{leaf.name}_{arg}",
+            )
+            (positional if leading else keywords).append(
+                text if leading else f"{arg}={text}"
+            )
         return f"nn.{torch_class}({', '.join(positional + keywords)})"
 
     # -- values -----------------------------------------------------------------------------------
-    def value_text(self, expr: Expr | None, value: Any, scope: Scope, words=frozenset(),
-                   fallback: str | None = None) -> str:
+    def value_text(
+        self,
+        expr: Expr | None,
+        value: Any,
+        scope: Scope,
+        words=frozenset(),
+        fallback: str | None = None,
+    ) -> str:
         """Return an argument's source: a literal in the model, an expression inside a block."""
         if not scope.symbolic or isinstance(expr, Const):
             return python_literal(_as_tuple(value), words)
@@ -343,14 +436,18 @@ class ClassWriter:
             try:
                 if _as_tuple(evaluate(expr, scope.values)) != _as_tuple(value):
                     raise Unsupported
-            except Exception as exc:  # a value that does not compute here: write it per use
+            except (
+                Exception
+            ) as exc:  # a value that does not compute here: write it per use
                 raise Unsupported from exc
         scope.used |= names
         if isinstance(expr, Items):
             return expr.render()
         return expr.render()
 
-    def size_text(self, expr: Expr | None, value: Any, scope: Scope, fallback: str) -> str:
+    def size_text(
+        self, expr: Expr | None, value: Any, scope: Scope, fallback: str
+    ) -> str:
         """Return a size the caller passes to a class: a literal, an expression, or an argument."""
         return self.value_text(expr, value, scope, fallback=fallback)
 
@@ -412,11 +509,17 @@ def _is_default(bound: Bound, default: Any, scope: Scope) -> bool:
 
 
 def _same(value: Any, default: Any) -> bool:
-    return type(_as_tuple(value)) is type(_as_tuple(default)) and _as_tuple(value) == _as_tuple(default)
+    return type(_as_tuple(value)) is type(_as_tuple(default)) and _as_tuple(
+        value
+    ) == _as_tuple(default)
 
 
 def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+    return (
+        tuple(_as_tuple(v) for v in value)
+        if isinstance(value, (list, tuple))
+        else value
+    )
 
 
 def _camel(name: str) -> str:
@@ -426,7 +529,9 @@ def _camel(name: str) -> str:
 
 
 def _text(code: ClassCode) -> str:
-    return "\n".join([code.docstring, *code.parameters, *code.init_lines, *code.forward_lines])
+    return "\n".join(
+        [code.docstring, *code.parameters, *code.init_lines, *code.forward_lines]
+    )
 
 
 def _docstring(text: str) -> str:
@@ -470,8 +575,10 @@ class ForwardWriter:
     def op(self, op, source: str, target: str) -> None:
         if isinstance(op, Slot):
             name = attribute_name(op.param)
-            self.emit(f"{target} = {source} if self.{name} is None else self.{name}({source})",
-                      op.info.output_shape if self.comments else None)
+            self.emit(
+                f"{target} = {source} if self.{name} is None else self.{name}({source})",
+                op.info.output_shape if self.comments else None,
+            )
         elif isinstance(op, Residual):
             identity = self.temp("identity")
             self.chain(op.shortcut, source, identity)

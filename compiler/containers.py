@@ -42,22 +42,44 @@ class ContainerKind:
 CONTAINERS: dict[str, ContainerKind] = {
     kind.type: kind
     for kind in (
-        ContainerKind("sequential", "layers", ("layers",), "group",
-                      "a named group of layers: one child module"),
-        ContainerKind("residual", "layers", ("layers", "shortcut"), None,
-                      "`layers(x) + shortcut(x)`; `shortcut` left out is the identity"),
-        ContainerKind("branches", "paths", ("merge", "dim", "paths"), None,
-                      "every path gets the same input; outputs merged by `concat` along `dim` "
-                      "(default 1), `add` or `mul`; a path `[]` is the identity"),
-        ContainerKind("repeat", None, ("times", "layers"), "repeat",
-                      "`times` copies of `layers`, each with its own weights; `times: 0` is the "
-                      "identity"),
+        ContainerKind(
+            "sequential",
+            "layers",
+            ("layers",),
+            "group",
+            "a named group of layers: one child module",
+        ),
+        ContainerKind(
+            "residual",
+            "layers",
+            ("layers", "shortcut"),
+            None,
+            "`layers(x) + shortcut(x)`; `shortcut` left out is the identity",
+        ),
+        ContainerKind(
+            "branches",
+            "paths",
+            ("merge", "dim", "paths"),
+            None,
+            "every path gets the same input; outputs merged by `concat` along `dim` "
+            "(default 1), `add` or `mul`; a path `[]` is the identity",
+        ),
+        ContainerKind(
+            "repeat",
+            None,
+            ("times", "layers"),
+            "repeat",
+            "`times` copies of `layers`, each with its own weights; `times: 0` is the "
+            "identity",
+        ),
     )
 }
 MERGES = ("concat", "add", "mul")
 
 # Names the generated module binds at top level: a block (a class there) may not take them.
-MODULE_NAMES = frozenset({"Module", "Sequential", "Tensor", "torch", "nn", "F", "OrderedDict"})
+MODULE_NAMES = frozenset(
+    {"Module", "Sequential", "Tensor", "torch", "nn", "F", "OrderedDict"}
+)
 
 
 class Composite(BaseModel):

@@ -33,16 +33,31 @@ from .layers.dense import Identity
 from .messages import problems_from_validation
 from .normalize import NormalizedLayer, did_you_mean, normalize_layer
 from .reserved import RESERVED_ATTRIBUTES
-from .tree import Bound, Branches, Leaf, Module, Op, Repeat, Residual, Slot, Where, children
+from .tree import (
+    Bound,
+    Branches,
+    Leaf,
+    Module,
+    Op,
+    Repeat,
+    Residual,
+    Slot,
+    Where,
+    children,
+)
 
-_FAILED = object()  # a value that could not be substituted (the problem is already reported)
+_FAILED = (
+    object()
+)  # a value that could not be substituted (the problem is already reported)
 Bindings = dict[str, Bound] | None
 
 
 class Expander:
     """Builds the model tree of one spec, collecting every problem on the way."""
 
-    def __init__(self, blocks: dict[str, BlockDef], line_of: Callable, problems: list[Problem]):
+    def __init__(
+        self, blocks: dict[str, BlockDef], line_of: Callable, problems: list[Problem]
+    ):
         self.blocks = blocks
         self.line_of = line_of
         self.problems = problems
@@ -61,7 +76,11 @@ class Expander:
     def report_located(self, where: Where, problem: Problem) -> None:
         """Add a Problem made for a document path, placed behind the block uses of `where`."""
         # inside a block the same mistake is one problem, reported at the first use
-        key = (problem.path, problem.message) if where.uses else ((), problem.path, problem.message)
+        key = (
+            (problem.path, problem.message)
+            if where.uses
+            else ((), problem.path, problem.message)
+        )
         if key in self._seen:
             return
         self._seen.add(key)
@@ -69,12 +88,15 @@ class Expander:
             self.problems.append(problem)
             return
         (first, first_line), *rest = where.uses
-        inner = "".join(
-            f" ({format_path(p)}, line {self.line_of(p)})" for p, _ in rest
-        )
+        inner = "".join(f" ({format_path(p)}, line {self.line_of(p)})" for p, _ in rest)
         line = f", line {problem.line}" if problem.line is not None else ""
-        self.problems.append(Problem(f"{format_path(first)}{inner} ({problem.path}{line})",
-                                     problem.message, first_line))
+        self.problems.append(
+            Problem(
+                f"{format_path(first)}{inner} ({problem.path}{line})",
+                problem.message,
+                first_line,
+            )
+        )
 
     # -- modules ----------------------------------------------------------------------------------
     def model(self, raw_layers: list, name: str) -> tuple[Module, list]:
@@ -103,7 +125,9 @@ class Expander:
     def entry(self, raw: Any, where: Where, bindings: Bindings) -> Op | None:
         """Return the op of one entry of a layer list, or a placeholder after a problem."""
         found: list[Problem] = []
-        normal = normalize_layer(raw, 0, found, self.line_of, path=where.path, kinds=self.kinds)
+        normal = normalize_layer(
+            raw, 0, found, self.line_of, path=where.path, kinds=self.kinds
+        )
         for problem in found:
             self.report_located(where, problem)
         line = self.line_of(where.path)
@@ -125,7 +149,9 @@ class Expander:
         return leaf
 
     # -- layers -----------------------------------------------------------------------------------
-    def leaf(self, normal: NormalizedLayer, where: Where, bindings: Bindings, line) -> Leaf:
+    def leaf(
+        self, normal: NormalizedLayer, where: Where, bindings: Bindings, line
+    ) -> Leaf:
         """Return a validated layer, `$` values replaced."""
         data: dict[str, Any] = {}
         exprs: dict[str, Expr] = {}
@@ -144,7 +170,9 @@ class Expander:
             if expr is not None:
                 exprs[arg] = expr
         cls = REGISTRY[normal.type]
-        if failed:  # the problem is reported; a validation without the value would add a second
+        if (
+            failed
+        ):  # the problem is reported; a validation without the value would add a second
             return self.broken(where, line)
         try:
             layer = cls.model_validate(data)
@@ -156,21 +184,31 @@ class Expander:
             return self.broken(where, line)
         return Leaf(layer, where, line, exprs)
 
-    def substitute(self, value: Any, where: Where, bindings: Bindings) -> tuple[Any, Expr | None]:
+    def substitute(
+        self, value: Any, where: Where, bindings: Bindings
+    ) -> tuple[Any, Expr | None]:
         """Return (value with `$` replaced, its expression or None when nothing was replaced)."""
         if isinstance(value, list):
-            pairs = [self.substitute(item, where.at(i), bindings) for i, item in enumerate(value)]
+            pairs = [
+                self.substitute(item, where.at(i), bindings)
+                for i, item in enumerate(value)
+            ]
             if any(v is _FAILED for v, _ in pairs):
                 return _FAILED, None
             values = [v for v, _ in pairs]
             if all(e is None for _, e in pairs):
                 return values, None
-            return values, Items(tuple(e if e is not None else Const(v) for v, e in pairs))
+            return values, Items(
+                tuple(e if e is not None else Const(v) for v, e in pairs)
+            )
         if not is_reference(value):
             return value, None
         if bindings is None:
-            self.report(where, f"{value!r}: `$` values are parameters, allowed only inside a "
-                        "block's layers (blocks.NAME.layers); here write the value itself")
+            self.report(
+                where,
+                f"{value!r}: `$` values are parameters, allowed only inside a "
+                "block's layers (blocks.NAME.layers); here write the value itself",
+            )
             return _FAILED, None
         name = whole_reference(value)
         if name is not None:
@@ -191,7 +229,9 @@ class Expander:
             return _FAILED, None
 
     # -- containers -------------------------------------------------------------------------------
-    def container(self, normal: NormalizedLayer, where: Where, bindings: Bindings, line) -> Op | None:
+    def container(
+        self, normal: NormalizedLayer, where: Where, bindings: Bindings, line
+    ) -> Op | None:
         kind = CONTAINERS[normal.type]
         data = normal.data
 
@@ -202,11 +242,22 @@ class Expander:
         for arg in data:
             if arg not in allowed:
                 takes = ", ".join(a for a in allowed if a != "type")
-                hint = " (residual and branches are wiring: their layers belong to the module " \
-                       "around them)" if arg == "name" else did_you_mean(str(arg), allowed)
-                self.report(at(arg), f"unknown argument '{arg}' for {kind.type}{hint}; it takes: {takes}")
-        required = {"sequential": ("layers",), "residual": ("layers",), "branches": ("paths",),
-                    "repeat": ("times", "layers")}[kind.type]
+                hint = (
+                    " (residual and branches are wiring: their layers belong to the module "
+                    "around them)"
+                    if arg == "name"
+                    else did_you_mean(str(arg), allowed)
+                )
+                self.report(
+                    at(arg),
+                    f"unknown argument '{arg}' for {kind.type}{hint}; it takes: {takes}",
+                )
+        required = {
+            "sequential": ("layers",),
+            "residual": ("layers",),
+            "branches": ("paths",),
+            "repeat": ("times", "layers"),
+        }[kind.type]
         missing = [a for a in required if a not in data]
         for arg in missing:
             self.report(where, f"{kind.type} needs `{arg}`")
@@ -214,15 +265,27 @@ class Expander:
             return self.broken(where, line)
         name = self.written_name(data, at("name"))
         if kind.type == "sequential":
-            module = Module("group", name or "", self.body(data["layers"], at("layers"), bindings),
-                            where, line, written_name=name is not None)
+            module = Module(
+                "group",
+                name or "",
+                self.body(data["layers"], at("layers"), bindings),
+                where,
+                line,
+                written_name=name is not None,
+            )
             self.name_children(module)
             return module
         if kind.type == "residual":
             shortcut = data.get("shortcut")
-            return Residual(self.body(data["layers"], at("layers"), bindings),
-                            [] if shortcut is None else self.body(shortcut, at("shortcut"), bindings),
-                            where)
+            return Residual(
+                self.body(data["layers"], at("layers"), bindings),
+                (
+                    []
+                    if shortcut is None
+                    else self.body(shortcut, at("shortcut"), bindings)
+                ),
+                where,
+            )
         if kind.type == "branches":
             return self.branches(data, at, where, bindings, line)
         return self.repeat(data, at, where, bindings, line, name)
@@ -232,50 +295,84 @@ class Expander:
         dim = data.get("dim", 1)
         ok = True
         if merge not in MERGES:
-            self.report(at("merge"), f"must be one of {', '.join(MERGES)}, got {merge!r}"
-                        f"{did_you_mean(merge, MERGES)}")
+            self.report(
+                at("merge"),
+                f"must be one of {', '.join(MERGES)}, got {merge!r}"
+                f"{did_you_mean(merge, MERGES)}",
+            )
             ok = False
         if type(dim) is not int:
-            self.report(at("dim"), f"must be an integer (a dimension, 1 = channels), got {dim!r}")
+            self.report(
+                at("dim"),
+                f"must be an integer (a dimension, 1 = channels), got {dim!r}",
+            )
             ok = False
         paths = data["paths"]
         if not isinstance(paths, list) or not paths:
-            self.report(at("paths"), "must be a non-empty list of paths, each a list of layers "
-                        "([] is the identity)")
+            self.report(
+                at("paths"),
+                "must be a non-empty list of paths, each a list of layers "
+                "([] is the identity)",
+            )
             return self.broken(where, line)
-        ops = [self.body(path, at("paths").at(i), bindings) for i, path in enumerate(paths)]
+        ops = [
+            self.body(path, at("paths").at(i), bindings) for i, path in enumerate(paths)
+        ]
         if not ok:
             return self.broken(where, line)
         return Branches(merge, dim, ops, where)
 
-    def repeat(self, data: dict, at, where: Where, bindings: Bindings, line, name) -> Op:
+    def repeat(
+        self, data: dict, at, where: Where, bindings: Bindings, line, name
+    ) -> Op:
         times, times_expr = self.substitute(data["times"], at("times"), bindings)
         if times is _FAILED:
             return self.broken(where, line)
         if type(times) is not int or times < 0:
-            self.report(at("times"), f"must be a whole number of copies (0 or more), got {times!r}")
+            self.report(
+                at("times"),
+                f"must be a whole number of copies (0 or more), got {times!r}",
+            )
             return self.broken(where, line)
         raw = data["layers"]
         if not isinstance(raw, list):
-            self.report(at("layers"), "must be a list of layers (a repeat's body is written in it)")
+            self.report(
+                at("layers"),
+                "must be a list of layers (a repeat's body is written in it)",
+            )
             return self.broken(where, line)
         copies = []
         for index in range(times):
             body = self.body(raw, at("layers"), bindings)
-            if len(body) == 1 and (isinstance(body[0], Leaf) or (
-                    isinstance(body[0], Module) and body[0].kind == "block")):
-                copies.append(body[0])  # a copy of one layer or one block use is that module itself
+            if len(body) == 1 and (
+                isinstance(body[0], Leaf)
+                or (isinstance(body[0], Module) and body[0].kind == "block")
+            ):
+                copies.append(
+                    body[0]
+                )  # a copy of one layer or one block use is that module itself
             else:
                 copy = Module("copy", str(index), body, at("layers"), line)
                 self.name_children(copy)
                 copies.append(copy)
-        return Repeat(name or "", times, times_expr, copies, where, line, written_name=name is not None)
+        return Repeat(
+            name or "",
+            times,
+            times_expr,
+            copies,
+            where,
+            line,
+            written_name=name is not None,
+        )
 
     def slot(self, text: str, where: Where, bindings: Bindings) -> Slot | None:
         """Return the Slot of a `$param` written where a layer list goes."""
         if bindings is None:
-            self.report(where, f"{text!r}: `$` values are parameters, allowed only inside a block's "
-                        "layers (blocks.NAME.layers)")
+            self.report(
+                where,
+                f"{text!r}: `$` values are parameters, allowed only inside a block's "
+                "layers (blocks.NAME.layers)",
+            )
             return None
         name = whole_reference(text)
         bound = bindings.get(name) if name else None
@@ -283,13 +380,19 @@ class Expander:
             return None  # reported with the definition
         if not bound.value:
             return Slot(name, None)
-        module = Module("param", name, self.body(bound.value, bound.where, bound.bindings),
-                        bound.where)
+        module = Module(
+            "param",
+            name,
+            self.body(bound.value, bound.where, bound.bindings),
+            bound.where,
+        )
         self.name_children(module)
         return Slot(name, module)
 
     # -- blocks -----------------------------------------------------------------------------------
-    def block_use(self, normal: NormalizedLayer, where: Where, bindings: Bindings, line) -> Op:
+    def block_use(
+        self, normal: NormalizedLayer, where: Where, bindings: Bindings, line
+    ) -> Op:
         block = self.blocks[normal.type]
         data = normal.data
         use_where = Where(where.path + (normal.type,), where.uses)
@@ -298,9 +401,11 @@ class Expander:
         for arg in data:
             if arg not in ("type", "name", *params):
                 takes = ", ".join(params) if params else "no parameters"
-                self.report(Where(normal.arg_paths.get(arg, normal.path + (arg,)), where.uses),
-                            f"unknown parameter '{arg}' for {block.name}{did_you_mean(str(arg), params)}; "
-                            f"it takes: {takes}")
+                self.report(
+                    Where(normal.arg_paths.get(arg, normal.path + (arg,)), where.uses),
+                    f"unknown parameter '{arg}' for {block.name}{did_you_mean(str(arg), params)}; "
+                    f"it takes: {takes}",
+                )
                 ok = False
         bound: dict[str, Bound] = {}
         for param, default in block.params.items():
@@ -308,11 +413,19 @@ class Expander:
             if param not in data:
                 if default == REQUIRED:
                     example = f"`- {block.name}: {{{param}: ...}}`"
-                    self.report(use_where, f"{block.name} needs its parameter '{param}'; write {example}")
+                    self.report(
+                        use_where,
+                        f"{block.name} needs its parameter '{param}'; write {example}",
+                    )
                     ok = False
                 elif param in block.list_params:
-                    bound[param] = Bound(default, None, True, Where(("blocks", block.name, "params", param),
-                                                                    where.uses), None)
+                    bound[param] = Bound(
+                        default,
+                        None,
+                        True,
+                        Where(("blocks", block.name, "params", param), where.uses),
+                        None,
+                    )
                 else:
                     bound[param] = Bound(default, Const(default))
                 continue
@@ -321,12 +434,17 @@ class Expander:
                 ref = whole_reference(value) if isinstance(value, str) else None
                 outer = bindings.get(ref) if (ref and bindings) else None
                 if outer is not None and outer.is_list:
-                    bound[param] = Bound(outer.value, Name(ref), True, outer.where, outer.bindings, ref)
+                    bound[param] = Bound(
+                        outer.value, Name(ref), True, outer.where, outer.bindings, ref
+                    )
                 elif isinstance(value, list):
                     bound[param] = Bound(value, None, True, at, bindings)
                 else:
-                    self.report(at, f"'{param}' of {block.name} is a layer list ([] for none), got "
-                                f"{_describe(value)}")
+                    self.report(
+                        at,
+                        f"'{param}' of {block.name} is a layer list ([] for none), got "
+                        f"{_describe(value)}",
+                    )
                     ok = False
                 continue
             value, expr = self.substitute(value, at, bindings)
@@ -334,12 +452,24 @@ class Expander:
                 ok = False
                 continue
             bound[param] = Bound(value, expr if expr is not None else Const(value))
-        name = self.written_name(data, Where(normal.arg_paths.get("name", normal.path), where.uses))
+        name = self.written_name(
+            data, Where(normal.arg_paths.get("name", normal.path), where.uses)
+        )
         if not ok:
             return self.broken(where, line)
-        inner = Where(("blocks", block.name, "layers"), where.uses + ((use_where.path, line),))
-        module = Module("block", name or "", self.body(block.layers, inner, bound), use_where, line,
-                        block=block.name, args=bound, written_name=name is not None)
+        inner = Where(
+            ("blocks", block.name, "layers"), where.uses + ((use_where.path, line),)
+        )
+        module = Module(
+            "block",
+            name or "",
+            self.body(block.layers, inner, bound),
+            use_where,
+            line,
+            block=block.name,
+            args=bound,
+            written_name=name is not None,
+        )
         self.name_children(module)
         return module
 
@@ -363,17 +493,29 @@ class Expander:
             if name is None:
                 continue
             if name.startswith("_"):
-                self.report(_where_of(kid), f"name {name!r} starts with '_', which torch keeps for "
-                            "its internals", _name_arg(kid))
+                self.report(
+                    _where_of(kid),
+                    f"name {name!r} starts with '_', which torch keeps for "
+                    "its internals",
+                    _name_arg(kid),
+                )
             elif name in RESERVED_ATTRIBUTES:
-                self.report(_where_of(kid), f"name {name!r} is an attribute of torch.nn.Module; pick "
-                            f"another, e.g. {name}_layer", _name_arg(kid))
+                self.report(
+                    _where_of(kid),
+                    f"name {name!r} is an attribute of torch.nn.Module; pick "
+                    f"another, e.g. {name}_layer",
+                    _name_arg(kid),
+                )
             if name in written:
                 other = written[name]
                 what = "the parameter" if isinstance(other, Slot) else "the name"
-                self.report(_where_of(kid), f"name {name!r} is already {what} of "
-                            f"{format_path(_where_of(other).path)}; names must be unique in a module, "
-                            "so give one of them another name", _name_arg(kid))
+                self.report(
+                    _where_of(kid),
+                    f"name {name!r} is already {what} of "
+                    f"{format_path(_where_of(other).path)}; names must be unique in a module, "
+                    "so give one of them another name",
+                    _name_arg(kid),
+                )
             else:
                 written[name] = kid
         counters: dict[str, int] = {}
@@ -451,7 +593,9 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def _layer_problems(exc: ValidationError, normal: NormalizedLayer, line_of) -> list[Problem]:
+def _layer_problems(
+    exc: ValidationError, normal: NormalizedLayer, line_of
+) -> list[Problem]:
     """Return the Problems of one layer's validation error, with lines of the arguments at fault."""
 
     def line_at(loc: tuple) -> int | None:
@@ -473,11 +617,13 @@ def _layer_problems(exc: ValidationError, normal: NormalizedLayer, line_of) -> l
         def line_of(path):
             return line_of(path)
 
-    return problems_from_validation(exc, normal.path, _Lines, line_of=line_at, layer_hint=hint,
-                                    tag=normal.type)
+    return problems_from_validation(
+        exc, normal.path, _Lines, line_of=line_at, layer_hint=hint, tag=normal.type
+    )
 
 
 # -- counting before expanding --------------------------------------------------------------------
+
 
 class LayerCounter:
     """Counts the layers a list expands to (every layer, container and block use counts one)."""
@@ -503,10 +649,18 @@ class LayerCounter:
             times = times if type(times) is int and times > 0 else 0
             return 1 + times * self.count(data.get("layers"), values)
         if kind in ("sequential", "residual"):
-            return 1 + self.count(data.get("layers"), values) + self.count(data.get("shortcut"), values)
+            return (
+                1
+                + self.count(data.get("layers"), values)
+                + self.count(data.get("shortcut"), values)
+            )
         if kind == "branches":
             paths = data.get("paths")
-            return 1 + sum(self.count(p, values) for p in paths) if isinstance(paths, list) else 1
+            return (
+                1 + sum(self.count(p, values) for p in paths)
+                if isinstance(paths, list)
+                else 1
+            )
         if kind in self.blocks:
             block = self.blocks[kind]
             if not block.ok:

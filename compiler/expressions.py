@@ -47,7 +47,11 @@ class Const(Expr):
         from .pyliteral import python_literal
 
         text = python_literal(_as_tuple(self.value))
-        return f"({text})" if parent and isinstance(self.value, int) and self.value < 0 else text
+        return (
+            f"({text})"
+            if parent and isinstance(self.value, int) and self.value < 0
+            else text
+        )
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,9 @@ def whole_reference(text: str) -> str | None:
 def parse_expression(text: str) -> Expr:
     """Return the tree of an integer expression such as `$width * 4`; raise ExpressionError."""
     if len(text) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(f"an expression is at most {MAX_EXPRESSION_LENGTH} characters")
+        raise ExpressionError(
+            f"an expression is at most {MAX_EXPRESSION_LENGTH} characters"
+        )
     if "$" in _REFERENCE.sub("", text):
         raise ExpressionError(f"{text!r}: a `$` must be followed by a parameter name")
     source = _REFERENCE.sub(lambda m: f"__p_{m.group(1)}", text)
@@ -138,7 +144,11 @@ def _convert(node: ast.AST, text: str) -> Expr:
     if isinstance(node, ast.Name) and node.id.startswith("__p_"):
         return Name(node.id[4:])
     if isinstance(node, ast.BinOp) and type(node.op) in _AST_OPS:
-        return BinOp(_AST_OPS[type(node.op)], _convert(node.left, text), _convert(node.right, text))
+        return BinOp(
+            _AST_OPS[type(node.op)],
+            _convert(node.left, text),
+            _convert(node.right, text),
+        )
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return BinOp("-", Const(0), _convert(node.operand, text))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):

@@ -26,12 +26,16 @@ class ResolvedLayer:
     name: str
     type: str
     torch_class: str
-    kwargs: dict[str, Any]  # every argument of the torch.nn constructor, inferred ones included
+    kwargs: dict[
+        str, Any
+    ]  # every argument of the torch.nn constructor, inferred ones included
     input_shape: Shape
     output_shape: Shape
     params: int
     line: int | None
-    path: str = ""  # where it was written, as problems name it: layers[3].residual.layers[0]
+    path: str = (
+        ""  # where it was written, as problems name it: layers[3].residual.layers[0]
+    )
     qualname: str = ""  # its key prefix in the state_dict: layer3.0.conv1
 
 
@@ -50,16 +54,24 @@ class Resolver:
         self.problems = problems
         # one mapping per block use being resolved: that block's names -> the caller's expressions
         self.scopes: list[dict[str, Expr | None]] = []
-        self.names: list[set[str]] = [set()]  # the names each scope's class already uses
-        self.first: Leaf | None = None  # the model's first entry, whose input is the spec's
+        self.names: list[set[str]] = [
+            set()
+        ]  # the names each scope's class already uses
+        self.first: Leaf | None = (
+            None  # the model's first entry, whose input is the spec's
+        )
 
     def model(self, module: Module, shape: Shape) -> bool:
         """Resolve the whole model; return False when a Problem stopped it."""
-        self.first = module.body[0] if module.body and isinstance(module.body[0], Leaf) else None
+        self.first = (
+            module.body[0] if module.body and isinstance(module.body[0], Leaf) else None
+        )
         try:
             exprs = tuple(Const(d) for d in shape)
             module.info.input_shape = shape
-            module.info.output_shape, module.info.output_exprs = self.ops(module.body, shape, exprs)
+            module.info.output_shape, module.info.output_exprs = self.ops(
+                module.body, shape, exprs
+            )
         except _Stop:
             return False
         module.info.params = _params(module.body)
@@ -89,7 +101,9 @@ class Resolver:
             producer = None
         return shape, exprs
 
-    def leaf(self, leaf: Leaf, shape: Shape, exprs: Exprs, producer: Leaf | None) -> tuple[Shape, Exprs]:
+    def leaf(
+        self, leaf: Leaf, shape: Shape, exprs: Exprs, producer: Leaf | None
+    ) -> tuple[Shape, Exprs]:
         if getattr(leaf, "broken", False):
             raise _Stop
         layer = leaf.layer
@@ -97,18 +111,32 @@ class Resolver:
             kwargs, out, params = layer.resolve(shape)
         except ShapeProblem as exc:
             extra = (layer.type_name, exc.arg) if exc.arg else ()
-            origin = " (the spec's input)" if leaf is self.first else _provenance(shape, producer)
+            origin = (
+                " (the spec's input)"
+                if leaf is self.first
+                else _provenance(shape, producer)
+            )
             message = str(exc).replace("{origin}", origin)
-            self.problems.append(leaf.where.problem(message, self.line_of, _arg_path(leaf, extra)))
+            self.problems.append(
+                leaf.where.problem(message, self.line_of, _arg_path(leaf, extra))
+            )
             raise _Stop from None
         inferred = layer.infer_exprs(exprs)
         arg_exprs = {
-            arg: leaf.exprs[arg] if arg in leaf.exprs else inferred[arg] if arg in inferred else Const(value)
+            arg: (
+                leaf.exprs[arg]
+                if arg in leaf.exprs
+                else inferred[arg] if arg in inferred else Const(value)
+            )
             for arg, value in kwargs.items()
         }
         leaf.kwargs, leaf.kwarg_exprs = kwargs, arg_exprs
         out_exprs = tuple(layer.output_exprs(exprs, arg_exprs, out))
-        leaf.info.input_shape, leaf.info.output_shape, leaf.info.params = shape, out, params
+        leaf.info.input_shape, leaf.info.output_shape, leaf.info.params = (
+            shape,
+            out,
+            params,
+        )
         leaf.info.output_exprs = out_exprs
         return out, out_exprs
 
@@ -135,19 +163,30 @@ class Resolver:
         return out, out_exprs
 
     def repeat(self, repeat: Repeat, shape: Shape, exprs: Exprs) -> tuple[Shape, Exprs]:
-        symbolic_times = repeat.times_expr is not None and not isinstance(repeat.times_expr, Const)
+        symbolic_times = repeat.times_expr is not None and not isinstance(
+            repeat.times_expr, Const
+        )
         out, out_exprs = shape, exprs
         variable = None
-        if symbolic_times:  # a loop in the generated class: each copy over a running variable
+        if (
+            symbolic_times
+        ):  # a loop in the generated class: each copy over a running variable
             taken = self.names[-1]
-            variable = Name(next(n for n in ("channels", "width", "features", "size", "running_size")
-                                 if n not in taken))
+            variable = Name(
+                next(
+                    n
+                    for n in ("channels", "width", "features", "size", "running_size")
+                    if n not in taken
+                )
+            )
             repeat.info.loop_var = variable.name
             out_exprs = (variable, *(None,) * (len(shape) - 1))
         start = out_exprs
         for index, copy in enumerate(repeat.copies):
             if symbolic_times:
-                out_exprs = start  # every copy is written once, over the loop's running size
+                out_exprs = (
+                    start  # every copy is written once, over the loop's running size
+                )
             copy.info.input_shape, copy.info.input_exprs = out, out_exprs
             if isinstance(copy, Leaf):
                 out, out_exprs = self.leaf(copy, out, out_exprs, None)
@@ -168,7 +207,9 @@ class Resolver:
         # the list was written in the caller's scope: its sizes are the caller's expressions
         levels = len(self.scopes) - len(slot.module.where.uses)
         mapped = exprs
-        for mapping in reversed(self.scopes[len(self.scopes) - levels:] if levels > 0 else []):
+        for mapping in reversed(
+            self.scopes[len(self.scopes) - levels :] if levels > 0 else []
+        ):
             mapped = tuple(substitute(e, mapping) for e in mapped)
         slot.module.info.input_shape, slot.module.info.input_exprs = shape, mapped
         out, out_exprs = self.ops(slot.module.body, shape, mapped)
@@ -177,37 +218,68 @@ class Resolver:
         return out, (None,) * len(out)
 
     # -- wiring -----------------------------------------------------------------------------------
-    def residual(self, residual: Residual, shape: Shape, exprs: Exprs) -> tuple[Shape, Exprs]:
+    def residual(
+        self, residual: Residual, shape: Shape, exprs: Exprs
+    ) -> tuple[Shape, Exprs]:
         short_shape, short_exprs = self.ops(residual.shortcut, shape, exprs)
         out, out_exprs = self.ops(residual.layers, shape, exprs)
         if out != short_shape:
-            self.fail(residual.where, residual_message(shape, out, short_shape, bool(residual.shortcut)),
-                      ("residual",))
+            self.fail(
+                residual.where,
+                residual_message(shape, out, short_shape, bool(residual.shortcut)),
+                ("residual",),
+            )
         return out, _either(out_exprs, short_exprs)
 
-    def branches(self, branches: Branches, shape: Shape, exprs: Exprs) -> tuple[Shape, Exprs]:
+    def branches(
+        self, branches: Branches, shape: Shape, exprs: Exprs
+    ) -> tuple[Shape, Exprs]:
         results = [self.ops(path, shape, exprs) for path in branches.paths]
         shapes = [s for s, _ in results]
-        listed = "; ".join(f"paths[{i}] gives {format_shape(s)}" for i, s in enumerate(shapes))
+        listed = "; ".join(
+            f"paths[{i}] gives {format_shape(s)}" for i, s in enumerate(shapes)
+        )
         if len({len(s) for s in shapes}) > 1:
-            self.fail(branches.where, f"the paths give outputs of different ranks ({listed}); "
-                      f"{branches.merge} needs the same number of dimensions", ("branches",))
+            self.fail(
+                branches.where,
+                f"the paths give outputs of different ranks ({listed}); "
+                f"{branches.merge} needs the same number of dimensions",
+                ("branches",),
+            )
         rank = len(shapes[0])
         if branches.merge == "concat":
             dim = branches.dim + rank + 1 if branches.dim < 0 else branches.dim
             if dim == 0:
-                self.fail(branches.where, "dim 0 is the batch: concatenating there would mix "
-                          "samples; use 1 (channels) or another dimension of a sample",
-                          ("branches", "dim"))
+                self.fail(
+                    branches.where,
+                    "dim 0 is the batch: concatenating there would mix "
+                    "samples; use 1 (channels) or another dimension of a sample",
+                    ("branches", "dim"),
+                )
             if not 1 <= dim <= rank:
-                self.fail(branches.where, f"dim {branches.dim} is out of range for the batched "
-                          f"outputs of rank {rank + 1}", ("branches", "dim"))
+                self.fail(
+                    branches.where,
+                    f"dim {branches.dim} is out of range for the batched "
+                    f"outputs of rank {rank + 1}",
+                    ("branches", "dim"),
+                )
             axis = dim - 1
             for other in shapes[1:]:
-                if any(a != b for i, (a, b) in enumerate(zip(shapes[0], other)) if i != axis):
-                    self.fail(branches.where, f"concat along dim {branches.dim} needs the paths' "
-                              f"other sizes equal, but {listed}", ("branches",))
-            out = tuple(sum(s[axis] for s in shapes) if i == axis else d for i, d in enumerate(shapes[0]))
+                if any(
+                    a != b
+                    for i, (a, b) in enumerate(zip(shapes[0], other))
+                    if i != axis
+                ):
+                    self.fail(
+                        branches.where,
+                        f"concat along dim {branches.dim} needs the paths' "
+                        f"other sizes equal, but {listed}",
+                        ("branches",),
+                    )
+            out = tuple(
+                sum(s[axis] for s in shapes) if i == axis else d
+                for i, d in enumerate(shapes[0])
+            )
             merged = list(results[0][1])
             for _, path_exprs in results[1:]:
                 merged[axis] = add(merged[axis], path_exprs[axis])
@@ -216,13 +288,19 @@ class Resolver:
         for i in range(rank):
             sizes = {s[i] for s in shapes}
             if len(sizes - {1}) > 1:
-                self.fail(branches.where, f"{branches.merge} broadcasts as torch does (sizes equal, or "
-                          f"1), but {listed}", ("branches",))
+                self.fail(
+                    branches.where,
+                    f"{branches.merge} broadcasts as torch does (sizes equal, or "
+                    f"1), but {listed}",
+                    ("branches",),
+                )
             out_list.append(max(sizes))
         out = tuple(out_list)
         merged = []
         for i in range(rank):
-            candidates = [e[i] for s, e in results if s[i] == out[i] and e[i] is not None]
+            candidates = [
+                e[i] for s, e in results if s[i] == out[i] and e[i] is not None
+            ]
             merged.append(candidates[0] if candidates else None)
         return out, tuple(merged)
 
@@ -242,11 +320,19 @@ def input_symbol(module: Module, shape: Shape) -> str:
 def residual_message(shape: Shape, out: Shape, short: Shape, has_shortcut: bool) -> str:
     """Return why a residual's sides differ, with the projection shortcut that would fix it."""
     side = "the shortcut" if has_shortcut else "the identity shortcut"
-    text = (f"the layers give {format_shape(out)} but {side} gives {format_shape(short)} for the "
-            f"input {format_shape(shape)}; both sides must have the same shape")
+    text = (
+        f"the layers give {format_shape(out)} but {side} gives {format_shape(short)} for the "
+        f"input {format_shape(shape)}; both sides must have the same shape"
+    )
     if not has_shortcut and len(shape) == 3 and len(out) == 3:
-        stride = next((s for s in range(1, max(shape[1:]) + 1)
-                       if all((n - 1) // s + 1 == m for n, m in zip(shape[1:], out[1:]))), None)
+        stride = next(
+            (
+                s
+                for s in range(1, max(shape[1:]) + 1)
+                if all((n - 1) // s + 1 == m for n, m in zip(shape[1:], out[1:]))
+            ),
+            None,
+        )
         if stride is not None:
             conv = f"conv2d: {{out_channels: {out[0]}, kernel_size: 1"
             conv += f", stride: {stride}" if stride > 1 else ""
@@ -283,7 +369,9 @@ def _provenance(shape: Shape, producer: Leaf | None) -> str:
     if producer is None:
         return ""
     text = ""
-    if producer.layer.type_name == "flatten" and len(producer.info.input_shape) > len(shape):
+    if producer.layer.type_name == "flatten" and len(producer.info.input_shape) > len(
+        shape
+    ):
         text = " = " + "\u00d7".join(str(d) for d in producer.info.input_shape)
     return f"{text} from {format_path(producer.where.path)} ({producer.name})"
 
@@ -294,11 +382,21 @@ def flat_layers(model: Module) -> tuple[ResolvedLayer, ...]:
     top = {id(op): i for i, op in enumerate(model.body)}
     for qualname, leaf in leaves(model.body):
         index = _top_index(model.body, leaf, top)
-        out.append(ResolvedLayer(
-            index, leaf.name, leaf.layer.type_name, leaf.layer.torch_class, leaf.kwargs,
-            leaf.info.input_shape, leaf.info.output_shape, leaf.info.params, leaf.line,
-            format_path(leaf.where.path), qualname,
-        ))
+        out.append(
+            ResolvedLayer(
+                index,
+                leaf.name,
+                leaf.layer.type_name,
+                leaf.layer.torch_class,
+                leaf.kwargs,
+                leaf.info.input_shape,
+                leaf.info.output_shape,
+                leaf.info.params,
+                leaf.line,
+                format_path(leaf.where.path),
+                qualname,
+            )
+        )
     return tuple(out)
 
 
@@ -308,11 +406,18 @@ def _top_index(body: list, leaf: Leaf, top: dict) -> int:
     path = leaf.where.path
     if leaf.where.uses:
         path = leaf.where.uses[0][0]
-    return path[1] if len(path) > 1 and path[0] == "layers" and isinstance(path[1], int) else 0
+    return (
+        path[1]
+        if len(path) > 1 and path[0] == "layers" and isinstance(path[1], int)
+        else 0
+    )
 
 
 def iter_resolved(
-    layers: Sequence[LayerSpec], input_shape: Shape, lines: Sequence[int | None], problems: list[Problem],
+    layers: Sequence[LayerSpec],
+    input_shape: Shape,
+    lines: Sequence[int | None],
+    problems: list[Problem],
     prefix: tuple = ("layers",),
 ) -> Iterator[ResolvedLayer]:
     """Yield each layer of a plain chain resolved in turn; on the first impossible shape, stop.
@@ -321,8 +426,10 @@ def iter_resolved(
     """
     from .tree import Where
 
-    body = [Leaf(layer, Where(prefix + (i,)), lines[i] if i < len(lines) else None)
-            for i, layer in enumerate(layers)]
+    body = [
+        Leaf(layer, Where(prefix + (i,)), lines[i] if i < len(lines) else None)
+        for i, layer in enumerate(layers)
+    ]
     resolver = Resolver(lambda path: None, [])
     shape, exprs = tuple(input_shape), tuple(Const(d) for d in input_shape)
     producer = None
@@ -334,9 +441,19 @@ def iter_resolved(
                 problems.append(Problem(problem.path, problem.message, leaf.line))
             return
         producer = leaf
-        yield ResolvedLayer(prefix_index(leaf), leaf.name, leaf.layer.type_name, leaf.layer.torch_class,
-                            leaf.kwargs, leaf.info.input_shape, shape, leaf.info.params, leaf.line,
-                            format_path(leaf.where.path), leaf.name)
+        yield ResolvedLayer(
+            prefix_index(leaf),
+            leaf.name,
+            leaf.layer.type_name,
+            leaf.layer.torch_class,
+            leaf.kwargs,
+            leaf.info.input_shape,
+            shape,
+            leaf.info.params,
+            leaf.line,
+            format_path(leaf.where.path),
+            leaf.name,
+        )
 
 
 def prefix_index(leaf: Leaf) -> int:

@@ -32,8 +32,12 @@ def summary_data(spec: Any, layers: tuple | None = None) -> dict[str, Any]:
 
 def _entry(op: Any, name: str | None = None) -> dict[str, Any]:
     if isinstance(op, Leaf):
-        return {"name": name or op.name, "type": op.layer.type_name,
-                "output_shape": list(op.info.output_shape), "params": op.info.params}
+        return {
+            "name": name or op.name,
+            "type": op.layer.type_name,
+            "output_shape": list(op.info.output_shape),
+            "params": op.info.params,
+        }
     if isinstance(op, Module):
         kind = op.block if op.kind == "block" else "sequential"
         inner = [_entry(child) for child in op.body]
@@ -42,7 +46,9 @@ def _entry(op: Any, name: str | None = None) -> dict[str, Any]:
         inner = [_entry(copy, str(i)) for i, copy in enumerate(op.copies)]
     elif isinstance(op, Slot):
         kind = "sequential"
-        inner = [_entry(child) for child in op.module.body] if op.module is not None else []
+        inner = (
+            [_entry(child) for child in op.module.body] if op.module is not None else []
+        )
     elif isinstance(op, Residual):
         kind = "residual"
         inner = [_entry(c) for c in op.layers if not _empty(c)]
@@ -52,16 +58,27 @@ def _entry(op: Any, name: str | None = None) -> dict[str, Any]:
     else:
         assert isinstance(op, Branches)
         kind = f"branches ({op.merge})"
-        inner = [{"name": None, "type": "path" if path else "path (identity)",
-                  "children": [_entry(c) for c in path if not _empty(c)]} for path in op.paths]
+        inner = [
+            {
+                "name": None,
+                "type": "path" if path else "path (identity)",
+                "children": [_entry(c) for c in path if not _empty(c)],
+            }
+            for path in op.paths
+        ]
     if isinstance(op, Slot):
         params = op.module.info.params if op.module is not None else 0
     elif isinstance(op, (Residual, Branches)):
         params = _sum(inner)
     else:
         params = op.info.params
-    entry = {"name": name or getattr(op, "name", None) or None, "type": kind,
-             "output_shape": list(op.info.output_shape), "params": params, "children": inner}
+    entry = {
+        "name": name or getattr(op, "name", None) or None,
+        "type": kind,
+        "output_shape": list(op.info.output_shape),
+        "params": params,
+        "children": inner,
+    }
     return entry
 
 
@@ -72,7 +89,9 @@ def _empty(op: Any) -> bool:
 def _sum(entries: list[dict]) -> int:
     total = 0
     for entry in entries:
-        total += entry["params"] if "params" in entry else _sum(entry.get("children", []))
+        total += (
+            entry["params"] if "params" in entry else _sum(entry.get("children", []))
+        )
     return total
 
 
@@ -95,7 +114,9 @@ def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
             counter[0] += 1
         shape = _shape(entry["output_shape"]) if "output_shape" in entry else ""
         params = f"{entry['params']:,}" if "params" in entry else ""
-        rows.append((number, indent + (entry["name"] or ""), entry["type"], shape, params))
+        rows.append(
+            (number, indent + (entry["name"] or ""), entry["type"], shape, params)
+        )
         if not leaf:
             rows += _rows(entry["children"], depth + 1, counter)
     return rows
@@ -110,11 +131,23 @@ def summary_table(data: dict[str, Any]) -> str:
     rule = "-" * (sum(widths) + 2 * 4)
 
     def fmt(row: tuple) -> str:
-        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]),
-                 row[3].ljust(widths[3]), row[4].rjust(widths[4])]
+        cells = [
+            row[0].rjust(widths[0]),
+            row[1].ljust(widths[1]),
+            row[2].ljust(widths[2]),
+            row[3].ljust(widths[3]),
+            row[4].rjust(widths[4]),
+        ]
         return "  ".join(cells).rstrip()
 
-    lines = [f"{data['name']}", rule, fmt(rows[0]), rule, *(fmt(r) for r in rows[1:]), rule]
+    lines = [
+        f"{data['name']}",
+        rule,
+        fmt(rows[0]),
+        rule,
+        *(fmt(r) for r in rows[1:]),
+        rule,
+    ]
     lines.append(f"Total params:         {data['total_params']:,}")
     lines.append(f"Trainable params:     {data['trainable_params']:,}")
     lines.append(f"Parameter memory:     {_human_bytes(data['param_bytes'])} (float32)")

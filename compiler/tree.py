@@ -21,7 +21,9 @@ class Where:
     """Where a node was written: its document path, and the block uses that led there."""
 
     path: tuple
-    uses: tuple[tuple[tuple, int | None], ...] = ()  # (document path of a use, its line)
+    uses: tuple[
+        tuple[tuple, int | None], ...
+    ] = ()  # (document path of a use, its line)
 
     def at(self, *parts: Any) -> "Where":
         """Return the place of something inside this one."""
@@ -35,8 +37,12 @@ class Where:
         (first, first_line), *rest = self.uses
         inner = [*(p for p, _ in rest), path]
         text = format_path(first) + "".join(
-            f" ({format_path(p)}, line {line_of(p)})" if line_of(p) is not None
-            else f" ({format_path(p)})" for p in inner
+            (
+                f" ({format_path(p)}, line {line_of(p)})"
+                if line_of(p) is not None
+                else f" ({format_path(p)})"
+            )
+            for p in inner
         )
         return Problem(text, message, first_line)
 
@@ -57,7 +63,9 @@ class Resolved:
     output_exprs: tuple[Expr | None, ...] = ()
     input_exprs: tuple[Expr | None, ...] = ()
     loop_var: str | None = None
-    update_expr: Expr | None = None  # the running size after one copy, over loop_var  # a repeat whose `times` is a parameter: the loop's running size
+    update_expr: Expr | None = (
+        None  # the running size after one copy, over loop_var  # a repeat whose `times` is a parameter: the loop's running size
+    )
 
 
 @dataclass(eq=False)
@@ -69,7 +77,9 @@ class Leaf:
     line: int | None
     exprs: dict[str, Expr] = field(default_factory=dict)  # arguments written with a `$`
     info: Resolved = field(default_factory=Resolved)
-    kwargs: dict[str, Any] = field(default_factory=dict)  # torch arguments, inferred included
+    kwargs: dict[str, Any] = field(
+        default_factory=dict
+    )  # torch arguments, inferred included
     kwarg_exprs: dict[str, Expr | None] = field(default_factory=dict)
 
     @property
@@ -89,8 +99,12 @@ class Bound:
     expr: Expr | None  # the value as the caller's generated code writes it
     is_list: bool = False
     where: Where | None = None  # where a layer list was written
-    bindings: dict[str, "Bound"] | None = None  # the parameters visible where it was written
-    passed_from: str | None = None  # `$p` of an enclosing block's own layer-list parameter
+    bindings: dict[str, "Bound"] | None = (
+        None  # the parameters visible where it was written
+    )
+    passed_from: str | None = (
+        None  # `$p` of an enclosing block's own layer-list parameter
+    )
 
 
 @dataclass(eq=False)
@@ -171,7 +185,9 @@ Op = Union[Leaf, Module, Repeat, Slot, Residual, Branches]
 Child = Union[Leaf, Module, Repeat, Slot]
 
 
-def children(body: list[Op], running: bool = False, empty_slots: bool = False) -> Iterator[Child]:
+def children(
+    body: list[Op], running: bool = False, empty_slots: bool = False
+) -> Iterator[Child]:
     """Yield the children a body registers, in order: through wiring, depth first.
 
     With `running`, in the order forward runs them instead: a residual's shortcut before its
@@ -179,7 +195,9 @@ def children(body: list[Op], running: bool = False, empty_slots: bool = False) -
     """
     for op in body:
         if isinstance(op, Residual):
-            first, second = (op.shortcut, op.layers) if running else (op.layers, op.shortcut)
+            first, second = (
+                (op.shortcut, op.layers) if running else (op.layers, op.shortcut)
+            )
             yield from children(first, running, empty_slots)
             yield from children(second, running, empty_slots)
         elif isinstance(op, Branches):
