@@ -9,7 +9,6 @@ repeat), and cycles between blocks (the error names the cycle).
 from __future__ import annotations
 
 import builtins
-import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -422,8 +421,3 @@ def _used_blocks(value: Any, blocks: dict[str, BlockDef]) -> Iterator[str]:
                 stack.append(inner)
         elif isinstance(item, list):
             stack.extend(item)
-
-
-def is_keyword(name: str) -> bool:
-    """Return whether `name` is a Python keyword (hard or soft)."""
-    return keyword.iskeyword(name) or keyword.issoftkeyword(name)

@@ -353,9 +353,7 @@ class ClassWriter:
         scope.used |= repeat.times_expr.names()
         if first is None:
             return [f"{target} = nn.Sequential()"]  # noqa - times is 0 in this use
-        texts = {
-            self.constructor(c, _loop_scope(scope, c, variable)) for c in repeat.copies
-        }
+        texts = {self.constructor(c, scope) for c in repeat.copies}
         if len(texts) != 1:
             raise Unsupported
         update = repeat.info.update_expr
@@ -441,8 +439,6 @@ class ClassWriter:
             ) as exc:  # a value that does not compute here: write it per use
                 raise Unsupported from exc
         scope.used |= names
-        if isinstance(expr, Items):
-            return expr.render()
         return expr.render()
 
     def size_text(
@@ -450,10 +446,6 @@ class ClassWriter:
     ) -> str:
         """Return a size the caller passes to a class: a literal, an expression, or an argument."""
         return self.value_text(expr, value, scope, fallback=fallback)
-
-
-def _loop_scope(scope: Scope, copy, variable: str) -> Scope:
-    return scope
 
 
 def _find_slot(module: Module, param: str) -> Slot | None:

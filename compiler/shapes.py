@@ -117,9 +117,7 @@ class Resolver:
                 else _provenance(shape, producer)
             )
             message = str(exc).replace("{origin}", origin)
-            self.problems.append(
-                leaf.where.problem(message, self.line_of, _arg_path(leaf, extra))
-            )
+            self.problems.append(leaf.where.problem(message, self.line_of, extra))
             raise _Stop from None
         inferred = layer.infer_exprs(exprs)
         arg_exprs = {
@@ -342,10 +340,6 @@ def residual_message(shape: Shape, out: Shape, short: Shape, has_shortcut: bool)
 
 def _either(first: Exprs, second: Exprs) -> Exprs:
     return tuple(a if a is not None else b for a, b in zip(first, second))
-
-
-def _arg_path(leaf: Leaf, extra: tuple) -> tuple:
-    return extra
 
 
 def _params(ops: list) -> int:
