@@ -127,14 +127,28 @@ def lint_spec(spec: Spec, line_of: LineOf | None = None, ignore: Iterable[str] =
                 f"use one of {', '.join(sorted(c for c in RULES if c != 'NS100'))}",
                 line_of(("lint", "ignore", index))))
     skip = set(ignore) | set(written)
-    kept = [w for w in found if w.code not in skip]
+    seen: set[tuple] = set()
+    kept = []
+    for warning in found:
+        # a layer of a block is one place in the file, however many uses run it: warn once
+        key = (warning.code, warning.path, warning.line)
+        if warning.code not in skip and key not in seen:
+            seen.add(key)
+            kept.append(warning)
     return sorted(kept, key=lambda w: (w.line if w.line is not None else 0, w.code))
 
 
 # -- rules about the layers --------------------------------------------------------------------
 
+def _path(layer: ResolvedLayer) -> str:
+    """Return where a layer was written: `layers[3]`, `layers[2].residual.layers[0]`, or the
+    block definition's `blocks.BasicBlock.layers[1]` (one place for every use of the block)."""
+    return layer.path or format_path(("layers", layer.index))
+
+
 def _where(layer: ResolvedLayer) -> str:
-    return f"layers[{layer.index}] ({layer.name})"
+    """Return a layer as a message names it: where it was written and its module path."""
+    return f"{_path(layer)} ({layer.qualname or layer.name})"
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -145,7 +159,7 @@ def _layer_rules(spec: Spec, layers: tuple[ResolvedLayer, ...]) -> Iterator[Lint
     """Yield the warnings that the layer sequence alone decides (NS101-NS103, NS109, NS110)."""
     map_maker: ResolvedLayer | None = None  # the conv/pool layer whose feature map flows here
     for position, layer in enumerate(layers):
-        path = format_path(("layers", layer.index))
+        path = _path(layer)
         rank = len(layer.input_shape)
         if layer.type == "dropout" and map_maker is not None and rank in (2, 3):
             better = "dropout2d" if rank == 3 else "dropout1d"
@@ -206,7 +220,7 @@ def _training_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: Line
     found: list[LintWarning] = []
     final = _previous_skipping(layers, len(layers), DROPOUTS | {"identity"})
     if final is not None:
-        path = format_path(("layers", final.index))
+        path = _path(final)
         if task == "classification" and final.type in ("softmax", "logsoftmax"):
             effect = ("it does nothing but cost time" if final.type == "logsoftmax" else
                       "squashing the logits first shrinks the gradients and slows or stalls training")
@@ -266,7 +280,7 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
         size, expected = "1", "[1] (one logit)"
     if expected is not None:
         found.append(LintWarning(
-            "NS111", format_path(("layers", last.index)),
+            "NS111", _path(last),
             f"the model's output is {_shape(out)} but task {training.task} expects {expected}",
             f"end with `linear: {size}`" + ("" if len(out) == 1 else " after a `flatten`"), last.line))
 

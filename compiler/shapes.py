@@ -222,9 +222,22 @@ class Resolver:
         short_shape, short_exprs = self.ops(residual.shortcut, shape, exprs)
         out, out_exprs = self.ops(residual.layers, shape, exprs)
         if out != short_shape:
+            # a layer-list parameter left at `[]` is the identity too: the fix goes at the use
+            empty = [
+                op.param
+                for op in residual.shortcut
+                if isinstance(op, Slot) and op.module is None
+            ]
+            identity = len(empty) == len(residual.shortcut)
             self.fail(
                 residual.where,
-                residual_message(shape, out, short_shape, bool(residual.shortcut)),
+                residual_message(
+                    shape,
+                    out,
+                    short_shape,
+                    not identity,
+                    empty[0] if identity and empty else None,
+                ),
                 ("residual",),
             )
         return out, _either(out_exprs, short_exprs)
@@ -315,9 +328,21 @@ def input_symbol(module: Module, shape: Shape) -> str:
     return base
 
 
-def residual_message(shape: Shape, out: Shape, short: Shape, has_shortcut: bool) -> str:
-    """Return why a residual's sides differ, with the projection shortcut that would fix it."""
+def residual_message(
+    shape: Shape,
+    out: Shape,
+    short: Shape,
+    has_shortcut: bool,
+    param: str | None = None,
+) -> str:
+    """Return why a residual's sides differ, with the projection shortcut that would fix it.
+
+    `param` names the block's layer-list parameter that is the shortcut and was left at `[]`
+    by this use: the fix is then to pass it there.
+    """
     side = "the shortcut" if has_shortcut else "the identity shortcut"
+    if param is not None:
+        side = f"the identity shortcut (${param} is [] in this use)"
     text = (
         f"the layers give {format_shape(out)} but {side} gives {format_shape(short)} for the "
         f"input {format_shape(shape)}; both sides must have the same shape"
@@ -334,7 +359,11 @@ def residual_message(shape: Shape, out: Shape, short: Shape, has_shortcut: bool)
         if stride is not None:
             conv = f"conv2d: {{out_channels: {out[0]}, kernel_size: 1"
             conv += f", stride: {stride}" if stride > 1 else ""
-            text += f"; add a projection shortcut: `shortcut: [{conv}, bias: false}}, batchnorm2d]`"
+            projection = f"[{conv}, bias: false}}, batchnorm2d]"
+            if param is not None:
+                text += f"; pass a projection shortcut in this use: `{param}: {projection}`"
+            else:
+                text += f"; add a projection shortcut: `shortcut: {projection}`"
     return text
 
 

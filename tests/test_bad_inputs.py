@@ -144,6 +144,11 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     "param_outside_block.yaml": [(4, "layers[0].linear", "allowed only inside a block's layers")],
     "residual_mismatch.yaml": [(4, "layers[0].residual", "the layers give [16, 4, 4] but the identity "
                                 "shortcut gives [3, 8, 8]")],
+    "block_residual_needs_downsample.yaml": [(
+        14, "layers[0].BasicBlock (blocks.BasicBlock.layers[0].residual, line 7)",
+        "the identity shortcut ($downsample is [] in this use) gives [3, 8, 8] for the input [3, 8, 8]; "
+        "both sides must have the same shape; pass a projection shortcut in this use: `downsample: "
+        "[conv2d: {out_channels: 8, kernel_size: 1, stride: 2, bias: false}, batchnorm2d]`")],
     "concat_mismatch.yaml": [(4, "layers[0].branches", "paths[0] gives [4, 8, 8]; paths[1] gives [3, 4, 4]")],
     "repeat_bomb.yaml": [(3, "layers", "the layers expand to 1,000,001,000,001")],
     "block_named_like_builtin.yaml": [(4, "blocks.Linear", "'Linear' is the built-in type 'linear'")],

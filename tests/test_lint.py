@@ -142,6 +142,48 @@ def test_messages_show_the_values_at_fault():
     assert "85,002 parameters for 1,437 training samples (59 per sample)" in size.message
 
 
+NESTED_FILE = """\
+name: Nested
+input: [3, 8, 8]
+blocks:
+  Unit:
+    params: {channels: required}
+    layers:
+      - conv2d: {out_channels: $channels, kernel_size: 3, padding: 1}
+      - dropout: 0.3
+layers:
+  - residual:
+      - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+      - dropout: 0.3
+  - Unit: 4
+  - repeat: {times: 2, layers: [Unit: 4]}
+  - flatten
+  - linear: 10
+  - softmax
+training: {task: classification, epochs: 3, early_stopping: {patience: 3}}
+"""
+
+
+def test_rules_apply_inside_containers_and_blocks_once_per_written_layer(tmp_path, capsys):
+    path = write(tmp_path, NESTED_FILE)
+    assert main(["lint", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    # the block's dropout runs three times (one use, two copies) but is written once: one warning,
+    # at the definition's line and path
+    assert lines == [
+        f"{path}:8: blocks.Unit.layers[1]: NS101 dropout on the feature map [4, 8, 8] of "
+        "blocks.Unit.layers[0] (unit1.conv1) drops single values, which their neighbours carry "
+        "anyway (fix: use `dropout2d: 0.3`, which drops whole channels)",
+        f"{path}:12: layers[0].residual[1]: NS101 dropout on the feature map [3, 8, 8] of "
+        "layers[0].residual[0] (conv1) drops single values, which their neighbours carry anyway "
+        "(fix: use `dropout2d: 0.3`, which drops whole channels)",
+        f"{path}:17: layers[5]: NS104 final softmax with task classification: cross-entropy "
+        "already applies log-softmax, so squashing the logits first shrinks the gradients and "
+        "slows or stalls training (fix: remove the softmax layer; apply softmax to the outputs "
+        "when you need probabilities)",
+    ]
+
+
 def test_training_sample_count_follows_the_runtime_split(tmp_path):
     digits = load_spec(spec(MLP, training={"data": {"dataset": "digits", "val_fraction": 0.2}})).training
     assert training_sample_count(digits) == 1797 - 360
