@@ -18,7 +18,8 @@ from .messages import problems_from_validation
 from .normalize import did_you_mean
 from .readers import decode_text, read_data, read_json, read_yaml
 from .shapes import Resolver, flat_layers
-from .spec import MAX_LAYERS, Spec
+from .layers.base import MAX_SIZE
+from .spec import DTYPES, MAX_LAYERS, MAX_RANK, Spec
 
 PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 
@@ -103,9 +104,9 @@ def validate_document(doc: Document, source: str) -> Spec:
         problems.extend(p for p in problems_from_validation(exc, (), doc, top_level=True)
                         if not p.path.startswith("blocks"))  # blocks are checked by read_blocks
 
-    input_ok = spec is not None or _valid_input(data.get("input"))
-    if tree is not None and input_ok:
-        Resolver(doc.line_of, problems).model(tree, tuple(data["input"]))
+    sample = _valid_input(data.get("input"))  # resolved even when other sections have problems
+    if tree is not None and sample is not None:
+        Resolver(doc.line_of, problems).model(tree, *sample)
     if problems:
         raise SpecError(problems, source)
     spec._source = source
@@ -115,12 +116,20 @@ def validate_document(doc: Document, source: str) -> Spec:
     return spec
 
 
-def _valid_input(value: Any) -> bool:
-    return (
+def _valid_input(value: Any) -> tuple[tuple[int, ...], str] | None:
+    """Return (shape, dtype) of a valid `input` (a shape or {shape, dtype}), else None."""
+    dtype = "float32"
+    if isinstance(value, dict):
+        if set(value) - {"shape", "dtype"} or value.get("dtype", dtype) not in DTYPES:
+            return None
+        value, dtype = value.get("shape"), value.get("dtype", dtype)
+    if (
         isinstance(value, list)
-        and 1 <= len(value) <= 4
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    )
+        and 1 <= len(value) <= MAX_RANK
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE for v in value)
+    ):
+        return tuple(value), dtype
+    return None
 
 
 __all__ = ["load_spec", "read_document", "validate_document", "did_you_mean"]

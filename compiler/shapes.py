@@ -57,12 +57,17 @@ class Resolver:
         self.names: list[set[str]] = [
             set()
         ]  # the names each scope's class already uses
+        self.ids = False  # the values flowing are int64 ids (until an embedding)
         self.first: Leaf | None = (
             None  # the model's first entry, whose input is the spec's
         )
 
-    def model(self, module: Module, shape: Shape) -> bool:
-        """Resolve the whole model; return False when a Problem stopped it."""
+    def model(self, module: Module, shape: Shape, dtype: str = "float32") -> bool:
+        """Resolve the whole model; return False when a Problem stopped it.
+
+        With `dtype` int64 the samples are ids, which only a layer that `takes_ids` accepts.
+        """
+        self.ids = dtype != "float32"
         self.first = (
             module.body[0] if module.body and isinstance(module.body[0], Leaf) else None
         )
@@ -107,6 +112,25 @@ class Resolver:
         if getattr(leaf, "broken", False):
             raise _Stop
         layer = leaf.layer
+        if self.ids != layer.takes_ids:
+            if self.ids:
+                message = (
+                    f"{layer.type_name} takes float values, but the input holds int64 ids "
+                    "(`input.dtype`); start with `embedding` to turn each id into a vector"
+                )
+            elif leaf is self.first:
+                message = (
+                    f"{layer.type_name} takes int64 ids, but the input is float32; write "
+                    f"`input: {{shape: {format_shape(shape)}, dtype: int64}}`"
+                )
+            else:
+                message = (
+                    f"{layer.type_name} takes int64 ids, but float values reach it"
+                    f"{_provenance(shape, producer)}; it belongs first, on an int64 input"
+                )
+            self.problems.append(leaf.where.problem(message, self.line_of))
+            raise _Stop
+        self.ids = False
         try:
             kwargs, out, params = layer.resolve(shape)
         except ShapeProblem as exc:

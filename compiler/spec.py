@@ -9,10 +9,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     InstanceOf,
     PrivateAttr,
     SerializeAsAny,
+    Tag,
     model_validator,
 )
 
@@ -62,6 +64,23 @@ def _layers_from_data(value: Any) -> Any:
     return out
 
 
+InputShape = Annotated[list[PosInt], Field(min_length=1, max_length=MAX_RANK)]
+DTYPES = ("float32", "int64")
+
+
+class InputSpec(BaseModel):
+    """`input: {shape: [200], dtype: int64}`: the shape of one sample and its element type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shape: InputShape
+    dtype: Literal["float32", "int64"] = "float32"
+
+
+def _input_form(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) or isinstance(value, InputSpec) else "shape"
+
+
 class Spec(BaseModel):
     """A validated network description: input shape, named layers, optional training section."""
 
@@ -70,7 +89,12 @@ class Spec(BaseModel):
     spec_version: Literal[1] = 1
     name: Annotated[str, BeforeValidator(check_class_name)]
     description: Annotated[str, BeforeValidator(check_description), Field(max_length=4000)] | None = None
-    input: Annotated[list[PosInt], Field(min_length=1, max_length=MAX_RANK)]
+    # A shape, or {shape, dtype}; after validation `input` is always the shape and
+    # `input_dtype` the element type (so `torch.randn(2, *spec.input)` reads as before).
+    input: Annotated[
+        Annotated[InputShape, Tag("shape")] | Annotated[InputSpec, Tag("mapping")],
+        Discriminator(_input_form),
+    ]
     # Layers are validated one by one through the registry (each class builds its validator only
     # when first used, which keeps `nnspec validate` fast); schema.py publishes the full union.
     # Containers and block uses are Composites, read by compiler/expand.py.
@@ -85,6 +109,14 @@ class Spec(BaseModel):
     _layer_lines: tuple[int | None, ...] = PrivateAttr(default=())
     _resolved: tuple = PrivateAttr(default=())
     _tree: Any = PrivateAttr(default=None)
+    _input_dtype: str = PrivateAttr(default="float32")
+
+    @model_validator(mode="after")
+    def _input_shape(self) -> "Spec":
+        if isinstance(self.input, InputSpec):
+            self._input_dtype = self.input.dtype
+            object.__setattr__(self, "input", list(self.input.shape))  # frozen: set once, here
+        return self
 
     @model_validator(mode="after")
     def _name_layers(self) -> "Spec":
@@ -103,6 +135,11 @@ class Spec(BaseModel):
     def layer_lines(self) -> tuple[int | None, ...]:
         """Return the source line of each layer (None when unknown)."""
         return self._layer_lines or (None,) * len(self.layers)
+
+    @property
+    def input_dtype(self) -> str:
+        """Return the element type of a sample: `float32`, or `int64` for token or category ids."""
+        return self._input_dtype
 
     @property
     def training_or_default(self) -> TrainingConfig:
@@ -188,6 +225,8 @@ def spec_data(spec: Spec) -> dict[str, Any]:
     ]
     if data.get("blocks") is None:
         data.pop("blocks", None)  # a spec without blocks keeps the digest it had before blocks
+    if spec.input_dtype != "float32":
+        data["input"] = {"shape": data["input"], "dtype": spec.input_dtype}
     return data
 
 

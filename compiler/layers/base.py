@@ -109,6 +109,7 @@ class LayerSpec(BaseModel):
     inferred_dims: ClassVar[dict[str, int]] = {}
     # arguments generated code always writes, even at their default (a deliberate default)
     always_written: ClassVar[tuple[str, ...]] = ()
+    takes_ids: ClassVar[bool] = False  # its input is int64 ids (embedding), not float values
 
     @property
     def type_name(self) -> str:
