@@ -1,31 +1,45 @@
-"""A static summary of a spec: the module tree with each node's output shape and parameters, without torch."""
+"""A static summary of a spec: the module tree with each node's output shape, parameters and MACs,
+and the model's memory (parameters, activations, an estimate of training), without torch."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .costs import activation_memory, node_macs, training_memory
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot
 
 BYTES_PER_PARAM = 4  # float32
 
 
 def summary_data(spec: Any, layers: tuple | None = None) -> dict[str, Any]:
-    """Return the summary as plain data: totals, and one entry per top-level layer or module.
+    """Return the summary as plain data: totals, memory, and one entry per top-level layer or module.
 
-    An entry is `{name, type, output_shape, params}`; a module or wiring adds `children`, its own
-    entries, so the JSON nests as the model does (a repeat's children are its copies `0`, `1`, ...).
+    An entry is `{name, type, output_shape, params, macs}`; a module or wiring adds `children`,
+    its own entries, so the JSON nests as the model does (a repeat's children are its copies `0`,
+    `1`, ...). MACs are per sample (compiler/compute.py says what counts).
     """
     from .api import model_tree
 
     tree = model_tree(spec)
     total = tree.info.params
+    activations = activation_memory(tree)
+    training = spec.training_or_default
+    estimate = training_memory(tree, training)
     return {
         "name": spec.name,
-        "input_shape": list(spec.input),
+        "input_shape": list(tree.info.input_shape),
         "output_shape": list(tree.info.output_shape),
         "total_params": total,
         "trainable_params": total,
+        "total_macs": node_macs(tree),
         "param_bytes": total * BYTES_PER_PARAM,
+        "memory": {
+            "parameters": estimate["parameters"],
+            "buffers": estimate["buffers"],
+            "activations_per_sample": activations.forward_per_sample,
+            "kept_for_backward_per_sample": activations.kept_per_sample,
+            "training": {"optimizer": training.optimizer.type, **estimate},
+        },
         "layers": [_entry(op) for op in tree.body],
     }
 
@@ -37,6 +51,7 @@ def _entry(op: Any, name: str | None = None) -> dict[str, Any]:
             "type": op.layer.type_name,
             "output_shape": list(op.info.output_shape),
             "params": op.info.params,
+            "macs": node_macs(op),
         }
     if isinstance(op, Module):
         kind = op.block if op.kind == "block" else "sequential"
@@ -77,6 +92,7 @@ def _entry(op: Any, name: str | None = None) -> dict[str, Any]:
         "type": kind,
         "output_shape": list(op.info.output_shape),
         "params": params,
+        "macs": node_macs(op),
         "children": inner,
     }
     return entry
@@ -114,8 +130,9 @@ def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
             counter[0] += 1
         shape = _shape(entry["output_shape"]) if "output_shape" in entry else ""
         params = f"{entry['params']:,}" if "params" in entry else ""
+        macs = human_count(entry["macs"]) if "macs" in entry else ""
         rows.append(
-            (number, indent + (entry["name"] or ""), entry["type"], shape, params)
+            (number, indent + (entry["name"] or ""), entry["type"], shape, params, macs)
         )
         if not leaf:
             rows += _rows(entry["children"], depth + 1, counter)
@@ -124,11 +141,11 @@ def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
 
 def summary_table(data: dict[str, Any]) -> str:
     """Return the summary as a fixed-width text table: the module tree, indented."""
-    rows = [("#", "name", "type", "output shape", "params")]
-    rows.append(("", "(input)", "", _shape(data["input_shape"]), ""))
+    rows = [("#", "name", "type", "output shape", "params", "MACs")]
+    rows.append(("", "(input)", "", _shape(data["input_shape"]), "", ""))
     rows += _rows(data["layers"], 0, [0])
-    widths = [max(len(r[c]) for r in rows) for c in range(5)]
-    rule = "-" * (sum(widths) + 2 * 4)
+    widths = [max(len(r[c]) for r in rows) for c in range(6)]
+    rule = "-" * (sum(widths) + 2 * 5)
 
     def fmt(row: tuple) -> str:
         cells = [
@@ -137,6 +154,7 @@ def summary_table(data: dict[str, Any]) -> str:
             row[2].ljust(widths[2]),
             row[3].ljust(widths[3]),
             row[4].rjust(widths[4]),
+            row[5].rjust(widths[5]),
         ]
         return "  ".join(cells).rstrip()
 
@@ -148,10 +166,38 @@ def summary_table(data: dict[str, Any]) -> str:
         *(fmt(r) for r in rows[1:]),
         rule,
     ]
+    memory = data["memory"]
+    train = memory["training"]
     lines.append(f"Total params:         {data['total_params']:,}")
     lines.append(f"Trainable params:     {data['trainable_params']:,}")
+    lines.append(f"Total MACs:           {human_count(data['total_macs'])} per sample "
+                 f"({data['total_macs']:,})")
     lines.append(f"Parameter memory:     {_human_bytes(data['param_bytes'])} (float32)")
+    lines.append(f"Activations:          {_human_bytes(memory['activations_per_sample'])} per sample "
+                 f"(every layer's output), {_human_bytes(memory['kept_for_backward_per_sample'])} "
+                 "kept for backward")
+    lines.append(
+        f"Training memory:      ~{_human_bytes(train['total'])} at batch {train['batch_size']} with "
+        f"{train['optimizer']} (estimate): parameters {_human_bytes(train['parameters'])}, gradients "
+        f"{_human_bytes(train['gradients'])},"
+    )
+    lines.append(
+        f"                      optimizer state {_human_bytes(train['optimizer_state'])}, buffers "
+        f"{_human_bytes(train['buffers'])}, activations kept for backward "
+        f"{_human_bytes(train['activations'])}"
+    )
     return "\n".join(lines)
+
+
+def human_count(n: int) -> str:
+    """Return a count in 3 significant digits with K, M, G, T: `1.81G`, `118M`, `4.7K`, `96`."""
+    if n < 1000:
+        return str(n)
+    for unit in ("K", "M", "G", "T", "P"):
+        n /= 1000
+        if n < 999.5 or unit == "P":
+            return f"{n:.3g}{unit}"
+    return f"{n:.3g}P"
 
 
 def _shape(shape: list[int]) -> str:

@@ -98,21 +98,27 @@ def test_summary_json_structure_and_values(path, capsys):
     code, out, err = run(["summary", "--json", str(path)], capsys)
     assert code == 0 and err == ""
     data = json.loads(out)
-    assert set(data) == {"total_params", "trainable_params", "layers"}
+    assert set(data) == {"total_params", "trainable_params", "total_macs", "memory", "layers"}
     spec = load_spec(path)
     assert data["total_params"] == data["trainable_params"] == count_params(spec)
+    assert data["memory"]["parameters"] == 4 * count_params(spec)
+    training = data["memory"]["training"]
+    assert training["batch_size"] == spec.training_or_default.batch_size
+    assert training["total"] == sum(training[k] for k in (
+        "parameters", "gradients", "optimizer_state", "buffers", "activations"))
     assert len(data["layers"]) == len(spec.layers)
     assert [entry["name"] for entry in data["layers"]] == [layer.name for layer in spec.layers]
 
     def flat(entries):
         for entry in entries:
             if "children" in entry:  # a module, wiring, or a residual's shortcut / a path
-                assert set(entry) in ({"name", "type", "output_shape", "params", "children"},
+                assert set(entry) in ({"name", "type", "output_shape", "params", "macs", "children"},
                                       {"name", "type", "children"})
                 assert _total(entry) == sum(_total(c) for c in entry["children"])
+                assert _total(entry, "macs") == sum(_total(c, "macs") for c in entry["children"])
                 yield from flat(entry["children"])
             else:
-                assert set(entry) == {"name", "type", "output_shape", "params"}
+                assert set(entry) == {"name", "type", "output_shape", "params", "macs"}
                 yield entry
 
     layers = list(flat(data["layers"]))
@@ -120,12 +126,13 @@ def test_summary_json_structure_and_values(path, capsys):
         (layer.type, list(layer.output_shape), layer.params) for layer in resolved_layers(spec)
     ]
     assert sum(_total(entry) for entry in data["layers"]) == data["total_params"]
+    assert sum(_total(entry, "macs") for entry in data["layers"]) == data["total_macs"]
 
 
-def _total(entry) -> int:
-    if "params" in entry:
-        return entry["params"]
-    return sum(_total(c) for c in entry["children"])
+def _total(entry, key="params") -> int:
+    if key in entry:
+        return entry[key]
+    return sum(_total(c, key) for c in entry["children"])
 
 
 def test_summary_table_lists_every_layer_with_totals(capsys):
@@ -141,6 +148,10 @@ def test_summary_table_lists_every_layer_with_totals(capsys):
         assert "[" + ", ".join(map(str, layer.output_shape)) + "]" in row
     assert f"Total params:         {count_params(spec):,}" in out
     assert f"Parameter memory:" in out and "(float32)" in out
+    assert "Total MACs:           26.2K per sample (26,240)" in out  # 9,216 + 16,384 + 640
+    conv = next(line for line in lines if " conv1 " in line)
+    assert conv.endswith("  9.22K")  # 16 x 8 x 8 outputs x 1 x 3 x 3
+    assert "Training memory:      ~" in out and "at batch 64 with adam (estimate)" in out
 
 
 def test_summary_of_an_invalid_spec_prints_the_problems_and_exits_2(capsys):

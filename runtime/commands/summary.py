@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "show the model layer by layer (shapes, parameters, memory) without running torch"
+HELP = "show the model layer by layer (shapes, parameters, MACs, memory) without running torch"
+JSON_KEYS = ("total_params", "trainable_params", "total_macs", "memory", "layers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +25,18 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     data = summary_data(spec)
     if args.json:
-        print(json.dumps({k: data[k] for k in ("total_params", "trainable_params", "layers")}, indent=2))
+        print(json.dumps({k: data[k] for k in JSON_KEYS}, indent=2))
     else:
         print(summary_table(data))
     if args.torchsummary:
         from compiler import build_sequential
         from torchsummary import summary
 
+        from ..inputs import spec_inputs
+
         model = build_sequential(spec).eval()
         print()
-        summary(model, input_size=tuple(spec.input), device="cpu")
+        # torchsummary 1.5.1 makes float inputs only: int64 specs get ids through a hook
+        with spec_inputs(model, spec):
+            summary(model, input_size=tuple(spec.input), device="cpu")
     return 0
