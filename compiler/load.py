@@ -95,6 +95,7 @@ def validate_document(doc: Document, source: str) -> Spec:
             tree, entries = Expander(blocks, doc.line_of, problems).model(raw_layers, name)
 
     top = dict(data)
+    _drop_schema_key(top, doc, problems)
     if isinstance(raw_layers, list) and raw_layers:  # checked above, entry by entry or by count
         top["layers"] = entries if entries is not None and not problems else [Identity(name="placeholder")]
     try:
@@ -114,6 +115,19 @@ def validate_document(doc: Document, source: str) -> Spec:
     spec._tree = tree
     spec._resolved = flat_layers(tree)
     return spec
+
+
+def _drop_schema_key(top: dict, doc: Document, problems: list[Problem]) -> None:
+    """Remove `"$schema"` (which editors read to find the JSON Schema); it must be a string."""
+    if "$schema" not in top:
+        return
+    value = top.pop("$schema")
+    if not isinstance(value, str):
+        problems.append(Problem(
+            format_path(("$schema",)),
+            f"names the JSON Schema for editors: a URL or a path as a string, got {value!r}"[:200],
+            doc.line_of(("$schema",)),
+        ))
 
 
 def _valid_input(value: Any) -> tuple[tuple[int, ...], str] | None:

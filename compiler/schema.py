@@ -9,6 +9,9 @@ from .layers import REGISTRY
 from .spec import Spec
 
 SCHEMA_ID = "https://nnspec.dev/schema/spec-v1.json"
+# A JSON spec may name its schema for editors (`"$schema": "../docs/nnspec.schema.json"`); the
+# loader checks that it is a string and drops it.
+SCHEMA_KEY = {"type": "string", "description": "the JSON Schema of this file, for editors; ignored by nnspec"}
 
 
 def _short_forms(defs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,6 +67,7 @@ def json_schema() -> dict[str, Any]:
     defs["LayerList"] = {"type": "array", "items": {"$ref": "#/$defs/LayerEntry"}}
     schema["properties"]["layers"]["items"] = {"$ref": "#/$defs/LayerEntry"}
     schema["properties"]["blocks"] = _blocks_schema()
+    schema["properties"] = {"$schema": SCHEMA_KEY, **schema["properties"]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
