@@ -16,7 +16,9 @@ from compiler.version import __version__
 
 from .errors import UserError
 
-COMMANDS = ("validate", "summary", "schema", "codegen", "lint", "train", "evaluate", "sweep")
+COMMANDS = (
+    "validate", "summary", "diff", "schema", "codegen", "lint", "train", "evaluate", "sweep",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
