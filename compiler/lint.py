@@ -56,7 +56,8 @@ RULES: dict[str, Rule] = {
              "dropout changes the variance between training and evaluation, so batch norm's "
              "running statistics are wrong at evaluation"),
         Rule("NS111", "output size does not match the task",
-             "the loss needs one logit per class (classification) or one value (binary)"),
+             "the loss needs one logit per class (classification; at each position for labels "
+             "per position) or one value (binary)"),
     )
 }
 
@@ -258,7 +259,8 @@ def _early_stopping_rules(training, line_of: LineOf) -> list[LintWarning]:
         return [LintWarning(
             "NS107", format_path(path + ("monitor",)), "early stopping monitors train_loss, which "
             "keeps falling while the model overfits",
-            "monitor val_loss (or val_accuracy)", line_of(path + ("monitor",)))]
+            "monitor val_loss" + (" (or val_accuracy)" if training.task in ("classification", "binary")
+                                  else ""), line_of(path + ("monitor",)))]
     return []
 
 
@@ -272,7 +274,19 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
     out = output_shape(spec)  # the model's output, which need not be its last layer's
     classes = DATASET_CLASSES.get(training.data.dataset)
     expected = size = None
-    if training.task == "classification" and (len(out) != 1 or (classes and out[0] != classes)):
+    positions = label_positions(training.data) if training.task == "classification" else ()
+    if positions:  # one class per position (segmentation, tagging): scores [C, *positions]
+        if len(out) != len(positions) + 1 or out[1:] != positions:
+            found.append(LintWarning(
+                "NS111", _path(last),
+                f"the model's output is {_shape(out)} but the labels in {training.data.path} hold "
+                f"one class per position {_shape(positions)}, so task classification expects "
+                f"[classes, {_shape(positions)[1:-1]}] (the scores of each position along the first "
+                "dimension)",
+                f"end with a layer that gives [classes, {_shape(positions)[1:-1]}], e.g. a 1x1 "
+                "convolution with out_channels = classes", last.line))
+    elif training.task == "classification" and positions is not None and (
+            len(out) != 1 or (classes and out[0] != classes)):
         size = str(classes) if classes else "NUMBER_OF_CLASSES"
         expected = f"[{classes}] (one logit per class of {training.data.dataset})" if classes else \
             "[classes] (one logit per class)"
@@ -290,6 +304,7 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
         any(layer.type in DROPOUTS for layer in layers)
         or training.regularization.l1 > 0 or training.regularization.l2 > 0
         or training.optimizer.weight_decay > 0
+        or training.data.noise > 0  # input noise regularizes (a denoising autoencoder)
     )
     if samples and not regularized and params > PARAMS_PER_SAMPLE_LIMIT * samples:
         found.append(LintWarning(
@@ -299,6 +314,39 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
             "add dropout after hidden layers (0.2-0.5), set regularization.l2 or "
             "optimizer.weight_decay, or use fewer units", line_of(("layers",))))
     return found
+
+
+def label_positions(data) -> tuple[int, ...] | None:
+    """Return the positions each sample's labels cover: () for one label per sample, (8, 8) for
+    labels of shape (N, 8, 8) in an npz file, or None when unknown (an npz file not read)."""
+    if data.dataset != "npz":
+        return ()  # torchvision, digits and csv files have one label per sample
+    shape = npz_array_shape(data.path, data.y_key)
+    return tuple(shape[1:]) if shape else None
+
+
+def npz_array_shape(path: str | None, key: str) -> tuple[int, ...] | None:
+    """Return the shape of array `key` of an .npz file from its header alone, or None.
+
+    Reads a few bytes (the .npy header is a Python literal) without numpy, so lint stays fast.
+    """
+    import ast
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as member:
+            magic = member.read(8)
+            if magic[:6] != b"\x93NUMPY":
+                return None
+            size_bytes = 2 if magic[6] == 1 else 4
+            length = int.from_bytes(member.read(size_bytes), "little")
+            header = ast.literal_eval(member.read(min(length, 65536)).decode("latin1"))
+    except (OSError, KeyError, ValueError, SyntaxError, TypeError, zipfile.BadZipFile):
+        return None
+    shape = header.get("shape") if isinstance(header, dict) else None
+    if isinstance(shape, tuple) and shape and all(isinstance(d, int) for d in shape):
+        return shape
+    return None
 
 
 def training_sample_count(training) -> int | None:

@@ -20,6 +20,7 @@ from .readers import decode_text, read_data, read_json, read_yaml
 from .shapes import Resolver, flat_layers
 from .layers.base import MAX_SIZE
 from .spec import DTYPES, MAX_LAYERS, MAX_RANK, Spec
+from .tasks import task_problems
 
 PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 
@@ -108,6 +109,8 @@ def validate_document(doc: Document, source: str) -> Spec:
     sample = _valid_input(data.get("input"))  # resolved even when other sections have problems
     if tree is not None and sample is not None:
         Resolver(doc.line_of, problems).model(tree, *sample)
+    if spec is not None and tree is not None and not problems:
+        problems.extend(task_problems(spec, tree.info.output_shape, doc.line_of))
     if problems:
         raise SpecError(problems, source)
     spec._source = source

@@ -2,7 +2,8 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .layers.base import Bool, NonNegInt, PosInt
 
@@ -29,13 +30,14 @@ class DataConfig(_Section):
     x_key: Text = "x"  # npz: the array of samples
     y_key: Text = "y"  # npz: the array of labels
     test_fraction: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = 0.0  # csv/npz/digits
+    # std of the Gaussian noise added to each training input (never to targets or validation):
+    # a denoising autoencoder with task reconstruction; 0 adds none
+    noise: Annotated[float, Field(ge=0.0, le=1e6, strict=True)] = 0.0
 
     @model_validator(mode="after")
     def _needs_path(self) -> "DataConfig":
         if self.dataset in ("csv", "npz") and self.path is None:
             raise ValueError(f"dataset '{self.dataset}' needs `path`: the file to read")
-        if self.dataset == "csv" and self.target is None:
-            raise ValueError("dataset 'csv' needs `target`: the name of the label column")
         return self
 
 
@@ -98,7 +100,9 @@ class TrainingConfig(_Section):
     """What `nnspec train` does with the model."""
 
     data: DataConfig = DataConfig()
-    task: Literal["classification", "binary", "regression"] = "classification"
+    # reconstruction: the target is the input itself (autoencoders); the data set's labels,
+    # if it has any, are not read
+    task: Literal["classification", "binary", "regression", "reconstruction"] = "classification"
     epochs: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 200
     batch_size: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 64
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -108,6 +112,30 @@ class TrainingConfig(_Section):
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     device: Annotated[str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")] = "auto"
     amp: Bool = False  # bf16 autocast on cuda
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> "TrainingConfig":
+        if self.data.dataset == "csv" and self.data.target is None and self.task != "reconstruction":
+            _refuse(("data",), "dataset 'csv' needs `target`: the name of the label column")
+        stopping = self.early_stopping
+        if stopping is not None and stopping.monitor == "val_accuracy" and self.task in NO_ACCURACY:
+            _refuse(
+                ("early_stopping", "monitor"),
+                f"task {self.task} has no accuracy to monitor; monitor val_loss (its validation "
+                f"loss, the mean squared error) or train_loss",
+            )
+        return self
+
+
+NO_ACCURACY = ("regression", "reconstruction")  # tasks measured by a loss and MAE, not accuracy
+
+
+def _refuse(loc: tuple, message: str) -> None:
+    """Raise a validation error located at `loc` inside the training section (not at its top)."""
+    error = PydanticCustomError("value_error", "{error}", {"error": message})
+    raise ValidationError.from_exception_data(
+        "TrainingConfig", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
 
 
 class LintConfig(_Section):

@@ -14,6 +14,7 @@ from .device import autocast_for, describe_device, resolve_device
 from .errors import UserError
 from .loop import EVAL_BATCH
 from .metrics import TaskMetrics
+from .tasks import metric_name
 
 SPLITS = ("train", "val", "test")
 
@@ -55,6 +56,9 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Return loss, accuracy or MAE, and (classification, binary) the confusion matrix on `split`.
 
+    Per-position classification counts every position (accuracy and confusion matrix);
+    reconstruction reports its loss (mean squared error) and MAE against the input.
+
     The data split is rebuilt from the spec inside the checkpoint, with the same seed, so `val`
     is the very validation set the run was watched on.
     """
@@ -65,9 +69,9 @@ def evaluate_checkpoint(
     training = spec.training_or_default
     torch_device = resolve_device(device or training.device)
 
-    from .data import load_data
+    from .data import load_spec_data
 
-    data = load_data(training, spec.input, training.task)
+    data = load_spec_data(spec)
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if x is None:
         raise UserError(
@@ -76,13 +80,14 @@ def evaluate_checkpoint(
         )
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
     task = TaskMetrics(training.task)
+    x = x.to(torch_device)
     outputs = predict(
         model,
-        x.to(torch_device),
+        x,
         training.batch_size,
         autocast_for(torch_device, training.amp),
     )
-    y = y.to(torch_device)
+    y = x if task.reconstructs else y.to(torch_device)
     problem = task.check_output(outputs[:2], y[:2], data.num_classes)
     if problem:
         raise UserError(problem)
@@ -125,8 +130,8 @@ def confusion_matrix(
     if task == "binary":
         scores = outputs.reshape(len(y))
         predicted, truth, classes = (scores > 0).long(), (y > 0.5).long(), 2
-    else:
-        predicted, truth = outputs.argmax(dim=1), y.long()
+    else:  # one class per sample, or per position: every position counts once
+        predicted, truth = outputs.argmax(dim=1).flatten(), y.long().flatten()
         classes = max(classes, int(outputs.shape[1]))
     counts = torch.bincount(truth * classes + predicted, minlength=classes * classes)
     return counts.reshape(classes, classes).tolist()
@@ -134,7 +139,7 @@ def confusion_matrix(
 
 def format_evaluation(result: dict[str, Any]) -> str:
     """Return the evaluation as text: the numbers, then the confusion matrix (rows: true class)."""
-    metric = "mae" if result["task"] == "regression" else "accuracy"
+    metric = metric_name(result["task"])
     lines = [
         f"{result['name']} from {result['checkpoint']} (epoch {result['epoch']}) on the "
         f"{result['split']} split: {result['samples']} samples, {result['device']}",

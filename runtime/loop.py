@@ -24,7 +24,7 @@ from .interrupt import InterruptFlag
 from .metrics import TaskMetrics, device_zero, epoch_row
 from .optim import build_optimizer, build_scheduler, penalized_weights, weight_penalty
 from .progress import EpochProgress
-from .rng import epoch_generator, set_rng_state
+from .rng import epoch_generator, noise_generator, set_rng_state
 
 # validation runs in batches at least this large (no gradients to keep)
 EVAL_BATCH = 1024
@@ -82,6 +82,7 @@ class _Epochs:
     interrupt: InterruptFlag | None
     group: Group = SINGLE
     train_model: nn.Module | None = None  # `model` in DistributedDataParallel when distributed
+    noise: float = 0.0  # std of the Gaussian noise added to training inputs (not to targets)
 
 
 def fit(
@@ -189,15 +190,15 @@ def fit(
 
 def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
     """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
+    # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
     task = TaskMetrics(training.task)
-    if task.task == "regression" and stopper.monitor == "val_accuracy":
-        raise UserError(
-            "early_stopping.monitor val_accuracy has no meaning for task regression; "
-            "use val_loss or train_loss"
-        )
     model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors either)
+    x_train, x_val = data.x_train.to(device), data.x_val.to(device)
+    if task.reconstructs:  # the targets are the inputs: one copy on the device
+        y_train, y_val = x_train, x_val
+    else:
+        y_train, y_val = data.y_train.to(device), data.y_val.to(device)
     if len(x_train) == 0 or len(x_val) == 0:
         raise UserError(
             f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
@@ -223,6 +224,7 @@ def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
         autocast,
         penalty,
         interrupt,
+        noise=training.data.noise,
     )
 
 
@@ -283,6 +285,9 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     model.train()
     generator = epoch_generator(run.training.seed, epoch)
     order = torch.randperm(len(x), generator=generator).to(x.device)
+    noise = (
+        noise_generator(run.training.seed, epoch, x.device) if run.noise > 0 else None
+    )
     loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
     group = run.group
     per_sample = y[:1].numel()  # targets per sample
@@ -296,6 +301,8 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         if group.active:  # this process's part of the global batch
             index = index[group.rank :: group.world]
         xb, yb = x.index_select(0, index), y.index_select(0, index)
+        if noise is not None:
+            xb = xb + _batch_noise(noise, run.noise, stop - start, xb, group)
         with run.autocast:
             output = model(xb)
             loss = task.loss(output, yb) if len(index) else output.sum() * 0.0
@@ -313,6 +320,23 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         loss_sum += loss.detach() * yb.numel()
         metric_sum += task.metric_sum(output, yb)
     return loss_sum, metric_sum
+
+
+def _batch_noise(
+    generator: torch.Generator, std: float, size: int, xb: Tensor, group: Group
+) -> Tensor:
+    """Return Gaussian noise of `std` for this process's part of a global batch of `size`.
+
+    The noise of the whole global batch is drawn, and each process takes the rows of its
+    samples: so the noise a sample gets depends on (seed, epoch, its place in the batch) alone,
+    the same with one process or several, and in a resumed run.
+    """
+    noise = torch.randn(
+        (size, *xb.shape[1:]), generator=generator, device=xb.device, dtype=xb.dtype
+    )
+    if group.active:
+        noise = noise[group.rank :: group.world]
+    return noise.mul_(std)
 
 
 def evaluate_sums(

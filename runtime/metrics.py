@@ -2,13 +2,18 @@
 
 Per batch, the loop adds `loss * targets` and `metric_sum` into tensors that stay on the device
 and reads them once per epoch, so no batch waits on a `.item()`. Epoch values are sums divided
-by the number of target values (samples, or samples x outputs for multi-output regression).
+by the number of target values (samples; samples x positions for per-position classification;
+samples x outputs for multi-output regression; samples x input values for reconstruction).
 
-| task           | loss               | metric    | model output            |
-| -------------- | ------------------ | --------- | ----------------------- |
-| classification | cross-entropy      | accuracy  | (N, classes) logits     |
-| binary         | BCE with logits    | accuracy  | (N, 1) or (N,) logits   |
-| regression     | mean squared error | MAE       | (N, k) or (N,) values   |
+| task           | loss               | metric    | model output                           |
+| -------------- | ------------------ | --------- | -------------------------------------- |
+| classification | cross-entropy      | accuracy  | (N, classes) or (N, classes, *P) logits |
+| binary         | BCE with logits    | accuracy  | (N, 1) or (N,) logits                   |
+| regression     | mean squared error | MAE       | (N, k) or (N,) values                   |
+| reconstruction | mean squared error | MAE       | the input's shape, or its flattened size |
+
+Per-position classification (segmentation, tagging) has labels (N, *P) and scores (N, C, *P);
+its loss and accuracy are means over every position.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from .tasks import metric_name
 
 BASE_COLUMNS = [
     "epoch",
@@ -43,40 +50,54 @@ class TaskMetrics:
 
     @property
     def metric(self) -> str:
-        """Return `mae` for regression, `accuracy` otherwise."""
-        return "mae" if self.task == "regression" else "accuracy"
+        """Return `mae` for regression and reconstruction, `accuracy` otherwise."""
+        return metric_name(self.task)
+
+    @property
+    def reconstructs(self) -> bool:
+        """Return whether the target is the input itself (task reconstruction)."""
+        return self.task == "reconstruction"
 
     def columns(self) -> list[str]:
-        """Return the metrics.csv columns of this task (regression adds train_mae, val_mae)."""
-        return REGRESSION_COLUMNS if self.task == "regression" else BASE_COLUMNS
+        """Return the metrics.csv columns of this task (MAE tasks add train_mae, val_mae)."""
+        return REGRESSION_COLUMNS if self.metric == "mae" else BASE_COLUMNS
 
-    def _aligned(self, output: Tensor, target: Tensor) -> Tensor:
+    def _aligned(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Return (output, target) shaped alike where the task allows two layouts."""
+        if self.reconstructs:
+            # an output of the flattened input's size meets the input flattened, as `flatten`
+            # orders it (the spec's validation allows no other layout)
+            if output.dim() == 2 and target.dim() > 2:
+                return output, target.flatten(1)
+            return output, target
         # (N, 1) outputs meet (N,) targets in binary and single-value regression
         if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
-            return output.squeeze(-1)
-        return output
+            return output.squeeze(-1), target
+        return output, target
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Return the mean loss of a batch (the value to backpropagate)."""
         if self.task == "classification":
+            # (N, C) against (N,), or (N, C, *P) against (N, *P): the mean over every position
             return F.cross_entropy(output, target)
-        output = self._aligned(output, target).float()
+        output, target = self._aligned(output, target)
         if self.task == "binary":
-            return F.binary_cross_entropy_with_logits(output, target)
-        return F.mse_loss(output, target)
+            return F.binary_cross_entropy_with_logits(output.float(), target)
+        return F.mse_loss(output.float(), target.float())
 
     def metric_sum(self, output: Tensor, target: Tensor) -> Tensor:
         """Return the batch's summed metric as a device tensor, without syncing.
 
-        Accuracy sums correct predictions; MAE sums absolute errors over every target value.
+        Accuracy sums correct predictions (at every position); MAE sums absolute errors over
+        every target value.
         """
         output = output.detach()
         if self.task == "classification":
             return (output.argmax(dim=1) == target).sum()
-        output = self._aligned(output, target)
+        output, target = self._aligned(output, target)
         if self.task == "binary":
             return ((output > 0) == (target > 0.5)).sum()
-        return (output.float() - target).abs().sum()
+        return (output.float() - target.float()).abs().sum()
 
     def check_output(
         self, output: Tensor, target: Tensor, num_classes: int | None
@@ -84,22 +105,55 @@ class TaskMetrics:
         """Return why the model's output cannot serve this task's targets, or None when it can."""
         shape = list(output.shape[1:])
         if self.task == "classification":
-            if output.dim() != 2:
-                return f"classification needs one score per class, shape (N, classes); the model gives (N, {_dims(shape)})"
-            if num_classes is not None and shape[0] < num_classes:
-                return (
-                    f"the data has {num_classes} classes but the model gives {shape[0]} scores; "
-                    f"make the last layer's out_features {num_classes}"
-                )
+            return _classification_problem(output, target, num_classes)
+        output, aligned = self._aligned(output, target)
+        if output.shape == aligned.shape:
             return None
-        if self._aligned(output, target).shape != target.shape:
-            want = (
-                "(N, 1) or (N,)"
-                if target.dim() == 1
-                else str(tuple(["N", *target.shape[1:]]))
+        if self.reconstructs:
+            size = math.prod(target.shape[1:])
+            return (
+                f"reconstruction needs an output of the input's shape "
+                f"(N, {_dims(list(target.shape[1:]))}) or its {size} values flattened "
+                f"(N, {size}); the model gives (N, {_dims(shape)})"
             )
-            return f"{self.task} needs an output of shape {want}; the model gives (N, {_dims(shape)})"
-        return None
+        want = (
+            "(N, 1) or (N,)"
+            if target.dim() == 1
+            else str(tuple(["N", *target.shape[1:]]))
+        )
+        return f"{self.task} needs an output of shape {want}; the model gives (N, {_dims(shape)})"
+
+
+def _classification_problem(
+    output: Tensor, target: Tensor, num_classes: int | None
+) -> str | None:
+    """Return why `output` cannot score the classes of `target`, or None when it can."""
+    shape = list(output.shape[1:])
+    positions = list(target.shape[1:])  # [] for one label per sample
+    if not positions and output.dim() != 2:
+        return (
+            f"classification needs one score per class, shape (N, classes); the model gives "
+            f"(N, {_dims(shape)}) (scores at each position need labels of shape "
+            f"(N, {_dims(shape[1:])}), one class per position)"
+        )
+    if positions and (output.dim() != target.dim() + 1 or shape[1:] != positions):
+        return (
+            f"the labels hold one class per position, shape (N, {_dims(positions)}), so the "
+            f"model must give one score per class at each position, (N, classes, "
+            f"{_dims(positions)}); it gives (N, {_dims(shape)})"
+        )
+    if num_classes is not None and shape[0] < num_classes:
+        if positions:
+            return (
+                f"the data has {num_classes} classes but the model gives {shape[0]} scores at "
+                f"each position (dimension 1 of its output); make the layer that gives them "
+                f"{num_classes} channels"
+            )
+        return (
+            f"the data has {num_classes} classes but the model gives {shape[0]} scores; "
+            f"make the last layer's out_features {num_classes}"
+        )
+    return None
 
 
 def _dims(shape: list[int]) -> str:
@@ -124,7 +178,7 @@ def epoch_row(
         "lr": lr,
         "seconds": seconds,
     }
-    if task == "regression":
+    if metric_name(task) == "mae":
         row["train_mae"], row["val_mae"] = train[1], val[1]
     else:
         row["train_accuracy"], row["val_accuracy"] = train[1], val[1]

@@ -6,6 +6,7 @@ import io
 import os
 
 from .checkpoint import write_bytes_atomically
+from .tasks import metric_name
 
 
 def write_curves(path: str | os.PathLike, result, task: str) -> None:
@@ -16,7 +17,7 @@ def write_curves(path: str | os.PathLike, result, task: str) -> None:
 
     rows = result.history
     epochs = [row["epoch"] for row in rows]
-    metric = "mae" if task == "regression" else "accuracy"
+    metric = metric_name(task)
     figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     for axes, key, title in zip(

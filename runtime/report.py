@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from .tasks import metric_name
+
 STOPS = {
     "early_stopping": "stopped early",
     "max_epochs": "ran all epochs",
@@ -17,7 +19,8 @@ def format_metrics(row: dict[str, Any] | None, task: str) -> str:
     """Return `train loss 0.1 acc 0.97 | val loss 0.1 acc 0.96` for one metrics row."""
     if row is None:
         return "-"
-    key, label = ("mae", "mae") if task == "regression" else ("accuracy", "acc")
+    key = metric_name(task)
+    label = "acc" if key == "accuracy" else key
     parts = []
     for split in ("train", "val"):
         loss, metric = row.get(f"{split}_loss"), row.get(f"{split}_{key}")

@@ -11,6 +11,7 @@ import torch
 _MIX = (
     0x9E3779B97F4A7C15  # golden-ratio constant: epochs of nearby seeds do not coincide
 )
+_NOISE_STREAM = 0x5DEECE66D  # keeps the noise's seeds apart from the sample orders' seeds
 
 
 def seed_everything(seed: int) -> None:
@@ -28,6 +29,17 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """
     generator = torch.Generator(device="cpu")
     generator.manual_seed((seed * _MIX + epoch) % 2**64)
+    return generator
+
+
+def noise_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """Return the generator, on `device`, that draws epoch `epoch`'s input noise.
+
+    Like `epoch_generator` it depends on (seed, epoch) alone, but its stream is another one, so
+    the noise does not repeat the draws of the sample order.
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed(((seed * _MIX + epoch) % 2**64) ^ _NOISE_STREAM)
     return generator
 
 

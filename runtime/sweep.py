@@ -283,10 +283,11 @@ def write_sweep_figures(out: Path, runs: list[VariantRun], rows: list[dict[str, 
     from .commands.common import write_text_atomically
     from .complexity_plot import Point, write_complexity_plot
     from .sweep_results import best_yaml, training_error, validation_error
+    from .tasks import has_accuracy
 
     points = [Point(run.variant.label, row["params"], training_error(row, task),
                     validation_error(row, task)) for run, row in zip(runs, rows)]
-    regression = task == "regression"
+    regression = not has_accuracy(task)  # ranked by the loss: regression, reconstruction
     write_complexity_plot(
         out / "complexity.png", points, best,
         title=f"{runs[0].spec.name}: training and validation error of {len(runs)} variants",

@@ -14,6 +14,7 @@ import yaml
 from compiler import count_params, spec_data
 
 from .commands.common import write_text_atomically
+from .tasks import has_accuracy
 
 METRIC_COLUMNS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
 RUN_COLUMNS = ["params", "best_epoch", "epochs_run", "stop_reason", *METRIC_COLUMNS, "seconds"]
@@ -47,8 +48,9 @@ def run_seconds(summary: dict[str, Any]) -> float | None:
 
 
 def validation_error(row: dict[str, Any], task: str) -> float | None:
-    """Return what decides between variants: 1 - val accuracy, or val loss for regression."""
-    if task == "regression":
+    """Return what decides between variants: 1 - val accuracy, or val loss for regression and
+    reconstruction."""
+    if not has_accuracy(task):
         value = row.get("val_loss")
     else:
         accuracy = row.get("val_accuracy")
@@ -58,7 +60,7 @@ def validation_error(row: dict[str, Any], task: str) -> float | None:
 
 def training_error(row: dict[str, Any], task: str) -> float | None:
     """Return the training counterpart of `validation_error`."""
-    if task == "regression":
+    if not has_accuracy(task):
         return row.get("train_loss")
     accuracy = row.get("train_accuracy")
     return None if accuracy is None else 1.0 - accuracy
@@ -96,7 +98,7 @@ def _cell(value: Any) -> Any:
 
 def best_yaml(spec, label: str, source: str, error: float | None, task: str, path: str) -> str:
     """Return the winning variant's spec as canonical YAML, with a comment saying where it won."""
-    what = "validation loss" if task == "regression" else "validation error"
+    what = "validation error" if has_accuracy(task) else "validation loss"
     shown = "unknown" if error is None else f"{error:.4f}"
     header = (f"# The best variant of `nnspec sweep {source}`: {label}\n"
               f"# ({what} {shown}). Train it with: nnspec train {path}\n")
@@ -109,8 +111,8 @@ def format_table(rows: list[dict[str, Any]], paths: list[str], task: str, best: 
     """Return the terminal table: one line per variant, the best marked with `*`."""
     from .sweep import short_path
 
-    error = "val_loss" if task == "regression" else "val_err"
-    train = "train_loss" if task == "regression" else "train_err"
+    error = "val_err" if has_accuracy(task) else "val_loss"
+    train = "train_err" if has_accuracy(task) else "train_loss"
     header = [" ", *(short_path(p) for p in paths), "params", "best_epoch", "epochs", train, error,
               "seconds"]
     lines = [header]
@@ -127,7 +129,7 @@ def format_table(rows: list[dict[str, Any]], paths: list[str], task: str, best: 
     text = ["  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
                       for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines]
     if best is not None:
-        text.append(f"* lowest {'validation loss' if task == 'regression' else 'validation error'}")
+        text.append(f"* lowest {'validation error' if has_accuracy(task) else 'validation loss'}")
     return "\n".join(text)
 
 

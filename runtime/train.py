@@ -79,9 +79,9 @@ def train_spec(
     torch_device = process_device(group, torch_device)
     quiet = quiet or not group.is_main
 
-    from .data import load_data
+    from .data import load_spec_data
 
-    data = load_data(training, spec.input, training.task)
+    data = load_spec_data(spec)
     # seeded right before the model, so both forms start from the same weights
     seed_everything(training.seed)
     model = build_model(spec, form, spec_path, quiet)

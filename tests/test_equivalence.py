@@ -20,6 +20,7 @@ from torchsummary import summary
 
 from compiler import build_sequential, count_params, load_spec
 from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
+from runtime.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(
@@ -43,11 +44,11 @@ def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Mod
     return sequential, generated
 
 
-def torchsummary_total(model: torch.nn.Module, input_size: tuple[int, ...]) -> int:
+def torchsummary_total(model: torch.nn.Module, spec) -> int:
     """Return the `Total params` that torchsummary prints for the model on CPU."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        summary(model, input_size=input_size, device="cpu")
+    with contextlib.redirect_stdout(out), spec_inputs(model, spec):
+        summary(model, input_size=tuple(spec.input), device="cpu")
     found = re.search(r"Total params: ([\d,]+)", out.getvalue())
     assert found, out.getvalue()
     return int(found.group(1).replace(",", ""))
@@ -55,7 +56,7 @@ def torchsummary_total(model: torch.nn.Module, input_size: tuple[int, ...]) -> i
 
 def random_batch(path: Path, seed: int = 1) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(BATCH, *load_spec(path).input, generator=generator)
+    return sample_batch(load_spec(path), BATCH, generator=generator)
 
 
 def test_specs_folder_is_not_empty():
@@ -79,8 +80,8 @@ def test_parameter_counts_agree(path):
     static = count_params(spec)
     assert sum(p.numel() for p in sequential.parameters()) == static
     assert sum(p.numel() for p in generated.parameters()) == static
-    assert torchsummary_total(sequential, tuple(spec.input)) == static
-    assert torchsummary_total(generated, tuple(spec.input)) == static
+    assert torchsummary_total(sequential, spec) == static
+    assert torchsummary_total(generated, spec) == static
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)

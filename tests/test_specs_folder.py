@@ -13,6 +13,7 @@ from torchsummary import summary
 
 from compiler import build_sequential, count_params, load_spec, model_tree, output_shape
 from compiler.tree import children, leaves
+from runtime.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,11 +22,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
 
 
-def torchsummary_report(model: torch.nn.Module, input_size: tuple[int, ...]) -> str:
-    """Return what torchsummary prints for the model on CPU."""
+def torchsummary_report(model: torch.nn.Module, spec) -> str:
+    """Return what torchsummary prints for the model on CPU (given ids for an int64 input)."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        summary(model, input_size=input_size, device="cpu")
+    with contextlib.redirect_stdout(out), spec_inputs(model, spec):
+        summary(model, input_size=tuple(spec.input), device="cpu")
     return out.getvalue()
 
 
@@ -41,7 +42,7 @@ def test_static_count_equals_torch_and_torchsummary(path):
     static = count_params(spec)
     assert static == sum(p.numel() for p in model.parameters())
     assert static == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    report = torchsummary_report(model, tuple(spec.input))
+    report = torchsummary_report(model, spec)
     total = re.search(r"Total params: ([\d,]+)", report)
     trainable = re.search(r"Trainable params: ([\d,]+)", report)
     assert total and int(total.group(1).replace(",", "")) == static
@@ -70,7 +71,7 @@ def test_forward_pass_gives_the_static_output_shape(path):
     for mode in (model.train, model.eval):
         mode()
         with torch.no_grad():
-            out = model(torch.randn(2, *spec.input))
+            out = model(sample_batch(spec, 2))
         assert tuple(out.shape) == (2, *output_shape(spec))
         assert torch.isfinite(out).all()
 

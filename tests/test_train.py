@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from compiler import build_sequential, load_spec
+from compiler import SpecError, build_sequential, load_spec
 from compiler.training import TrainingConfig
 from runtime.data import DataSplits
 from runtime.errors import UserError
@@ -238,13 +238,18 @@ def test_scheduler_changes_lr_per_epoch_and_plateau_watches_the_monitor():
     assert lrs[0] == 0.05 and min(lrs) < 0.05
 
 
-def test_regression_cannot_monitor_accuracy():
-    model = build_sequential(load_spec(tiny_mlp(2, 1)))
-    training = TrainingConfig.model_validate(
-        {"task": "regression", "early_stopping": {"monitor": "val_accuracy"}}
+@pytest.mark.parametrize("task", ["regression", "reconstruction"])
+def test_a_task_without_accuracy_cannot_monitor_it_a_located_spec_error(tmp_path, task):
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: Tiny\ninput: [2]\nlayers: [linear: 2]\ntraining:\n"
+        f"  task: {task}\n  early_stopping:\n    monitor: val_accuracy\n"
     )
-    with pytest.raises(UserError, match="val_accuracy has no meaning for task regression"):
-        fit(model, synthetic("regression"), training, device=CPU, quiet=True)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.line) == ("training.early_stopping.monitor", 7)
+    assert f"task {task} has no accuracy to monitor; monitor val_loss" in problem.message
 
 
 # --- train_spec: the run folder ---------------------------------------------------------

@@ -16,45 +16,59 @@ from .samples import Samples
 
 def read_csv(
     path: str,
-    target: str | int,
+    target: str | int | None,
     features: list[str] | None,
     input_shape: list[int],
     task: str,
+    dtype: str = "float32",
 ) -> Samples:
     """Return the file's feature columns as (N, *input_shape) samples and its target as labels.
 
     Labels that are all numbers are used as they are; otherwise they are names, mapped to class
-    indices in sorted order and kept in `class_names`.
+    indices in sorted order and kept in `class_names`. Features are float32, or int64 ids when
+    `dtype` is int64 (then every cell must be a whole number). For reconstruction the target,
+    when one is named, is left out of the features and not read.
     """
     header, lines, rows = _read_rows(path)
-    target_index = _target_index(path, header, target)
-    target_name = header[target_index]
+    target_index = _target_index(path, header, target) if target is not None else None
     feature_indices = _feature_indices(path, header, features, target_index)
     size = math.prod(input_shape)
     if len(feature_indices) != size:
-        which = (
-            "listed in features" if features else f"all but the target '{target_name}'"
-        )
+        if features:
+            which = "listed in features"
+        elif target_index is None:
+            which = "every column"
+        else:
+            which = f"all but the target '{header[target_index]}'"
         raise UserError(
             f"{path} has {len(feature_indices)} feature columns ({which}), but the spec's input "
             f"{input_shape} holds {size} values per sample; set input: [{len(feature_indices)}] "
             f"or list the columns to use in training.data.features"
         )
-    x = _parse_features(path, header, lines, rows, feature_indices)
+    x = _parse_features(path, header, lines, rows, feature_indices, dtype)
+    samples = torch.from_numpy(x).reshape(len(rows), *input_shape)
+
+    def locate(index: int) -> str:
+        return f"line {lines[index]}"
+
+    if task == "reconstruction":
+        return Samples(name=path, x=samples, y=None, locate=locate)
+    target_name = header[target_index]
     labels = [row[target_index].strip() for row in rows]
     numbers = parse_numbers(labels)
     y, class_names, num_classes = encode_labels(
         numbers if numbers is not None else np.array(labels, dtype=str),
         task,
         f"{path}, column '{target_name}'",
-        lambda index: f"line {lines[index]}",
+        locate,
     )
     return Samples(
         name=path,
-        x=torch.from_numpy(x).reshape(len(rows), *input_shape),
+        x=samples,
         y=y,
         class_names=class_names,
         num_classes=num_classes,
+        locate=locate,
     )
 
 
@@ -113,13 +127,13 @@ def _target_index(path: str, header: list[str], target: str | int) -> int:
 
 
 def _feature_indices(
-    path: str, header: list[str], features: list[str] | None, target_index: int
+    path: str, header: list[str], features: list[str] | None, target_index: int | None
 ) -> list[int]:
-    """Return the indices of the feature columns: those named, or all but the target."""
+    """Return the indices of the feature columns: those named, or all but the target (if any)."""
     if features is None:
         return [index for index in range(len(header)) if index != target_index]
     indices = [_column_index(path, header, name, "feature column") for name in features]
-    if target_index in indices:
+    if target_index is not None and target_index in indices:
         raise UserError(
             f"{path}: column '{header[target_index]}' is the target; it cannot also be a feature"
         )
@@ -149,8 +163,12 @@ def _parse_features(
     lines: list[int],
     rows: list[list[str]],
     indices: list[int],
+    dtype: str = "float32",
 ) -> np.ndarray:
-    """Return the feature cells as float32 (N, F), or raise for the first cell that is no number."""
+    """Return the feature cells as float32 (N, F), or int64 ids for `dtype` int64; raise for the
+    first cell that is no number (no whole number for ids)."""
+    if dtype == "int64":
+        return _parse_ids(path, header, lines, rows, indices)
     x = np.empty((len(rows), len(indices)), dtype=np.float32)
     for row_number, row in enumerate(rows):
         try:
@@ -160,6 +178,36 @@ def _parse_features(
         if values is None or not all(map(math.isfinite, values)):
             _raise_bad_cell(path, header, lines[row_number], row, indices)
         x[row_number] = values
+    return x
+
+
+def _parse_ids(
+    path: str,
+    header: list[str],
+    lines: list[int],
+    rows: list[list[str]],
+    indices: list[int],
+) -> np.ndarray:
+    """Return the feature cells as int64 ids (N, F); raise for the first that is not one."""
+    x = np.empty((len(rows), len(indices)), dtype=np.int64)
+    for row_number, row in enumerate(rows):
+        for column, index in enumerate(indices):
+            text = row[index].strip()
+            try:
+                value = int(text)
+            except ValueError:
+                what = "is empty" if not text else f"holds '{text}', which is not a whole number"
+                raise UserError(
+                    f"{path}:{lines[row_number]}: column '{header[index]}' {what}; the spec's "
+                    f"input holds int64 ids (input.dtype), written as whole numbers such as 0, "
+                    f"1, 2"
+                ) from None
+            if not -(2**63) <= value < 2**63:
+                raise UserError(
+                    f"{path}:{lines[row_number]}: column '{header[index]}' holds id {text}, "
+                    f"which does not fit in int64"
+                )
+            x[row_number, column] = value
     return x
 
 

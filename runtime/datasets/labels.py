@@ -17,7 +17,8 @@ def encode_labels(
 ) -> tuple[torch.Tensor, list[str] | None, int | None]:
     """Return (y, class_names, num_classes) for `task` from numeric or string `labels`.
 
-    classification: int64 class indices; names are mapped to indices in sorted order.
+    classification: int64 class indices, shape (N,), or (N, *positions) for one class per
+    position (segmentation, tagging); names are mapped to indices in sorted order.
     binary: float32 0/1; two names are mapped to 0/1 in sorted order.
     regression: float32 values, shape (N,) or (N, k).
     """
@@ -28,7 +29,7 @@ def encode_labels(
             f"{source}: labels must be numbers or names, got dtype {labels.dtype}"
         )
     values = labels.astype(np.float64)
-    if task != "regression" and values.ndim != 1:
+    if task == "binary" and values.ndim != 1:
         raise UserError(
             f"{source}: {task} needs one label per sample, got labels of shape "
             f"{list(labels.shape)}"

@@ -10,13 +10,19 @@ import torch
 from ..errors import UserError
 from .files import did_you_mean, file_error, listing
 from .labels import encode_labels
-from .samples import Samples, float_tensor
+from .samples import Samples, float_tensor, id_tensor
+
+INT64_MAX = 2**63 - 1
 
 
-def read_npz(path: str, x_key: str, y_key: str, task: str) -> Samples:
-    """Return the archive's `x_key` array as float32 samples and `y_key` as labels.
+def read_npz(
+    path: str, x_key: str, y_key: str, task: str, dtype: str = "float32"
+) -> Samples:
+    """Return the archive's `x_key` array as samples and `y_key` as labels.
 
-    Arrays are loaded with `allow_pickle=False`: a pickled array could run code, so it is refused.
+    Samples are float32, or int64 ids when `dtype` (the spec's input dtype) is int64: then `x_key`
+    must hold integers. For reconstruction `y_key` is not read (it need not exist). Arrays are
+    loaded with `allow_pickle=False`: a pickled array could run code, so it is refused.
     """
     try:
         archive = np.load(path, allow_pickle=False)
@@ -38,7 +44,7 @@ def read_npz(path: str, x_key: str, y_key: str, task: str) -> Samples:
         )
     with archive:
         x = _array(archive, path, x_key, "x_key")
-        y = _array(archive, path, y_key, "y_key")
+        y = None if task == "reconstruction" else _array(archive, path, y_key, "y_key")
     if x.dtype.kind not in "biuf":
         raise UserError(
             f"{path}: array '{x_key}' has dtype {x.dtype}; samples must be numbers"
@@ -48,22 +54,42 @@ def read_npz(path: str, x_key: str, y_key: str, task: str) -> Samples:
             f"{path}: array '{x_key}' has shape {list(x.shape)}; it must be (samples, ...), "
             f"e.g. (N, 1) for one number per sample"
         )
-    if len(y) != len(x):
+    if y is not None and (y.ndim == 0 or len(y) != len(x)):
+        count = "a single value" if y.ndim == 0 else f"{len(y)} labels"
         raise UserError(
-            f"{path}: array '{x_key}' has {len(x)} samples but '{y_key}' has {len(y)} labels"
+            f"{path}: array '{x_key}' has {len(x)} samples but '{y_key}' has {count}"
         )
-    samples = float_tensor(x)
-    if not torch.isfinite(samples).all():
+    samples = _ids(path, x_key, y_key, x) if dtype == "int64" else float_tensor(x)
+    if samples.dtype.is_floating_point and not torch.isfinite(samples).all():
         index = int((~torch.isfinite(samples)).flatten(1).any(dim=1).nonzero()[0])
         raise UserError(
             f"{path}: array '{x_key}', sample {index}: holds a value that is not finite"
         )
+    if y is None:
+        return Samples(name=path, x=samples, y=None)
     labels, class_names, num_classes = encode_labels(
         y, task, f"{path}, array '{y_key}'", lambda index: f"sample {index}"
     )
     return Samples(
         name=path, x=samples, y=labels, class_names=class_names, num_classes=num_classes
     )
+
+
+def _ids(path: str, x_key: str, y_key: str, x: np.ndarray) -> torch.Tensor:
+    """Return an integer array of ids as int64; raise UserError for any other dtype."""
+    if x.dtype.kind not in "iu":
+        raise UserError(
+            f"{path}: array '{x_key}' has dtype {x.dtype}, but the spec's input holds int64 "
+            f"ids (input.dtype); save the ids as integers, e.g. numpy.savez('{path}', "
+            f"{x_key}=ids.astype('int64'), {y_key}=labels)"
+        )
+    if x.dtype.kind == "u" and x.size and int(x.max()) > INT64_MAX:
+        index = int(np.flatnonzero((x > INT64_MAX).reshape(len(x), -1).any(axis=1))[0])
+        raise UserError(
+            f"{path}: array '{x_key}', sample {index}: id {int(x[index].max())} does not fit "
+            f"in int64"
+        )
+    return id_tensor(x)
 
 
 def _array(

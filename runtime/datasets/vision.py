@@ -54,12 +54,15 @@ def read_torchvision(dataset: str, data_dir: str, download: bool, task: str) -> 
             f"delete the folder to download them again"
         ) from None
     source = f"data set '{dataset}'"
-    y, _, _ = encode_labels(
-        torch.as_tensor(train.targets).numpy(), task, source, _sample
-    )
-    y_test, _, _ = encode_labels(
-        torch.as_tensor(test.targets).numpy(), task, f"{source} (test)", _sample
-    )
+    if task == "reconstruction":  # the target is the image itself: the labels are not read
+        y = y_test = None
+    else:
+        y, _, _ = encode_labels(
+            torch.as_tensor(train.targets).numpy(), task, source, _sample
+        )
+        y_test, _, _ = encode_labels(
+            torch.as_tensor(test.targets).numpy(), task, f"{source} (test)", _sample
+        )
     classes = [str(name) for name in train.classes]
     return Samples(
         name=dataset,

@@ -1,0 +1,89 @@
+"""Checks that tie the training section to the model: the task, the data set and the input.
+
+They need the model's output shape and the input's dtype, so they run after shape inference
+(`load.validate_document`); checks inside the training section alone live in `training.py`.
+Pure Python: `nnspec validate` answers without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .errors import Problem, format_path
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+# data sets that ship float pixel values in [0, 1], one label per image
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+LineOf = Callable[[tuple], "int | None"]
+
+
+def reconstruction_target_shape(
+    input_shape: tuple[int, ...], output: tuple[int, ...]
+) -> tuple[int, ...] | None:
+    """Return the shape the input takes as the target of `output`, or None when it cannot.
+
+    The target is the input itself, or the input flattened (as `flatten` orders it) when the
+    model ends in a vector of as many values: an MLP autoencoder on `[1, 8, 8]` gives `[64]`.
+    """
+    if tuple(output) == tuple(input_shape):
+        return tuple(input_shape)
+    if len(output) == 1 and output[0] == math.prod(input_shape):
+        return tuple(output)
+    return None
+
+
+def task_problems(
+    spec: Spec, output: tuple[int, ...], line_of: LineOf
+) -> list[Problem]:
+    """Return the problems of a spec whose training cannot work with its model or input."""
+    training = spec.training
+    if training is None:
+        return []
+    problems: list[Problem] = []
+
+    def refuse(path: tuple, message: str) -> None:
+        problems.append(
+            Problem(format_path(path), message, line_of(path) or line_of(path[:-1]))
+        )
+
+    ids = spec.input_dtype == "int64"
+    shape = tuple(spec.input)
+    data = training.data
+    if ids and data.dataset in IMAGE_DATASETS:
+        refuse(
+            ("training", "data", "dataset"),
+            f"{data.dataset} gives float pixel values, but the input holds int64 ids "
+            "(`input.dtype`); read ids from an npz file of integers or a csv file, or drop "
+            "`dtype: int64`",
+        )
+    if ids and data.noise > 0:
+        refuse(
+            ("training", "data", "noise"),
+            f"noise {data.noise:g} would be added to the input, which holds int64 ids; noise "
+            "applies to float inputs only: remove it",
+        )
+    if training.task == "reconstruction":
+        if ids:
+            refuse(
+                ("training", "task"),
+                "reconstruction trains the output against the input with mean squared error, "
+                "which int64 ids cannot be; use a float32 input",
+            )
+        elif reconstruction_target_shape(shape, output) is None:
+            refuse(
+                ("training", "task"),
+                f"reconstruction trains the output against the input, but the model gives "
+                f"{_shape(output)} for an input of {_shape(shape)}; end the model with the "
+                f"input's shape {_shape(shape)} (or the {math.prod(shape)} values of the "
+                "flattened input)",
+            )
+    return problems
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
