@@ -4,6 +4,7 @@
 from .cifar10_cnn import Cifar10CNN
 from .cifar_resnet18 import CifarResNet18
 from .densenet121 import DenseNet121
+from .digits_autoencoder import DigitsAutoencoder
 from .digits_cnn import DigitsCNN
 from .digits_mlp import DigitsMLP
 from .digits_resnet import DigitsResNet
@@ -18,6 +19,7 @@ __all__ = [
     "Cifar10CNN",
     "CifarResNet18",
     "DenseNet121",
+    "DigitsAutoencoder",
     "DigitsCNN",
     "DigitsMLP",
     "DigitsResNet",
