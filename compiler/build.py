@@ -151,7 +151,12 @@ def _build(module: Module, prebuilt: dict[int, nn.Module]) -> nn.Module:
 
 def _build_child(child, prebuilt: dict[int, nn.Module]) -> nn.Module:
     if isinstance(child, Leaf):
-        return getattr(nn, child.layer.torch_class)(**child.kwargs)
+        layer = child.layer
+        if layer.build_class is not None:
+            from . import modules
+
+            return getattr(modules, layer.build_class)(**child.kwargs)
+        return getattr(nn, layer.torch_class)(**layer.constructor_kwargs(child.kwargs))
     if isinstance(child, Slot):
         if id(child) not in prebuilt:
             prebuilt[id(child)] = _build(child.module, prebuilt)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .containers import MODULE_NAMES
+from .errors import format_path
 from .expressions import Const, Expr, Items, evaluate
 from .layers import REGISTRY
 from .naming import CodegenError, attribute_name, checked_identifier, class_name
@@ -319,6 +320,8 @@ class ClassWriter:
                 and scope.symbolic
             ):
                 lines += self.loop_lines(kid, scope, f"self.{name}")
+            elif isinstance(kid, Leaf) and kid.layer.tensor_op:
+                continue  # a tensor operation is a line of forward, not a module
             else:
                 lines.append(f"self.{name} = {self.constructor(kid, scope)}")
         return lines
@@ -327,13 +330,23 @@ class ClassWriter:
         if isinstance(kid, Leaf):
             return self.layer_constructor(kid, scope)
         if isinstance(kid, Repeat):
+            for copy in kid.copies:
+                if isinstance(copy, Leaf) and not copy.layer.plain_call():
+                    raise CodegenError(
+                        f"{format_path(copy.where.path)}: a repeat whose copy is one "
+                        f"{copy.layer.type_name} cannot be an nn.Sequential of its copies (its "
+                        "forward is not `x = layer(x)`); put the layer in a `sequential` inside "
+                        "the repeat"
+                    )
             return f"nn.Sequential({', '.join(self.constructor(c, scope) for c in kid.copies)})"
         if kid.kind == "block":
             return self.block_call(kid, scope)
         return self.module_constructor(kid, scope)
 
     def module_constructor(self, module: Module, scope: Scope) -> str:
-        if not module.is_chain:
+        if not module.is_chain or not all(
+            kid.layer.plain_call() for kid in children(module.body) if isinstance(kid, Leaf)
+        ):
             base = module.name if module.kind != "copy" else f"{module.name}_copy"
             return self.helper_class(module, scope, base)
         self.uses_ordered_dict = True
@@ -383,8 +396,12 @@ class ClassWriter:
         positional, keywords = [], []
         fields = layer_class.model_fields
         leading = True
-        for arg, value in leaf.kwargs.items():
+        for arg, value in leaf.layer.constructor_kwargs(leaf.kwargs).items():
             checked_identifier(arg, "argument name")
+            if arg in layer_class.fixed:  # batch_first=True: always said, never written in a spec
+                keywords.append(f"{arg}={python_literal(value, frozenset())}")
+                leading = False
+                continue
             expr = leaf.kwarg_exprs.get(arg)
             required = arg in layer_class.inferred or fields[arg].is_required()
             leading = leading and required
@@ -590,6 +607,11 @@ class ForwardWriter:
             else:
                 text = (" + " if op.merge == "add" else " * ").join(outputs)
             self.emit(f"{target} = {text}", op.info.output_shape)
+        elif isinstance(op, Leaf):
+            call = f"self.{attribute_name(op.name)}"
+            *lines, last = op.layer.forward_lines(call, source, target, op.kwargs)
+            self.lines.extend(lines)
+            self.emit(last, op.info.output_shape)
         else:
             name = attribute_name(op.name)
             self.emit(f"{target} = self.{name}({source})", op.info.output_shape)

@@ -6,6 +6,7 @@ from pydantic_core import PydanticUndefined
 
 from .containers import CONTAINERS
 from .layers import REGISTRY
+from .layers.base import GROUPS
 
 
 def _default(field) -> str:
@@ -25,15 +26,29 @@ def layer_reference() -> str:
         "computed from the shape reaching the layer; when written they must equal it. Shapes are "
         "per sample, without the batch dimension.",
         "",
-        "| type | torch.nn | primary argument | inferred | input |",
-        "| --- | --- | --- | --- | --- |",
+        "Recurrent and attention layers always run `batch_first`: a sequence sample is `[L, E]`.",
+        "Tensor operations have no torch.nn class: generated code writes them in `forward`.",
+        "Only `embedding` takes an int64 input (`input: {shape: [L], dtype: int64}`).",
     ]
-    for name, cls in REGISTRY.items():
-        rank = cls.rank_hint or ("any rank" if cls.ranks is None else "")
-        out.append(
-            f"| `{name}` | `{cls.torch_class}` | {cls.primary or '—'} | "
-            f"{', '.join(cls.inferred) or '—'} | {rank} |"
-        )
+    for group in GROUPS:
+        out += [
+            "",
+            f"### {group.capitalize()}",
+            "",
+            "| type | torch.nn | primary argument | inferred | input |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, cls in REGISTRY.items():
+            if cls.group != group:
+                continue
+            rank = cls.rank_hint or ("any rank" if cls.ranks is None else "")
+            if cls.takes_ids:
+                rank = "int64 ids, any rank"
+            torch_name = f"`{cls.torch_class}`" if cls.torch_class else "— (tensor op)"
+            out.append(
+                f"| `{name}` | {torch_name} | {cls.primary or '—'} | "
+                f"{', '.join(cls.inferred) or '—'} | {rank} |"
+            )
     out += [
         "",
         "## Containers",

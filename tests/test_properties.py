@@ -119,8 +119,8 @@ def argument_fields(cls) -> dict[str, FieldInfo]:
 
 
 def accepts(cls, shape: tuple[int, ...]) -> bool:
-    """Return True when the layer type can take a sample of this rank at all."""
-    return cls.ranks is None or len(shape) in cls.ranks
+    """Return True when the layer type can take a float sample of this rank at all."""
+    return (cls.ranks is None or len(shape) in cls.ranks) and not cls.takes_ids
 
 
 def draw_arguments(draw, cls) -> dict[str, Any]:
@@ -207,7 +207,19 @@ def valid_specs(draw, first: str | None = None) -> dict[str, Any]:
             name = None
         used.add(name)
         layers.append(written_form(draw, type_name, args, name))
-    return {"name": draw(st.sampled_from(["M", "Net", "Tiny_Model2"])), "input": list(input_shape), "layers": layers}
+    written_input: Any = list(input_shape)
+    if first and REGISTRY[first].takes_ids:  # ids: an int64 input
+        written_input = {"shape": list(input_shape), "dtype": "int64"}
+    return {"name": draw(st.sampled_from(["M", "Net", "Tiny_Model2"])), "input": written_input, "layers": layers}
+
+
+def sample_batch(spec, n: int) -> torch.Tensor:
+    """Return a random batch for the spec: float values, or ids below every embedding's size."""
+    if spec.input_dtype == "int64":
+        vocabulary = min(layer.kwargs["num_embeddings"] for layer in resolved_layers(spec)
+                         if REGISTRY[layer.type].takes_ids)
+        return torch.randint(0, vocabulary, (n, *spec.input))
+    return torch.randn(n, *spec.input)
 
 
 # -- the valid-spec property --------------------------------------------------------------------
@@ -220,7 +232,7 @@ def assert_keeps_its_promises(mapping: dict[str, Any]) -> None:
     assert count_params(spec) == sum(p.numel() for p in model.parameters())
     assert [n for n, _ in model.named_children()] == [layer.name for layer in spec.layers]
     with torch.no_grad():
-        out = model.train()(torch.randn(2, *spec.input))
+        out = model.train()(sample_batch(spec, 2))
     assert tuple(out.shape) == (2, *output_shape(spec))
     for layer in resolved_layers(spec):
         assert layer.params == sum(p.numel() for p in getattr(model, layer.name).parameters())
@@ -353,7 +365,7 @@ def assert_only_located_spec_errors(data: Any) -> None:
         model = build_sequential(spec)
         assert count_params(spec) == sum(p.numel() for p in model.parameters())
         with torch.no_grad():
-            out = model.eval()(torch.randn(2, *spec.input))
+            out = model.eval()(sample_batch(spec, 2))
         assert tuple(out.shape) == (2, *output_shape(spec))
 
 

@@ -2,7 +2,7 @@
 
 `Layer` is the discriminated union that pydantic validates; it is listed explicitly, and a test
 asserts that it and `REGISTRY` hold the same types. Adding a layer type means writing its class in
-`conv.py` or `dense.py` (or a new module) and naming it in the union `Layer` below.
+`conv.py`, `dense.py`, `reshape.py`, `sequence.py` or `ops.py` (or a new module) and naming it in the union `Layer` below.
 """
 
 from __future__ import annotations
@@ -15,18 +15,39 @@ from .base import REGISTRY, LayerSpec, Shape, ShapeProblem, check_identifier, fo
 from .conv import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     Conv1d,
     Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
 )
 from .dense import (
+    CELU,
     ELU,
     GELU,
+    SELU,
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    Mish,
+    PReLU,
+    ReLU6,
+    Softplus,
     Dropout,
     Dropout1d,
     Dropout2d,
@@ -41,6 +62,18 @@ from .dense import (
     SiLU,
     Softmax,
     Tanh,
+)
+from .ops import Amax, Mean, Permute, Select, Transpose
+from .reshape import PixelShuffle, Unflatten, Upsample, ZeroPad1d, ZeroPad2d
+from .sequence import (
+    GRU,
+    LSTM,
+    RNN,
+    ClsToken,
+    Embedding,
+    MultiheadAttention,
+    Positional,
+    TransformerEncoderLayer,
 )
 
 Layer = Annotated[
@@ -71,6 +104,45 @@ Layer = Annotated[
         Softmax,
         LogSoftmax,
         Identity,
+        Conv3d,
+        ConvTranspose1d,
+        ConvTranspose2d,
+        MaxPool3d,
+        AvgPool3d,
+        AdaptiveAvgPool3d,
+        AdaptiveMaxPool1d,
+        AdaptiveMaxPool2d,
+        BatchNorm3d,
+        GroupNorm,
+        InstanceNorm1d,
+        InstanceNorm2d,
+        ReLU6,
+        PReLU,
+        Hardswish,
+        Hardsigmoid,
+        Hardtanh,
+        Mish,
+        Softplus,
+        SELU,
+        CELU,
+        Upsample,
+        Unflatten,
+        ZeroPad1d,
+        ZeroPad2d,
+        PixelShuffle,
+        Embedding,
+        LSTM,
+        GRU,
+        RNN,
+        MultiheadAttention,
+        TransformerEncoderLayer,
+        Positional,
+        ClsToken,
+        Transpose,
+        Permute,
+        Mean,
+        Amax,
+        Select,
     ],
     Field(discriminator="type"),
 ]

@@ -82,7 +82,21 @@ class ShapeProblem(Exception):
         super().__init__(message)
 
 
-REGISTRY: dict[str, type["LayerSpec"]] = {}  # filled as each concrete layer class is defined
+REGISTRY: dict[str, type["LayerSpec"]] = {}
+# The sections of docs/layers.md, in order; every layer type names its own.
+GROUPS = (
+    "dense",
+    "convolution",
+    "pooling",
+    "normalization",
+    "dropout",
+    "activations",
+    "reshaping",
+    "embeddings",
+    "recurrent",
+    "attention",
+    "tensor ops",
+)  # filled as each concrete layer class is defined
 
 
 class LayerSpec(BaseModel):
@@ -109,7 +123,34 @@ class LayerSpec(BaseModel):
     inferred_dims: ClassVar[dict[str, int]] = {}
     # arguments generated code always writes, even at their default (a deliberate default)
     always_written: ClassVar[tuple[str, ...]] = ()
+    group: ClassVar[str] = ""  # where docs/layers.md lists it: one of GROUPS
     takes_ids: ClassVar[bool] = False  # its input is int64 ids (embedding), not float values
+    # constructor arguments the spec language fixes (recurrent and attention layers always run
+    # batch_first); they are not written in a spec and generated code always writes them
+    fixed: ClassVar[dict[str, Any]] = {}
+    # arguments of the call in `forward`, not of the constructor (an LSTM's `output`)
+    forward_args: ClassVar[tuple[str, ...]] = ()
+    # a tensor operation: no module in the generated class, one line in its forward; the built
+    # form runs `build_class` of compiler/modules.py (parameter-free)
+    tensor_op: ClassVar[bool] = False
+    # a class of compiler/modules.py that the built form uses instead of `torch.nn.<torch_class>`:
+    # a subclass whose forward does what the generated forward line does (same state_dict keys)
+    build_class: ClassVar[str | None] = None
+
+    @classmethod
+    def plain_call(cls) -> bool:
+        """Return whether generated code calls the module as `x = self.name(x)` (so it can sit
+        in an nn.Sequential of the generated class)."""
+        return not cls.tensor_op and cls.build_class is None
+
+    def forward_lines(self, call: str, source: str, target: str, kwargs: dict[str, Any]) -> list[str]:
+        """Return the generated forward's lines for this layer: `call` is `self.<name>`, `source`
+        the variable in, `target` the variable out; the shape comment goes on the last line."""
+        return [f"{target} = {call}({source})"]
+
+    def constructor_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return the torch constructor's arguments of the resolved `kwargs`."""
+        return {k: v for k, v in kwargs.items() if k not in self.forward_args}
 
     @property
     def type_name(self) -> str:
@@ -181,7 +222,7 @@ class LayerSpec(BaseModel):
                 f"the output shape would be {format_shape(out)}; sizes above {MAX_SIZE:,} are "
                 "beyond any model that fits in memory"
             )
-        kwargs = {**self.arguments(), **inferred}
+        kwargs = {**self.arguments(), **inferred, **self.fixed}
         return {k: normalize_value(v) for k, v in kwargs.items()}, out, self.count_params(shape)
 
 

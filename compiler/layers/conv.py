@@ -15,7 +15,7 @@ from .base import (
     product,
 )
 
-_DIM_NAMES = {1: ("L",), 2: ("H", "W")}
+_DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 def _spatial_output(
@@ -47,6 +47,7 @@ _PAD_LIMITS = {
 
 
 class _ConvNd(LayerSpec):
+    group: ClassVar[str] = "convolution"
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "out_channels"
     prefix: ClassVar[str] = "conv"
@@ -136,12 +137,101 @@ class Conv2d(_ConvNd):
     rank_hint: ClassVar[str] = "(C, H, W)"
 
 
+class Conv3d(_ConvNd):
+    """nn.Conv3d on (C, D, H, W) samples."""
+
+    type: Literal["conv3d"] = "conv3d"
+    torch_class: ClassVar[str] = "Conv3d"
+    dims: ClassVar[int] = 3
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar[str] = "(C, D, H, W)"
+
+
+class _ConvTransposeNd(LayerSpec):
+    group: ClassVar[str] = "convolution"
+    dims: ClassVar[int]
+    primary: ClassVar[str | None] = "out_channels"
+    prefix: ClassVar[str] = "deconv"
+    inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
+    inferred_dims: ClassVar[dict[str, int]] = {"in_channels": 0}
+
+    in_channels: PosInt | None = None
+    out_channels: PosInt
+    kernel_size: Size
+    stride: Size = 1
+    padding: NonNegSize = 0
+    output_padding: NonNegSize = 0
+    groups: PosInt = 1
+    bias: Bool = True
+    dilation: Size = 1
+    # torch accepts only zeros for transposed convolutions
+    padding_mode: Literal["zeros"] = "zeros"
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        return {"in_channels": shape[0]}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        n = self.dims
+        k = expand(self.kernel_size, n, "kernel_size")
+        s = expand(self.stride, n, "stride")
+        p = expand(self.padding, n, "padding")
+        o = expand(self.output_padding, n, "output_padding")
+        d = expand(self.dilation, n, "dilation")
+        if shape[0] % self.groups or self.out_channels % self.groups:
+            raise ShapeProblem(
+                f"groups={self.groups} must divide in_channels ({shape[0]}) and out_channels "
+                f"({self.out_channels})",
+                "groups",
+            )
+        for oo, ss, dd in zip(o, s, d):
+            if oo >= ss and oo >= dd:
+                raise ShapeProblem(
+                    f"output_padding {oo} must be smaller than the stride ({ss}) or the dilation "
+                    f"({dd}) (torch's rule)",
+                    "output_padding",
+                )
+        spatial = tuple(
+            (size - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
+            for size, kk, ss, pp, oo, dd in zip(shape[1:], k, s, p, o, d)
+        )
+        return (self.out_channels, *spatial)
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return (args.get("out_channels"), *(None,) * (len(out) - 1))
+
+    def count_params(self, shape: Shape) -> int:
+        k = expand(self.kernel_size, self.dims, "kernel_size")
+        weights = shape[0] * (self.out_channels // self.groups) * product(k)
+        return weights + (self.out_channels if self.bias else 0)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """nn.ConvTranspose1d on (C, L) samples."""
+
+    type: Literal["convtranspose1d"] = "convtranspose1d"
+    torch_class: ClassVar[str] = "ConvTranspose1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """nn.ConvTranspose2d on (C, H, W) samples."""
+
+    type: Literal["convtranspose2d"] = "convtranspose2d"
+    torch_class: ClassVar[str] = "ConvTranspose2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
 def _channels_kept(exprs: tuple, out: Shape) -> tuple:
     """Return size expressions of a layer that keeps the channels and changes the rest."""
     return (exprs[0], *(None,) * (len(out) - 1))
 
 
 class _PoolNd(LayerSpec):
+    group: ClassVar[str] = "pooling"
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "kernel_size"
     prefix: ClassVar[str] = "pool"
@@ -230,7 +320,40 @@ class AvgPool2d(_AvgPoolNd):
     divisor_override: PosInt | None = None
 
 
+class MaxPool3d(_MaxPoolNd):
+    """nn.MaxPool3d on (C, D, H, W) samples."""
+
+    type: Literal["maxpool3d"] = "maxpool3d"
+    torch_class: ClassVar[str] = "MaxPool3d"
+    dims: ClassVar[int] = 3
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar[str] = "(C, D, H, W)"
+
+
+class AvgPool3d(_AvgPoolNd):
+    """nn.AvgPool3d on (C, D, H, W) samples."""
+
+    type: Literal["avgpool3d"] = "avgpool3d"
+    torch_class: ClassVar[str] = "AvgPool3d"
+    dims: ClassVar[int] = 3
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar[str] = "(C, D, H, W)"
+    divisor_override: PosInt | None = None
+
+    def output_shape(self, shape: Shape) -> Shape:
+        k = expand(self.kernel_size, 3, "kernel_size")
+        for size, kk, dim in zip(shape[1:], k, _DIM_NAMES[3]):
+            if size < kk:  # torch's 3-D average pool checks the input before padding
+                raise ShapeProblem(
+                    f"kernel_size {kk} is larger than the input in {dim} ({size}); avgpool3d "
+                    "does not count padding here (torch's rule)",
+                    "kernel_size",
+                )
+        return super().output_shape(shape)
+
+
 class _AdaptiveAvgPoolNd(LayerSpec):
+    group: ClassVar[str] = "pooling"
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "output_size"
     prefix: ClassVar[str] = "pool"
@@ -259,6 +382,36 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
 
     type: Literal["adaptiveavgpool2d"] = "adaptiveavgpool2d"
     torch_class: ClassVar[str] = "AdaptiveAvgPool2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """nn.AdaptiveAvgPool3d on (C, D, H, W) samples."""
+
+    type: Literal["adaptiveavgpool3d"] = "adaptiveavgpool3d"
+    torch_class: ClassVar[str] = "AdaptiveAvgPool3d"
+    dims: ClassVar[int] = 3
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar[str] = "(C, D, H, W)"
+
+
+class AdaptiveMaxPool1d(_AdaptiveAvgPoolNd):
+    """nn.AdaptiveMaxPool1d on (C, L) samples."""
+
+    type: Literal["adaptivemaxpool1d"] = "adaptivemaxpool1d"
+    torch_class: ClassVar[str] = "AdaptiveMaxPool1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class AdaptiveMaxPool2d(_AdaptiveAvgPoolNd):
+    """nn.AdaptiveMaxPool2d on (C, H, W) samples."""
+
+    type: Literal["adaptivemaxpool2d"] = "adaptivemaxpool2d"
+    torch_class: ClassVar[str] = "AdaptiveMaxPool2d"
     dims: ClassVar[int] = 2
     ranks: ClassVar[tuple[int, ...]] = (3,)
     rank_hint: ClassVar[str] = "(C, H, W)"

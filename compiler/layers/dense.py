@@ -23,6 +23,7 @@ Eps = Annotated[float, Field(gt=0.0, strict=True)]
 
 class Linear(LayerSpec):
     """nn.Linear, acting on the last dimension."""
+    group: ClassVar[str] = "dense"
 
     type: Literal["linear"] = "linear"
     torch_class: ClassVar[str] = "Linear"
@@ -49,6 +50,7 @@ class Linear(LayerSpec):
 
 
 class _BatchNorm(LayerSpec):
+    group: ClassVar[str] = "normalization"
     prefix: ClassVar[str] = "bn"
     inferred: ClassVar[tuple[str, ...]] = ("num_features",)
     inferred_dims: ClassVar[dict[str, int]] = {"num_features": 0}
@@ -84,8 +86,88 @@ class BatchNorm2d(_BatchNorm):
     rank_hint: ClassVar[str] = "(C, H, W)"
 
 
+class BatchNorm3d(_BatchNorm):
+    """nn.BatchNorm3d on (C, D, H, W) samples."""
+
+    type: Literal["batchnorm3d"] = "batchnorm3d"
+    torch_class: ClassVar[str] = "BatchNorm3d"
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar[str] = "(C, D, H, W)"
+
+
+class GroupNorm(LayerSpec):
+    """nn.GroupNorm: normalizes groups of channels of (C, ...) samples."""
+    group: ClassVar[str] = "normalization"
+
+    type: Literal["groupnorm"] = "groupnorm"
+    torch_class: ClassVar[str] = "GroupNorm"
+    primary: ClassVar[str | None] = "num_groups"
+    prefix: ClassVar[str] = "gn"
+    inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
+    inferred_dims: ClassVar[dict[str, int]] = {"num_channels": 0}
+
+    num_groups: PosInt
+    num_channels: PosInt | None = None
+    eps: Eps = 1e-5
+    affine: Bool = True
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        if shape[0] % self.num_groups:
+            raise ShapeProblem(
+                f"num_groups {self.num_groups} must divide the {shape[0]} channels{{origin}}",
+                "num_groups",
+            )
+        return {"num_channels": shape[0]}
+
+    def count_params(self, shape: Shape) -> int:
+        return 2 * shape[0] if self.affine else 0
+
+
+class _InstanceNorm(LayerSpec):
+    group: ClassVar[str] = "normalization"
+    prefix: ClassVar[str] = "inorm"
+    inferred: ClassVar[tuple[str, ...]] = ("num_features",)
+    inferred_dims: ClassVar[dict[str, int]] = {"num_features": 0}
+
+    num_features: PosInt | None = None
+    eps: Eps = 1e-5
+    momentum: Momentum | None = 0.1
+    affine: Bool = False
+    track_running_stats: Bool = False
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        if product(shape[1:]) < 2:
+            raise ShapeProblem(
+                f"normalizes each channel over its positions, but the sample {list(shape)}"
+                "{origin} has one position per channel (torch refuses it in training)"
+            )
+        return {"num_features": shape[0]}
+
+    def count_params(self, shape: Shape) -> int:
+        return 2 * shape[0] if self.affine else 0
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """nn.InstanceNorm1d on (C, L) samples."""
+
+    type: Literal["instancenorm1d"] = "instancenorm1d"
+    torch_class: ClassVar[str] = "InstanceNorm1d"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+    rank_hint: ClassVar[str] = "(C, L)"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """nn.InstanceNorm2d on (C, H, W) samples."""
+
+    type: Literal["instancenorm2d"] = "instancenorm2d"
+    torch_class: ClassVar[str] = "InstanceNorm2d"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    rank_hint: ClassVar[str] = "(C, H, W)"
+
+
 class LayerNorm(LayerSpec):
     """nn.LayerNorm over the last dimension(s)."""
+    group: ClassVar[str] = "normalization"
 
     type: Literal["layernorm"] = "layernorm"
     torch_class: ClassVar[str] = "LayerNorm"
@@ -127,6 +209,7 @@ class LayerNorm(LayerSpec):
 
 
 class _Dropout(LayerSpec):
+    group: ClassVar[str] = "dropout"
     primary: ClassVar[str | None] = "p"
     prefix: ClassVar[str] = "drop"
 
@@ -161,6 +244,7 @@ class Dropout2d(_Dropout):
 
 class Flatten(LayerSpec):
     """nn.Flatten; dims count the batch dimension as torch does (start_dim=1 keeps the batch)."""
+    group: ClassVar[str] = "reshaping"
 
     type: Literal["flatten"] = "flatten"
     torch_class: ClassVar[str] = "Flatten"
@@ -200,6 +284,7 @@ class Flatten(LayerSpec):
 
 class _Activation(LayerSpec):
     """An activation without arguments of its own beyond those listed per class."""
+    group: ClassVar[str] = "activations"
 
 
 class ReLU(_Activation):
@@ -305,7 +390,130 @@ class LogSoftmax(_SoftmaxLike):
 
 class Identity(_Activation):
     """nn.Identity."""
+    group: ClassVar[str] = "dense"
 
     type: Literal["identity"] = "identity"
     torch_class: ClassVar[str] = "Identity"
     prefix: ClassVar[str] = "identity"
+
+
+class ReLU6(_Activation):
+    """nn.ReLU6: min(max(0, x), 6) (MobileNet)."""
+
+    type: Literal["relu6"] = "relu6"
+    torch_class: ClassVar[str] = "ReLU6"
+    prefix: ClassVar[str] = "relu6"
+    inplace: Bool = False
+
+
+class PReLU(_Activation):
+    """nn.PReLU: a leaky ReLU with a learned slope (one, or one per channel)."""
+
+    type: Literal["prelu"] = "prelu"
+    torch_class: ClassVar[str] = "PReLU"
+    primary: ClassVar[str | None] = "num_parameters"
+    prefix: ClassVar[str] = "prelu"
+    num_parameters: PosInt = 1
+    init: Float = 0.25
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if self.num_parameters not in (1, shape[0]):
+            raise ShapeProblem(
+                f"num_parameters must be 1 or the {shape[0]} channels{{origin}}, got "
+                f"{self.num_parameters}",
+                "num_parameters",
+            )
+        return shape
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return tuple(exprs)
+
+    def count_params(self, shape: Shape) -> int:
+        return self.num_parameters
+
+
+class Hardswish(_Activation):
+    """nn.Hardswish (MobileNetV3)."""
+
+    type: Literal["hardswish"] = "hardswish"
+    torch_class: ClassVar[str] = "Hardswish"
+    prefix: ClassVar[str] = "hardswish"
+    inplace: Bool = False
+
+
+class Hardsigmoid(_Activation):
+    """nn.Hardsigmoid (MobileNetV3's gates)."""
+
+    type: Literal["hardsigmoid"] = "hardsigmoid"
+    torch_class: ClassVar[str] = "Hardsigmoid"
+    prefix: ClassVar[str] = "hardsigmoid"
+    inplace: Bool = False
+
+
+class Hardtanh(_Activation):
+    """nn.Hardtanh: x clipped to [min_val, max_val]."""
+
+    type: Literal["hardtanh"] = "hardtanh"
+    torch_class: ClassVar[str] = "Hardtanh"
+    prefix: ClassVar[str] = "hardtanh"
+    min_val: Float = -1.0
+    max_val: Float = 1.0
+    inplace: Bool = False
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if self.max_val <= self.min_val:
+            raise ShapeProblem(
+                f"max_val ({self.max_val:g}) must be above min_val ({self.min_val:g})", "max_val"
+            )
+        return shape
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return tuple(exprs)
+
+
+class Mish(_Activation):
+    """nn.Mish."""
+
+    type: Literal["mish"] = "mish"
+    torch_class: ClassVar[str] = "Mish"
+    prefix: ClassVar[str] = "mish"
+    inplace: Bool = False
+
+
+class Softplus(_Activation):
+    """nn.Softplus: log(1 + exp(beta x)) / beta."""
+
+    type: Literal["softplus"] = "softplus"
+    torch_class: ClassVar[str] = "Softplus"
+    primary: ClassVar[str | None] = "beta"
+    prefix: ClassVar[str] = "softplus"
+    beta: Float = 1.0
+    threshold: Float = 20.0
+
+
+class SELU(_Activation):
+    """nn.SELU (self-normalizing nets)."""
+
+    type: Literal["selu"] = "selu"
+    torch_class: ClassVar[str] = "SELU"
+    prefix: ClassVar[str] = "selu"
+    inplace: Bool = False
+
+
+class CELU(_Activation):
+    """nn.CELU."""
+
+    type: Literal["celu"] = "celu"
+    torch_class: ClassVar[str] = "CELU"
+    primary: ClassVar[str | None] = "alpha"
+    prefix: ClassVar[str] = "celu"
+    alpha: Float = 1.0
+    inplace: Bool = False
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if self.alpha == 0:
+            raise ShapeProblem("alpha 0 divides by zero (CELU is max(0,x) + min(0, alpha*(exp(x/alpha)-1)))", "alpha")
+        return shape
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return tuple(exprs)
