@@ -15,7 +15,7 @@ from .blocks import read_blocks
 from .expand import Expander, LayerCounter
 from .layers.dense import Identity
 from .messages import problems_from_validation
-from .normalize import did_you_mean
+from .normalize import LIST_MARKER, did_you_mean
 from .readers import decode_text, read_data, read_json, read_yaml
 from .shapes import Resolver, flat_layers
 from .layers.base import MAX_SIZE
@@ -112,7 +112,7 @@ def validate_document(doc: Document, source: str) -> Spec:
     if spec is not None and tree is not None and not problems:
         problems.extend(task_problems(spec, tree.info.output_shape, doc.line_of))
     if problems:
-        raise SpecError(problems, source)
+        raise SpecError(_list_types_once(problems), source)
     spec._source = source
     spec._layer_lines = tuple(doc.line_of(("layers", i)) for i in range(len(raw_layers)))
     spec._tree = tree
@@ -131,6 +131,22 @@ def _drop_schema_key(top: dict, doc: Document, problems: list[Problem]) -> None:
             f"names the JSON Schema for editors: a URL or a path as a string, got {value!r}"[:200],
             doc.line_of(("$schema",)),
         ))
+
+
+def _list_types_once(problems: list[Problem]) -> list[Problem]:
+    """Return the problems with the list of layer types kept on the first unknown type only."""
+    listed = None
+    out = []
+    for problem in problems:
+        if LIST_MARKER in problem.message:
+            if listed is None:
+                listed = problem
+            else:
+                where = f"line {listed.line}" if listed.line is not None else listed.path
+                head = problem.message.split(LIST_MARKER)[0]
+                problem = Problem(problem.path, f"{head}; the layer types are listed at {where}", problem.line)
+        out.append(problem)
+    return out
 
 
 def _valid_input(value: Any) -> tuple[tuple[int, ...], str] | None:

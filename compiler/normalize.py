@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +48,76 @@ def layer_kinds() -> dict[str, EntryKind]:
     }
 
 
+# Parts of a type's name that change what it computes: a suggestion must keep each of them
+# (`adaptivemaxpool2d` is never "adaptiveavgpool2d", `hardtanh` never "tanh").
+_MEANINGFUL = (
+    "adaptive", "max", "avg", "lp", "fractional", "batch", "instance", "layer", "group", "rms",
+    "local", "hard", "leaky", "log", "soft", "shrink", "sign", "transpose", "pixel", "zero",
+    "reflection", "replication", "circular", "constant", "pad", "unflatten", "flatten", "un",
+    "multihead", "encoder", "decoder", "cell", "bag", "lazy", "alpha", "feature", "sigmoid",
+    "tanh", "relu", "elu", "gelu", "silu", "mish", "swish", "loss",
+)
+LIST_MARKER = "; the layer types are: "
+
+
+def _key(word: str) -> str:
+    """Return a type name as compared: lower case, no `nn.`/`torch.nn.` prefix, no `_` or `-`."""
+    word = word.strip()
+    for prefix in ("torch.nn.", "nn."):
+        if word.startswith(prefix):
+            word = word[len(prefix):]
+    return word.lower().replace("_", "").replace("-", "")
+
+
+def _meaning(key: str) -> list[str]:
+    """Return the meaningful parts of a name, its numbers included (`relu6`, `conv3d`)."""
+    found, rest = re.findall(r"\d+", key), key
+    for part in sorted(_MEANINGFUL, key=len, reverse=True):
+        while part in rest:
+            found.append(part)
+            rest = rest.replace(part, " ", 1)
+    return sorted(found)
+
+
+def suggest_type(value: str, choices) -> str | None:
+    """Return the type `value` most likely means, or None: the same name in torch's spelling
+    (`ReLU`, `nn.Conv2d`, `batch_norm2d`), or a close spelling that computes the same thing;
+    never a different operation (`relu6` is not `relu`, even where relu6 is not a type)."""
+    from .torch_names import BY_KEY
+
+    choices = list(choices)
+    key = _key(value)
+    by_key = {_key(c): c for c in choices}
+    if key in by_key:
+        return by_key[key]
+    if key in BY_KEY:
+        return None  # another torch.nn operation, which this vocabulary does not have
+    meaning = _meaning(key)
+    close = difflib.get_close_matches(key, list(by_key), n=5, cutoff=0.6)
+    for candidate in close:
+        if _meaning(candidate) == meaning:
+            return by_key[candidate]
+    return None
+
+
 def unknown_type_message(value: Any, choices) -> str:
-    """Return the message for an entry whose type is not known, with a suggestion or the list."""
+    """Return the message for an entry whose type is not known, with a suggestion or the list.
+
+    The list of types ends the message after LIST_MARKER; validation keeps it on the first such
+    message of a file only.
+    """
+    from .torch_names import BY_KEY
+
     if not isinstance(value, str):
         return f"a layer type is a name such as 'linear', got {value!r}"
     shown = value if len(value) <= 40 else value[:40] + "..."
-    suggestion = did_you_mean(value, choices)
-    if not suggestion:  # nothing close: list them (types come from the registry, never from imports)
-        suggestion = f"; the layer types are: {', '.join(choices)}"
-    return f"unknown layer type {shown!r}{suggestion}"
+    suggestion = suggest_type(value, choices)
+    if suggestion is not None:
+        return f"unknown layer type {shown!r} (did you mean '{suggestion}'?)"
+    other = BY_KEY.get(_key(value))
+    note = f" (torch's nn.{other} is not one of them yet)" if other else ""
+    # nothing close: list them (types come from the registry, never from imports)
+    return f"unknown layer type {shown!r}{note}{LIST_MARKER}{', '.join(choices)}"
 
 
 def normalize_layer(

@@ -159,11 +159,11 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
     # -- all problems at once ------------------------------------------------------------------------
     "shape_error_before_unknown_type.yaml": [
         (4, "layers[0].conv2d.kernel_size", "kernel_size 5 is larger than the padded input in H: 4 + 2*0 = 4"),
-        (6, "layers[2]", "unknown layer type 'conv9' (did you mean 'conv2d'?)"),
+        (6, "layers[2]", "unknown layer type 'conv9'; the layer types are: "),
     ],
     "five_mistakes.yaml": [
         (4, "layers[0].linear.out_featurs", "(did you mean 'out_features'?)"),
-        (5, "layers[1]", "unknown layer type 'conv3d' (did you mean 'conv2d'?)"),
+        (5, "layers[1]", "unknown layer type 'Conv2D' (did you mean 'conv2d'?)"),
         (6, "layers[2].dropout.p", "must be at most 1.0, got 2.0"),
         (7, "layers[3].relu.name", "name 'forward' is an attribute of torch.nn.Module"),
         (9, "training.epochs", "must be a positive integer, got -1"),
