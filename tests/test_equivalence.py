@@ -18,7 +18,9 @@ import pytest
 import torch
 from torchsummary import summary
 
-from compiler import build_sequential, count_params, load_spec
+from compiler import build_sequential, count_params, load_spec, model_tree, resolved_layers
+from compiler.layers import REGISTRY
+from compiler.tree import Leaf, children
 from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
 from runtime.inputs import sample_batch, spec_inputs
 
@@ -42,6 +44,12 @@ def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Mod
     torch.manual_seed(seed)
     generated = cls()
     return sequential, generated
+
+
+def torchsummary_sees(spec) -> bool:
+    """Return whether torchsummary can count the spec's model (it reads only .weight and .bias,
+    and fails on inner modules that return tuples, as recurrent and attention layers do)."""
+    return all(REGISTRY[layer.type].torchsummary_sees for layer in resolved_layers(spec))
 
 
 def torchsummary_total(model: torch.nn.Module, spec) -> int:
@@ -80,19 +88,22 @@ def test_parameter_counts_agree(path):
     static = count_params(spec)
     assert sum(p.numel() for p in sequential.parameters()) == static
     assert sum(p.numel() for p in generated.parameters()) == static
-    assert torchsummary_total(sequential, spec) == static
-    assert torchsummary_total(generated, spec) == static
+    if torchsummary_sees(spec):
+        assert torchsummary_total(sequential, spec) == static
+        assert torchsummary_total(generated, spec) == static
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_same_children_keys_and_initial_weights(path):
     sequential, generated = both_forms(path, seed=123)
-    assert [n for n, _ in sequential.named_children()] == [
-        n for n, _ in generated.named_children()
-    ]
-    assert [n for n, _ in sequential.named_children()] == [
-        layer.name for layer in load_spec(path).layers
-    ]
+    # the same children, but for tensor ops: a line of the generated forward, a small
+    # parameter-free module of the built form
+    spec = load_spec(path)
+    kids = list(children(model_tree(spec).body))
+    ops = {kid.name for kid in kids if isinstance(kid, Leaf) and kid.layer.tensor_op}
+    built = [n for n, _ in sequential.named_children()]
+    assert [n for n in built if n not in ops] == [n for n, _ in generated.named_children()]
+    assert built == [kid.name for kid in kids]
     seq_state, gen_state = sequential.state_dict(), generated.state_dict()
     assert list(seq_state) == list(gen_state)
     for key in seq_state:

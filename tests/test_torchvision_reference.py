@@ -1,6 +1,6 @@
 """The ImageNet specs in specs/ are torchvision's models, parameter for parameter.
 
-For resnet18, resnet50, squeezenet1_1 and densenet121: the static count equals torchvision's, the
+For resnet18, resnet50, squeezenet1_1, densenet121 and mobilenet_v2: the static count equals torchvision's, the
 built model's state_dict has torchvision's tensors in torchvision's order (same number of entries,
 same shapes pairwise, so a torchvision checkpoint loads by position), and with those weights both
 models give the same outputs in eval mode. torchvision is only used with weights=None: nothing is
@@ -19,7 +19,7 @@ torchvision = pytest.importorskip("torchvision")
 from compiler import build_sequential, count_params, load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ["resnet18", "resnet50", "squeezenet1_1", "densenet121"]
+MODELS = ["resnet18", "resnet50", "squeezenet1_1", "densenet121", "mobilenet_v2"]
 
 # One thread: on a quiet machine two make the four forward passes only ~0.2 s faster in all
 # (0.65 s -> 0.47 s), but with the suite's two xdist workers on two cores they oversubscribe the

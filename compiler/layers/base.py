@@ -136,6 +136,9 @@ class LayerSpec(BaseModel):
     # a class of compiler/modules.py that the built form uses instead of `torch.nn.<torch_class>`:
     # a subclass whose forward does what the generated forward line does (same state_dict keys)
     build_class: ClassVar[str | None] = None
+    # torchsummary 1.5.1 counts only `.weight` and `.bias` and fails on inner modules that
+    # return tuples: False for layers it cannot summarize (recurrent and attention layers)
+    torchsummary_sees: ClassVar[bool] = True
 
     @classmethod
     def plain_call(cls) -> bool:

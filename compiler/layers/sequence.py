@@ -62,6 +62,7 @@ _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 class _Recurrent(LayerSpec):
     group: ClassVar[str] = "recurrent"
+    torchsummary_sees: ClassVar[bool] = False
     primary: ClassVar[str | None] = "hidden_size"
     inferred: ClassVar[tuple[str, ...]] = ("input_size",)
     inferred_dims: ClassVar[dict[str, int]] = {"input_size": -1}
@@ -179,6 +180,7 @@ class MultiheadAttention(LayerSpec):
 
     type: Literal["multiheadattention"] = "multiheadattention"
     torch_class: ClassVar[str] = "MultiheadAttention"
+    torchsummary_sees: ClassVar[bool] = False
     primary: ClassVar[str | None] = "num_heads"
     prefix: ClassVar[str] = "attn"
     inferred: ClassVar[tuple[str, ...]] = ("embed_dim",)
@@ -224,6 +226,7 @@ class TransformerEncoderLayer(LayerSpec):
 
     type: Literal["transformerencoderlayer"] = "transformerencoderlayer"
     torch_class: ClassVar[str] = "TransformerEncoderLayer"
+    torchsummary_sees: ClassVar[bool] = False
     primary: ClassVar[str | None] = "nhead"
     prefix: ClassVar[str] = "encoder"
     inferred: ClassVar[tuple[str, ...]] = ("d_model",)

@@ -34,6 +34,17 @@ def run(args: argparse.Namespace) -> int:
 
         from ..inputs import spec_inputs
 
+        from compiler import resolved_layers
+        from compiler.layers import REGISTRY
+
+        blind = sorted({l.type for l in resolved_layers(spec) if not REGISTRY[l.type].torchsummary_sees})
+        if blind:
+            print(
+                f"\ntorchsummary cannot summarize this model: it counts only .weight and .bias "
+                f"and fails on modules that return tuples, as {', '.join(blind)} do; the table "
+                "above is nnspec's own count"
+            )
+            return 0
         model = build_sequential(spec).eval()
         print()
         # torchsummary 1.5.1 makes float inputs only: int64 specs get ids through a hook
