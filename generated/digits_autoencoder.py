@@ -1,6 +1,6 @@
 # generated, do not edit; run `nnspec codegen` to update
 # source: specs/digits_autoencoder.yaml
-# model sha256: 986203956e4a7ae4dd43441b7129420e84c2bda27fb800ed01cd061578d3edbd
+# model sha256: 4e8647e900355777b737eb1482936d31a1bbc9b0e88881131e960978f0419312
 # nnspec: 0.1.0
 
 import torch
@@ -20,7 +20,7 @@ class DigitsAutoencoder(nn.Module):
         self.flatten1 = nn.Flatten()
         self.fc1 = nn.Linear(64, 128)
         self.relu1 = nn.ReLU()
-        self.code = nn.Linear(128, 16)
+        self.bottleneck = nn.Linear(128, 16)
         self.relu2 = nn.ReLU()
         self.fc3 = nn.Linear(16, 128)
         self.relu3 = nn.ReLU()
@@ -32,7 +32,7 @@ class DigitsAutoencoder(nn.Module):
         x = self.flatten1(x)  # [N, 64]
         x = self.fc1(x)  # [N, 128]
         x = self.relu1(x)  # [N, 128]
-        x = self.code(x)  # [N, 16]
+        x = self.bottleneck(x)  # [N, 16]
         x = self.relu2(x)  # [N, 16]
         x = self.fc3(x)  # [N, 128]
         x = self.relu3(x)  # [N, 128]
