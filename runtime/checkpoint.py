@@ -177,3 +177,79 @@ def _reason(exc: Exception) -> str:
     if "zip" in text.lower() or "eof" in text.lower() or "magic" in text.lower():
         return f"the file is truncated or corrupted ({text[:200]})"
     return text[:200]
+
+
+# -- safetensors: the weights alone, with the spec in the metadata ---------------------------------
+
+SAFETENSORS_FORMAT = "nnspec-safetensors"
+# what `nnspec export --format safetensors` copies from the checkpoint into the metadata (as text)
+SAFETENSORS_FIELDS = ("spec", "spec_sha256", "epoch", "nnspec_version", "torch_version", "task",
+                      "input", "num_classes", "class_names")
+
+
+def safetensors_bytes(payload: dict[str, Any]) -> bytes:
+    """Return a checkpoint's weights as a safetensors file, its spec and run facts in the metadata."""
+    import json
+
+    from safetensors.torch import save
+
+    metadata = {"format": SAFETENSORS_FORMAT, "format_version": str(FORMAT_VERSION)}
+    for field in SAFETENSORS_FIELDS:
+        if field in payload:
+            metadata[field] = json.dumps(payload[field], ensure_ascii=False)
+    # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
+    tensors = {key: value.detach().contiguous().clone() for key, value in payload["model"].items()}
+    return save(tensors, metadata=metadata)
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """Return whether a file starts like a safetensors file: an 8-byte header length, then `{`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, Any]:
+    """Return the payload of an nnspec checkpoint or of a safetensors file `nnspec export` wrote.
+
+    A safetensors file gives the keys `evaluate` and `export` need: spec, spec_sha256, epoch and
+    model (the state_dict); it holds no code by design. Raises UserError like read_checkpoint.
+    """
+    source = Path(path)
+    if source.is_file() and is_safetensors(source):
+        return _read_safetensors(source)
+    return read_checkpoint(source)
+
+
+def _read_safetensors(source: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:  # pragma: no cover - a dependency of nnspec
+        raise UserError(f"{source} is a safetensors file; reading it needs `pip install safetensors`") from None
+    try:
+        with safe_open(str(source), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            model = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{source} is not a loadable safetensors file: {str(exc)[:200]}") from None
+    if metadata.get("format") != SAFETENSORS_FORMAT:
+        raise UserError(
+            f"{source} is a safetensors file, but not one nnspec wrote (no spec in its metadata); "
+            "nnspec needs the spec beside the weights: export it with `nnspec export --format safetensors`"
+        )
+    payload: dict[str, Any] = {"format": SAFETENSORS_FORMAT, "model": model}
+    for field in SAFETENSORS_FIELDS:
+        if field in metadata:
+            try:
+                payload[field] = json.loads(metadata[field])
+            except ValueError:
+                raise UserError(f"{source} is damaged: its metadata field {field!r} is not JSON") from None
+    missing = [key for key in ("spec", "spec_sha256", "epoch") if key not in payload]
+    if missing:
+        raise UserError(f"{source} is damaged: its metadata lacks {', '.join(missing)}")
+    return payload

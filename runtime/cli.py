@@ -17,7 +17,7 @@ from compiler.version import __version__
 from .errors import UserError
 
 COMMANDS = (
-    "validate", "summary", "diff", "schema", "codegen", "lint", "train", "evaluate", "sweep",
+    "validate", "summary", "diff", "schema", "codegen", "lint", "train", "evaluate", "export", "sweep",
 )
 
 

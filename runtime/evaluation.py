@@ -9,7 +9,7 @@ import torch
 
 from compiler import SpecError, build_sequential, load_spec, spec_digest
 
-from .checkpoint import read_checkpoint
+from .checkpoint import read_weights
 from .device import autocast_for, describe_device, resolve_device
 from .errors import UserError
 from .loop import EVAL_BATCH
@@ -64,7 +64,7 @@ def evaluate_checkpoint(
     """
     if split not in SPLITS:
         raise UserError(f"--split can be {', '.join(SPLITS)}; got {split!r}")
-    payload = read_checkpoint(path)
+    payload = read_weights(path)
     spec = spec_from_checkpoint(payload, path)
     training = spec.training_or_default
     torch_device = resolve_device(device or training.device)

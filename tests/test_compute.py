@@ -21,79 +21,12 @@ from compiler.compute import COSTS
 from compiler.costs import activation_memory, leaf_macs, node_macs, state_entries, walk
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf
+from tests.layer_examples import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-# Small specs that together use every layer type (and in-place, no-affine and wiring variants).
-EXAMPLES = {
-    "sequence": {
-        "name": "Seq",
-        "input": [4, 32],
-        "layers": [
-            {"conv1d": {"out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False}},
-            {"batchnorm1d": {"affine": False}},
-            {"leakyrelu": {"inplace": True}},
-            {"maxpool1d": 2},
-            {"avgpool1d": {"kernel_size": 3, "stride": 1, "padding": 1}},
-            {"dropout1d": 0.3},
-            {"adaptiveavgpool1d": 4},
-            "elu",
-            "flatten",
-            {"linear": 16},
-            {"batchnorm1d": {"track_running_stats": False}},
-            "gelu",
-            {"dropout": 0.1},
-            "layernorm",
-            "silu",
-            {"linear": {"out_features": 8, "bias": False}},
-            "tanh",
-            {"linear": 4},
-            "sigmoid",
-            "softmax",
-        ],
-    },
-    "image": {
-        "name": "Img",
-        "input": [3, 12, 12],
-        "layers": [
-            {"conv2d": {"out_channels": 6, "kernel_size": 3, "groups": 3, "padding": 1}},
-            {"relu": {"inplace": True}},
-            {"avgpool2d": 2},
-            {
-                "branches": {
-                    "merge": "mul",
-                    "paths": [
-                        [],
-                        [{"adaptiveavgpool2d": 1}, {"conv2d": {"out_channels": 6, "kernel_size": 1}}, "sigmoid"],
-                    ],
-                }
-            },
-            {"residual": [{"conv2d": {"out_channels": 6, "kernel_size": 3, "padding": 1}}, "batchnorm2d"]},
-            {"maxpool2d": {"kernel_size": 3, "stride": 2, "ceil_mode": True}},
-            {"adaptiveavgpool2d": 2},
-            "identity",
-            {"dropout2d": 0.2},
-            "flatten",
-            {"linear": 5},
-            "logsoftmax",
-        ],
-    },
-    "rows": {
-        "name": "Rows",
-        "input": [5, 6],
-        "layers": [
-            {"linear": 4},
-            {"layernorm": {"normalized_shape": [5, 4]}},
-            {"dropout": 0.0},
-            {"relu": None},
-            {"linear": 3},
-        ],
-    },
-}
-
 
 def _load(case):
     return load_spec(case) if isinstance(case, dict) else load_spec(case)
@@ -117,7 +50,7 @@ def test_the_examples_use_every_registered_layer_type():
         if isinstance(leaf, Leaf)
     }
     missing = sorted(set(REGISTRY) - used)
-    assert not missing, f"add these layer types to EXAMPLES in tests/test_compute.py: {missing}"
+    assert not missing, f"add these layer types to EXAMPLES in tests/layer_examples.py: {missing}"
 
 
 # -- running the model --------------------------------------------------------------------------
