@@ -185,6 +185,18 @@ class Resolver:
         return out, out_exprs
 
     def repeat(self, repeat: Repeat, shape: Shape, exprs: Exprs) -> tuple[Shape, Exprs]:
+        for copy in repeat.copies[:1]:
+            if isinstance(copy, Leaf) and not copy.layer.plain_call():
+                # its copies would be the children of an nn.Sequential, which calls x = layer(x)
+                kind = copy.layer.type_name
+                self.fail(
+                    repeat.where,
+                    f"a repeat whose copy is one {kind} cannot be an nn.Sequential of its copies "
+                    f"({kind} is not called as `x = layer(x)`); write its layers as "
+                    f"`[sequential: [{kind}: ...]]`"
+                    + ("" if kind not in ("lstm", "gru", "rnn") else ", or use num_layers"),
+                    ("repeat",),
+                )
         symbolic_times = repeat.times_expr is not None and not isinstance(
             repeat.times_expr, Const
         )
