@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from compiler import SpecError, build_sequential, load_spec
-from compiler.layers import REGISTRY
 from compiler.lint import lint_spec
 from runtime.cli import main
 from runtime.data import load_spec_data
@@ -26,7 +25,6 @@ from runtime.train import train_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
-HAS_EMBEDDING = "embedding" in REGISTRY
 
 
 def autoencoder(noise: float = 0.0, epochs: int = 4, **data) -> dict:
@@ -301,9 +299,6 @@ def write_tokens(path, high: int = 50, dtype=np.int64) -> None:
     np.savez(path, x=x.astype(dtype), y=(x[:, 0] < high // 2).astype(np.int64))
 
 
-@pytest.mark.skipif(
-    not HAS_EMBEDDING, reason="needs the `embedding` layer (issue 13, compiler)"
-)
 def test_token_ids_stay_int64_through_training_and_evaluate(tmp_path):
     path = tmp_path / "tokens.npz"
     write_tokens(path, dtype=np.int32)
@@ -333,9 +328,6 @@ def test_token_ids_stay_int64_through_training_and_evaluate(tmp_path):
         assert model(torch.rand(2, 12)).shape == (2, 2)
 
 
-@pytest.mark.skipif(
-    not HAS_EMBEDDING, reason="needs the `embedding` layer (issue 13, compiler)"
-)
 @pytest.mark.parametrize(
     "case, message",
     [
@@ -373,9 +365,6 @@ def test_ids_that_are_no_rows_of_the_embedding_are_refused_with_the_sample(
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-@pytest.mark.skipif(
-    not HAS_EMBEDDING, reason="needs the `embedding` layer (issue 13, compiler)"
-)
 def test_csv_ids_are_whole_numbers(tmp_path):
     header = ",".join(f"t{i}" for i in range(12)) + ",label\n"
     rows = [
@@ -402,9 +391,6 @@ def test_csv_ids_are_whole_numbers(tmp_path):
         load_spec_data(load_spec(data))
 
 
-@pytest.mark.skipif(
-    not HAS_EMBEDDING, reason="needs the `embedding` layer (issue 13, compiler)"
-)
 def test_an_int64_input_refuses_image_data_sets_noise_and_reconstruction():
     data = token_spec("unused.npz")
     data["training"] = {
