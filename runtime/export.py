@@ -54,24 +54,13 @@ def check_output(out: Path, checkpoint: Path, force: bool) -> None:
         raise UserError(f"cannot write {out}: the folder {out.parent} does not exist")
 
 
-def example_input(spec: Any, batch: int, seed: int = 0) -> torch.Tensor:
-    """Return a reproducible batch the model accepts: normal values, or valid ids for an int64 input."""
+def example_input(spec: Any, batch: int, seed: int = 0) -> "torch.Tensor":
+    """Return a reproducible batch the model accepts (float values, or valid ids for int64 inputs)."""
     import torch
 
-    from compiler import model_tree
-    from compiler.costs import walk
-    from compiler.tree import Leaf
+    from .inputs import sample_batch
 
-    generator = torch.Generator().manual_seed(seed)
-    shape = (batch, *model_tree(spec).info.input_shape)
-    if getattr(spec, "input_dtype", "float32") != "int64":
-        return torch.randn(shape, generator=generator)
-    sizes = [
-        node.kwargs.get("num_embeddings", 2)
-        for _, node in walk(model_tree(spec).body)
-        if isinstance(node, Leaf) and getattr(node.layer, "takes_ids", False)
-    ]
-    return torch.randint(0, max(1, min(sizes, default=2)), shape, generator=generator)
+    return sample_batch(spec, batch, generator=torch.Generator().manual_seed(seed))
 
 
 def _holder(model: "torch.nn.Module") -> "torch.nn.Module":
