@@ -24,6 +24,11 @@ ABSENT = "/dev/null"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = (
+        "nnspec diff [-h] [--markdown | --json] OLD NEW\n"
+        "       nnspec diff --git-diff-driver [--markdown | --json] PATH OLD-FILE OLD-HEX OLD-MODE "
+        "NEW-FILE NEW-HEX NEW-MODE"
+    )
     parser.add_argument(
         "inputs", nargs="+", metavar="OLD NEW",
         help="two spec files, git:REV:PATH or /dev/null (a spec that does not exist)",
