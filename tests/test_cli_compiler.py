@@ -191,8 +191,10 @@ def test_every_spec_in_the_folder_validates_against_the_schema(path, schema):
 def layer_forms(type_name: str) -> list:
     """Return every way SPEC.md allows to write a layer of this type, with small required values."""
     cls = REGISTRY[type_name]
-    required = {k: 2 for k, f in cls.model_fields.items() if f.is_required()}
-    cls.model_validate(required)  # every required argument of v1 is a size: 2 is valid
+    # a required argument is a size (2 is valid) or one of these lists
+    lists = {"dims": [1, 2], "unflattened_size": [2, 4]}
+    required = {k: lists.get(k, 2) for k, f in cls.model_fields.items() if f.is_required()}
+    cls.model_validate(required)
     forms = [{"type": type_name, **required}, {type_name: dict(required)}, {type_name: {**required, "name": "x1"}}]
     if not required:
         forms += [type_name, {type_name: None}, {type_name: {}}]
