@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import format_path
+from .layers import REGISTRY
 from .load import read_document, validate_document
 from .shapes import ResolvedLayer
 from .spec import Spec
@@ -61,16 +62,14 @@ RULES: dict[str, Rule] = {
     )
 }
 
-# Layers that leave a shape as it is and learn nothing: they neither end nor start a feature map.
+# The roles the rules need, read from the registry (each layer type declares its group and
+# whether it makes a feature map), so a new layer type needs no edit here.
 ACTIVATIONS = frozenset(
-    {"relu", "leakyrelu", "gelu", "silu", "elu", "tanh", "sigmoid", "softmax", "logsoftmax", "identity"}
-)
-DROPOUTS = frozenset({"dropout", "dropout1d", "dropout2d"})
-SHAPE_KEEPING = ACTIVATIONS | DROPOUTS | {"batchnorm1d", "batchnorm2d", "layernorm"}
-FEATURE_MAP_MAKERS = frozenset(
-    {"conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d",
-     "adaptiveavgpool1d", "adaptiveavgpool2d"}
-)
+    {t for t, c in REGISTRY.items() if c.group == "activations"} | {"identity"}
+)  # shape kept, nothing learned but a slope: they neither end nor start a feature map
+DROPOUTS = frozenset(t for t, c in REGISTRY.items() if c.group == "dropout")
+SHAPE_KEEPING = ACTIVATIONS | DROPOUTS | {t for t, c in REGISTRY.items() if c.group == "normalization"}
+FEATURE_MAP_MAKERS = frozenset(t for t, c in REGISTRY.items() if c.feature_map)
 DATASET_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 DATASET_SAMPLES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
 DROPOUT_RANGE = (0.2, 0.5)

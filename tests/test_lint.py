@@ -48,6 +48,11 @@ CASES = [
           input_shape=(2, 16)),
      spec([{"conv1d": {"out_channels": 4, "kernel_size": 3}}, {"dropout1d": 0.3}, "flatten", {"linear": 10}],
           input_shape=(2, 16))),
+    ("NS101",  # the rule reads the registry's roles: a transposed conv and relu6 are seen too
+     spec([{"convtranspose2d": {"out_channels": 4, "kernel_size": 2, "stride": 2}}, "relu6",
+           {"dropout": 0.3}, "flatten", {"linear": 10}]),
+     spec([{"convtranspose2d": {"out_channels": 4, "kernel_size": 2, "stride": 2}}, "relu6",
+           {"dropout2d": 0.3}, "flatten", {"linear": 10}])),
     ("NS102", spec(["flatten", {"linear": 64}, "relu", {"dropout": 0.1}, {"linear": 10}]),
      spec(MLP)),
     ("NS102", spec(["flatten", {"linear": 64}, "relu", {"dropout": 0.8}, {"linear": 10}]),
@@ -108,6 +113,16 @@ CASES = [
 def test_rule_fires_on_a_spec_that_breaks_it_and_not_on_its_twin(code, bad, good):
     assert code in codes(bad)
     assert code not in codes(good)
+
+
+def test_the_roles_come_from_the_registry():
+    from compiler.layers import REGISTRY
+    from compiler.lint import ACTIVATIONS, DROPOUTS, FEATURE_MAP_MAKERS
+
+    assert {"relu6", "hardswish", "prelu", "celu"} <= ACTIVATIONS
+    assert {"conv3d", "convtranspose1d", "adaptivemaxpool2d", "upsample"} <= FEATURE_MAP_MAKERS
+    assert DROPOUTS == {t for t in REGISTRY if t.startswith("dropout")}
+    assert not FEATURE_MAP_MAKERS & (ACTIVATIONS | DROPOUTS)
 
 
 def test_every_rule_has_a_case_and_a_section_in_docs():

@@ -124,6 +124,7 @@ class LayerSpec(BaseModel):
     # arguments generated code always writes, even at their default (a deliberate default)
     always_written: ClassVar[tuple[str, ...]] = ()
     group: ClassVar[str] = ""  # where docs/layers.md lists it: one of GROUPS
+    feature_map: ClassVar[bool] = False  # its output is a map of channels over positions (lint)
     takes_ids: ClassVar[bool] = False  # its input is int64 ids (embedding), not float values
     # constructor arguments the spec language fixes (recurrent and attention layers always run
     # batch_first); they are not written in a spec and generated code always writes them

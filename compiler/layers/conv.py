@@ -48,6 +48,7 @@ _PAD_LIMITS = {
 
 class _ConvNd(LayerSpec):
     group: ClassVar[str] = "convolution"
+    feature_map: ClassVar[bool] = True
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "out_channels"
     prefix: ClassVar[str] = "conv"
@@ -149,6 +150,7 @@ class Conv3d(_ConvNd):
 
 class _ConvTransposeNd(LayerSpec):
     group: ClassVar[str] = "convolution"
+    feature_map: ClassVar[bool] = True
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "out_channels"
     prefix: ClassVar[str] = "deconv"
@@ -232,6 +234,7 @@ def _channels_kept(exprs: tuple, out: Shape) -> tuple:
 
 class _PoolNd(LayerSpec):
     group: ClassVar[str] = "pooling"
+    feature_map: ClassVar[bool] = True
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "kernel_size"
     prefix: ClassVar[str] = "pool"
@@ -354,6 +357,7 @@ class AvgPool3d(_AvgPoolNd):
 
 class _AdaptiveAvgPoolNd(LayerSpec):
     group: ClassVar[str] = "pooling"
+    feature_map: ClassVar[bool] = True
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "output_size"
     prefix: ClassVar[str] = "pool"

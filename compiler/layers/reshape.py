@@ -32,6 +32,7 @@ class Upsample(LayerSpec):
     """nn.Upsample: scale (C, L), (C, H, W) or (C, D, H, W) by `scale_factor`, or to `size`."""
 
     group: ClassVar[str] = "reshaping"
+    feature_map: ClassVar[bool] = True
 
     type: Literal["upsample"] = "upsample"
     torch_class: ClassVar[str] = "Upsample"
@@ -117,6 +118,7 @@ class Unflatten(LayerSpec):
 
 class _ZeroPad(LayerSpec):
     group: ClassVar[str] = "reshaping"
+    feature_map: ClassVar[bool] = True
     primary: ClassVar[str | None] = "padding"
     prefix: ClassVar[str] = "pad"
     sides: ClassVar[int]
@@ -175,6 +177,7 @@ class PixelShuffle(LayerSpec):
     """nn.PixelShuffle: [C*r*r, H, W] -> [C, H*r, W*r]."""
 
     group: ClassVar[str] = "reshaping"
+    feature_map: ClassVar[bool] = True
 
     type: Literal["pixelshuffle"] = "pixelshuffle"
     torch_class: ClassVar[str] = "PixelShuffle"
