@@ -193,10 +193,47 @@ def _assert_inert_class(cls: ast.ClassDef, defined: set[str]) -> list[str]:
     variables = {"x"}
     for node in steps:
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
-        assert isinstance(node.targets[0], ast.Name)
         _assert_wiring(node.value, variables, set(children))
-        variables.add(node.targets[0].id)
+        variables |= _target_names(node.targets[0])
     return children
+
+
+def _target_names(target: ast.AST) -> set[str]:
+    """Return the names an assignment binds: `x`, or the unpacked `x, _` / `_, (h, _)` of a
+    recurrent or attention layer's tuple."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    assert isinstance(target, ast.Tuple), ast.dump(target)
+    return set().union(*(_target_names(item) for item in target.elts))
+
+
+TENSOR_METHODS = {"transpose", "permute", "mean", "amax", "select"}
+
+
+def _assert_index(node: ast.AST, variables: set[str]) -> None:
+    """Assert an index: an integer, `:`, `: x.shape[1]`, or a tuple of them."""
+    if isinstance(node, ast.Tuple):
+        for item in node.elts:
+            _assert_index(item, variables)
+    elif isinstance(node, ast.Slice):
+        assert node.lower is None and node.step is None
+        if node.upper is not None:
+            _assert_shape_of(node.upper, variables)
+    else:
+        assert is_literal(node) and isinstance(ast.literal_eval(node), int), ast.dump(node)
+
+
+def _assert_shape_of(node: ast.AST, variables: set[str]) -> None:
+    """Assert `x.shape[i]` of a forward variable."""
+    assert isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+    assert node.value.attr == "shape" and isinstance(node.value.value, ast.Name)
+    assert node.value.value.id in variables and is_literal(node.slice)
+
+
+def _is_child_weight(node: ast.AST, children: set[str]) -> bool:
+    """Return whether the node is `self.<child>.weight` (a positional table or class token)."""
+    return (isinstance(node, ast.Attribute) and node.attr == "weight"
+            and is_attribute(node.value, "self") and node.value.attr in children)
 
 
 def _assert_value(node: ast.AST, names: set[str], defined: set[str]) -> None:
@@ -242,8 +279,32 @@ def _assert_wiring(node: ast.AST, variables: set[str], children: set[str]) -> No
         assert node.id in variables, node.id
         return
     if isinstance(node, ast.Call) and is_attribute(node.func, "self"):
-        assert node.func.attr in children and len(node.args) == 1 and not node.keywords
-        assert isinstance(node.args[0], ast.Name) and node.args[0].id in variables
+        assert node.func.attr in children
+        if len(node.args) == 3:  # self-attention: attn(x, x, x, need_weights=False)
+            assert [kw.arg for kw in node.keywords] == ["need_weights"]
+            assert ast.literal_eval(node.keywords[0].value) is False
+        else:
+            assert len(node.args) == 1 and not node.keywords
+        for arg in node.args:
+            assert isinstance(arg, ast.Name) and arg.id in variables
+        return
+    if isinstance(node, ast.Subscript):  # h[-1], x[:, 0], self.pos1.weight[: x.shape[1]]
+        assert (isinstance(node.value, ast.Name) and node.value.id in variables) or _is_child_weight(
+            node.value, children), ast.dump(node)
+        _assert_index(node.slice, variables)
+        return
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_child_weight(
+            node.func.value, children):  # self.cls1.weight.expand(x.shape[0], -1, -1)
+        assert node.func.attr == "expand" and not node.keywords and len(node.args) == 3
+        _assert_shape_of(node.args[0], variables)
+        assert [ast.literal_eval(a) for a in node.args[1:]] == [-1, -1]
+        return
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(
+            node.func.value, ast.Name) and node.func.value.id != "torch":  # x.transpose(1, 2)
+        assert node.func.value.id in variables and node.func.attr in TENSOR_METHODS, ast.dump(node)
+        for value in [*node.args, *(kw.value for kw in node.keywords)]:
+            assert is_literal(value), ast.dump(value)
+        assert {kw.arg for kw in node.keywords} <= {"dim", "keepdim"}
         return
     if isinstance(node, ast.IfExp):
         test = node.test
@@ -270,7 +331,9 @@ def test_every_generated_module_is_inert(path):
     spec = load_spec(path)
     committed = (ROOT / "generated" / f"{path.stem}.py").read_text(encoding="utf-8")
     assert assert_inert_module(committed, spec.name) == [
-        child.name for child in children(model_tree(spec).body)
+        child.name
+        for child in children(model_tree(spec).body)
+        if not getattr(getattr(child, "layer", None), "tensor_op", False)  # a line of forward
     ]
 
 
