@@ -23,7 +23,7 @@ from runtime.checkpoint import FORMAT, FORMAT_VERSION, write_checkpoint_atomical
 from runtime.cli import main
 from runtime.evaluation import evaluate_checkpoint
 from runtime.errors import UserError
-from runtime.export import CHECK_BATCH, example_input, export_program, graph_module_clashes, write_onnx, write_torch_export
+from runtime.export import CHECK_BATCH, export_program, graph_module_clashes, write_onnx, write_torch_export
 from tests.layer_examples import EXAMPLES
 
 onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'nnspec[export]'")
@@ -80,25 +80,18 @@ def test_exports_to_torch_export_and_onnx(case, tmp_path):
     torch.manual_seed(0)
     model = build_module(spec).eval()
     traced = export_program(model, spec)  # one trace for both, as the CLI makes one
-    x = example_input(spec, 5, seed=2)  # a batch size neither traced nor checked: really dynamic
-    with torch.no_grad():
-        expected = model(x)
-
+    # each writer runs its file on a batch of CHECK_BATCH, not the traced size: the batch is dynamic
     pt2 = write_torch_export(traced, model, spec, tmp_path / "model.pt2")
     assert not pt2.mismatch, pt2.lines
     assert pt2.lines[-1].startswith(f"torch.export.load on a batch of {CHECK_BATCH}: max abs difference")
-    with torch.no_grad():
-        assert torch.allclose(torch.export.load(tmp_path / "model.pt2").module()(x), expected, atol=1e-5, rtol=1e-4)
-
     report = write_onnx(traced, model, spec, tmp_path / "model.onnx")
     assert not report.mismatch, report.lines
-    assert report.lines[-2:][0] == "onnx.checker: ok" and report.lines[-1].startswith("onnxruntime")
-    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert report.lines[-2] == "onnx.checker: ok"
+    assert report.lines[-1].startswith(f"onnxruntime {onnxruntime.__version__} on a batch of {CHECK_BATCH}: max abs")
+    graph = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False).graph
     assert graph.input[0].name == "input" and graph.output[0].name == "output"
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-3)
+    assert graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.pt2"]  # no temporary left
 
 
