@@ -8,7 +8,6 @@ the weights a training run would give change nothing in it.
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -192,8 +191,7 @@ class Boom:
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     hostile = tmp_path / "hostile.pt"
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "model": Boom()}, hostile,
-               pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "model": Boom()}, hostile)
     code, out, err = nnspec(["export", hostile, "--format", "torch-export"], capsys)
     assert code == 2 and "CODE RAN" not in out
     assert "refused for safety" in err
