@@ -9,13 +9,16 @@ only when whole and checked, so an existing file is never left half written.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import UserError
 
@@ -123,9 +126,24 @@ def export_program(model: torch.nn.Module, spec: Any) -> Traced:
     return Traced(program, notes)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ONNX_ALTERNATIVE = "--format torch-export or safetensors keeps the model whole"
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = _ANSI.sub("", str(exc)).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _onnx_reason(exc: BaseException) -> str:
+    """Return the innermost cause of a torch.onnx failure: `no ONNX function for aten.X`."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = _first_line(exc)
+    missing = re.search(r"No ONNX function found for <OpOverload\(op='([\w.]+)'", text)
+    if missing:
+        return f"torch.onnx has no ONNX translation of {missing.group(1)}"
+    return text
 
 
 def _compare(expected: "torch.Tensor", got: Any, what: str, report: ExportReport) -> None:
@@ -149,7 +167,8 @@ def _reference(model: "torch.nn.Module", spec: Any) -> tuple["torch.Tensor", "to
     import torch
 
     x = example_input(spec, CHECK_BATCH, seed=1)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notes on kernels it picks (LSTM projections)
         return x, model.eval()(x)
 
 
@@ -191,7 +210,8 @@ def write_torch_export(traced: Traced, model: torch.nn.Module, spec: Any, out: P
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 got = loaded.module()(x)
         except Exception as exc:  # torch raises many kinds; nothing is written then
             raise UserError(f"the .pt2 does not run after torch.export.load: {_first_line(exc)}") from None
@@ -227,14 +247,16 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
     report = ExportReport(out, list(traced.notes))
     x, expected = _reference(model, spec)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet("onnxscript", "torch.onnx"):
             warnings.simplefilter("ignore")
             converted = torch.onnx.export(
                 traced.program, (example_input(spec, TRACE_BATCH),), dynamo=True, verbose=False,
                 input_names=["input"], output_names=["output"],
             )
     except Exception as exc:  # the exporter raises many kinds
-        raise UserError(f"torch.onnx.export could not convert {spec.name}: {_first_line(exc)}") from None
+        raise UserError(
+            f"torch.onnx.export cannot convert {spec.name}: {_onnx_reason(exc)}; {ONNX_ALTERNATIVE}"
+        ) from None
     _name_batch_dimension(converted.model.graph)
     with _Staging(out) as staging:
         try:
@@ -244,13 +266,25 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
         try:
             onnx.checker.check_model(str(staging.path), full_check=True)
         except Exception as exc:
-            raise UserError(f"onnx.checker refused the exported model: {_first_line(exc)}") from None
+            raise UserError(
+                f"onnx.checker refuses the model torch.onnx made ({_first_line(exc)}); {ONNX_ALTERNATIVE}"
+            ) from None
         report.lines.append("onnx.checker: ok")
         if onnxruntime is None:
             report.lines.append(f"onnxruntime is not installed: the model was not run ({INSTALL_HINT})")
         else:
-            session = onnxruntime.InferenceSession(str(staging.path), providers=["CPUExecutionProvider"])
-            got = session.run(None, {"input": x.numpy()})[0]
+            try:
+                options = onnxruntime.SessionOptions()
+                options.log_severity_level = 4  # fatal only: its errors come back as exceptions
+                session = onnxruntime.InferenceSession(
+                    str(staging.path), options, providers=["CPUExecutionProvider"]
+                )
+                got = session.run(None, {"input": x.numpy()})[0]
+            except Exception as exc:  # onnxruntime's own error kinds
+                raise UserError(
+                    f"onnxruntime {onnxruntime.__version__} cannot run the exported model "
+                    f"({_first_line(exc)}); {ONNX_ALTERNATIVE}"
+                ) from None
             _compare(expected, torch.from_numpy(got), f"onnxruntime {onnxruntime.__version__}", report)
         size = sum(p.stat().st_size for p in staging.folder.iterdir())
         opset = converted.model.opset_imports.get("", "?")
@@ -258,6 +292,21 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
     report.lines.insert(0, f"wrote {out} (ONNX opset {opset}, {_human(size)}; input 'input' "
                            f"[batch, {', '.join(map(str, x.shape[1:]))}], batch dynamic)")
     return report
+
+
+@contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Within the block, the loggers named show errors only (onnxscript's optimizer warns on
+    stderr about every constant it cannot fold)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _name_batch_dimension(graph) -> None:

@@ -107,6 +107,20 @@ def test_a_layer_named_like_a_graph_module_attribute_exports_under_model(tmp_pat
         "model.code.weight", "model.code.bias", "model.graph.weight", "model.graph.bias"}
 
 
+def test_a_layer_onnx_cannot_translate_is_one_clear_message_and_no_file(tmp_path, capsys):
+    spec_path = tmp_path / "pool.yaml"
+    spec_path.write_text("name: Pool\ninput: [2, 8, 8]\nlayers: [adaptivemaxpool2d: [2, 3], flatten, linear: 2]\n")
+    best = checkpoint(tmp_path / "best.pt", spec_path)
+    code, out, err = nnspec(["export", best, "--format", "onnx"], capsys)
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "nnspec export: error: torch.onnx.export cannot convert Pool: torch.onnx has no ONNX "
+        "translation of aten.adaptive_max_pool2d; --format torch-export or safetensors keeps the model whole"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "pool.yaml"]
+    assert nnspec(["export", best, "--format", "torch-export"], capsys)[0] == 0
+
+
 def test_cli_writes_each_format_beside_the_checkpoint(tmp_path, capsys):
     best = checkpoint(tmp_path / "best.pt")
     code, out, err = nnspec(["export", best, "--format", "onnx"], capsys)
