@@ -109,6 +109,15 @@ def _message(err: dict, hint: dict | None) -> str:
     return f"{err['msg']}, got {show(value)}"
 
 
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none"})
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Return whether a loc part is a branch name pydantic gives a union (`int`, `list[int]`,
+    `constrained-float`, `function-after[...]`), not a key a user wrote."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or not part.isidentifier())
+
+
 def _user_path(loc: tuple, data: Any) -> tuple:
     """Drop the union-branch names pydantic adds to a loc, keeping the keys the user wrote."""
     out: list = []
@@ -152,6 +161,7 @@ def problems_from_validation(
             hint = {"choices": _known_keys(loc[:-1])} if err["type"] == "extra_forbidden" else None
         else:
             hint = layer_hint
+            loc = tuple(part for part in loc if not _is_union_tag(part))
         located.append(({**err, "loc": loc}, hint))
     # `out_featurs: 8` is one mistake, not two: drop "out_features: required" when an unknown key
     # beside it is a misspelling of it (the unknown key's message suggests the right name)

@@ -69,14 +69,23 @@ def _key(word: str) -> str:
     return word.lower().replace("_", "").replace("-", "")
 
 
-def _meaning(key: str) -> list[str]:
-    """Return the meaningful parts of a name, its numbers included (`relu6`, `conv3d`)."""
-    found, rest = re.findall(r"\d+", key), key
+def _meaning(key: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Return the numbers of a name (`relu6`, `conv3d`) and the meaningful parts it holds."""
+    found, rest = set(), key
     for part in sorted(_MEANINGFUL, key=len, reverse=True):
-        while part in rest:
-            found.append(part)
-            rest = rest.replace(part, " ", 1)
-    return sorted(found)
+        if part in rest:
+            found.add(part)
+            rest = rest.replace(part, " ")
+    return tuple(re.findall(r"\d+", key)), frozenset(found)
+
+
+def _same_operation(word: str, candidate: str) -> bool:
+    """Return whether `candidate` may be what `word` misspells: the same numbers, and every
+    meaningful part of the word in it (a part missing from the word may be the typo itself:
+    `tahn` is tanh, but `hardtanh` is never tanh and `relu6` never relu)."""
+    numbers, parts = _meaning(word)
+    their_numbers, their_parts = _meaning(candidate)
+    return numbers == their_numbers and parts <= their_parts
 
 
 def suggest_type(value: str, choices) -> str | None:
@@ -92,10 +101,9 @@ def suggest_type(value: str, choices) -> str | None:
         return by_key[key]
     if key in BY_KEY:
         return None  # another torch.nn operation, which this vocabulary does not have
-    meaning = _meaning(key)
     close = difflib.get_close_matches(key, list(by_key), n=5, cutoff=0.6)
     for candidate in close:
-        if _meaning(candidate) == meaning:
+        if _same_operation(key, candidate):
             return by_key[candidate]
     return None
 

@@ -255,8 +255,11 @@ class Resolver:
     def residual(
         self, residual: Residual, shape: Shape, exprs: Exprs
     ) -> tuple[Shape, Exprs]:
+        ids = self.ids  # both sides get the same input: ids on an int64 input
         short_shape, short_exprs = self.ops(residual.shortcut, shape, exprs)
+        short_ids, self.ids = self.ids, ids
         out, out_exprs = self.ops(residual.layers, shape, exprs)
+        self.ids = self.ids or short_ids
         if out != short_shape:
             # a layer-list parameter left at `[]` is the identity too: the fix goes at the use
             empty = [
@@ -281,7 +284,13 @@ class Resolver:
     def branches(
         self, branches: Branches, shape: Shape, exprs: Exprs
     ) -> tuple[Shape, Exprs]:
-        results = [self.ops(path, shape, exprs) for path in branches.paths]
+        ids, after = self.ids, []  # every path gets the same input: ids on an int64 input
+        results = []
+        for path in branches.paths:
+            self.ids = ids
+            results.append(self.ops(path, shape, exprs))
+            after.append(self.ids)
+        self.ids = any(after)
         shapes = [s for s, _ in results]
         listed = "; ".join(
             f"paths[{i}] gives {format_shape(s)}" for i, s in enumerate(shapes)

@@ -500,3 +500,66 @@ def test_only_embedding_takes_ids_and_it_takes_only_ids():
     assert "layers[1]: embedding takes int64 ids, but float values reach it" in str(
         caught.value
     )
+
+
+EMBED = {"embedding": {"num_embeddings": 10, "embedding_dim": 4}}
+
+
+@pytest.mark.parametrize(
+    "layers,error",
+    [
+        # every path of branches and both sides of a residual receive the ids
+        (
+            [{"branches": {"paths": [[EMBED, "flatten"], [{"linear": 20}]]}}],
+            "layers[0].branches.paths[1][0]: linear takes float values, but the input holds int64 ids",
+        ),
+        (
+            [
+                {"branches": {"merge": "add", "paths": [[EMBED], [EMBED]]}},
+                "flatten",
+                {"linear": 2},
+            ],
+            None,
+        ),
+        (
+            [
+                {"residual": {"layers": [EMBED], "shortcut": [EMBED]}},
+                "flatten",
+                {"linear": 2},
+            ],
+            None,
+        ),
+    ],
+)
+def test_ids_reach_every_path_of_the_wiring(layers, error):
+    data = {"name": "M", "input": {"shape": [5], "dtype": "int64"}, "layers": layers}
+    if error is not None:
+        with pytest.raises(SpecError) as caught:
+            load_spec(data)
+        assert error in str(caught.value)
+        return
+    model = build_module(load_spec(data))
+    assert model(torch.randint(0, 10, (3, 5))).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "layer,message",
+    [
+        (
+            {"upsample": "2"},
+            "layers[0].upsample.scale_factor: must be a number or a list, got '2'",
+        ),
+        (
+            {"upsample": True},
+            "layers[0].upsample.scale_factor: must be a number or a list, got True",
+        ),
+        ({"mean": "1"}, "layers[0].mean.dim: must be an integer or a list, got '1'"),
+    ],
+)
+def test_union_arguments_are_strict_and_named_by_their_written_path(layer, message):
+    with pytest.raises(SpecError) as caught:
+        load_spec({"name": "M", "input": [2, 3, 4], "layers": [layer]})
+    assert str(caught.value).splitlines()[0].endswith(
+        message + " (str)"
+    ) or message in str(caught.value)
+    assert "[" not in caught.value.problems[0].path.split(".", 1)[1]

@@ -16,7 +16,7 @@ from .base import (
     product,
 )
 
-Scale = Annotated[float, Field(gt=0.0, strict=False)]
+Scale = Annotated[float, Field(gt=0.0, strict=True)]
 
 # the sample ranks each mode works on: (C, L), (C, H, W), (C, D, H, W)
 _MODE_RANKS = {
