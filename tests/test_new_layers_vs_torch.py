@@ -20,19 +20,11 @@ from torch import nn
 
 from compiler import SpecError, build_module, load_spec, resolved_layers
 from compiler.layers import REGISTRY
+from test_layers_vs_torch import grid  # noqa: E402 - the same argument grids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BATCHES = (2, 3)
-
-
-def grid(**axes: list[Any]) -> list[dict[str, Any]]:
-    """Return every combination of the axes as argument mappings (None leaves one out)."""
-    keys = list(axes)
-    return [
-        {k: v for k, v in zip(keys, values) if v is not None}
-        for values in itertools.product(*(axes[k] for k in keys))
-    ]
 
 
 def spec_of(layer_type: str, args: dict, shape: tuple[int, ...]) -> dict:

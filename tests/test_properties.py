@@ -37,6 +37,7 @@ from compiler import (
 from compiler.layers import REGISTRY, ShapeProblem
 from compiler.load import read_document
 from compiler.reserved import RESERVED_ATTRIBUTES
+from runtime.inputs import sample_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,15 +212,6 @@ def valid_specs(draw, first: str | None = None) -> dict[str, Any]:
     if first and REGISTRY[first].takes_ids:  # ids: an int64 input
         written_input = {"shape": list(input_shape), "dtype": "int64"}
     return {"name": draw(st.sampled_from(["M", "Net", "Tiny_Model2"])), "input": written_input, "layers": layers}
-
-
-def sample_batch(spec, n: int) -> torch.Tensor:
-    """Return a random batch for the spec: float values, or ids below every embedding's size."""
-    if spec.input_dtype == "int64":
-        vocabulary = min(layer.kwargs["num_embeddings"] for layer in resolved_layers(spec)
-                         if REGISTRY[layer.type].takes_ids)
-        return torch.randint(0, vocabulary, (n, *spec.input))
-    return torch.randn(n, *spec.input)
 
 
 # -- the valid-spec property --------------------------------------------------------------------

@@ -46,14 +46,34 @@ _PAD_LIMITS = {
 }
 
 
-class _ConvNd(LayerSpec):
+class _Convolution(LayerSpec):
+    """What a convolution and a transposed one share: in_channels from the input, groups, and
+    out_channels as the output's channels."""
+
     group: ClassVar[str] = "convolution"
     feature_map: ClassVar[bool] = True
     dims: ClassVar[int]
     primary: ClassVar[str | None] = "out_channels"
-    prefix: ClassVar[str] = "conv"
     inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
     inferred_dims: ClassVar[dict[str, int]] = {"in_channels": 0}
+
+    def infer(self, shape: Shape) -> dict[str, Any]:
+        return {"in_channels": shape[0]}
+
+    def _check_groups(self, shape: Shape) -> None:
+        if shape[0] % self.groups or self.out_channels % self.groups:
+            raise ShapeProblem(
+                f"groups={self.groups} must divide in_channels ({shape[0]}) and out_channels "
+                f"({self.out_channels})",
+                "groups",
+            )
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return (args.get("out_channels"), *(None,) * (len(out) - 1))
+
+
+class _ConvNd(_Convolution):
+    prefix: ClassVar[str] = "conv"
 
     in_channels: PosInt | None = None
     out_channels: PosInt
@@ -65,20 +85,12 @@ class _ConvNd(LayerSpec):
     bias: Bool = True
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
 
-    def infer(self, shape: Shape) -> dict[str, Any]:
-        return {"in_channels": shape[0]}
-
     def output_shape(self, shape: Shape) -> Shape:
         n = self.dims
         k = expand(self.kernel_size, n, "kernel_size")
         s = expand(self.stride, n, "stride")
         d = expand(self.dilation, n, "dilation")
-        if shape[0] % self.groups or self.out_channels % self.groups:
-            raise ShapeProblem(
-                f"groups={self.groups} must divide in_channels ({shape[0]}) and out_channels "
-                f"({self.out_channels})",
-                "groups",
-            )
+        self._check_groups(shape)
         if self.padding == "same":
             if any(v != 1 for v in s):
                 raise ShapeProblem("padding 'same' needs stride 1 (torch refuses it otherwise)", "padding")
@@ -108,9 +120,6 @@ class _ConvNd(LayerSpec):
                     "padding_mode 'zeros'",
                     "padding",
                 )
-
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return (args.get("out_channels"), *(None,) * (len(out) - 1))
 
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")
@@ -148,14 +157,8 @@ class Conv3d(_ConvNd):
     rank_hint: ClassVar[str] = "(C, D, H, W)"
 
 
-class _ConvTransposeNd(LayerSpec):
-    group: ClassVar[str] = "convolution"
-    feature_map: ClassVar[bool] = True
-    dims: ClassVar[int]
-    primary: ClassVar[str | None] = "out_channels"
+class _ConvTransposeNd(_Convolution):
     prefix: ClassVar[str] = "deconv"
-    inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
-    inferred_dims: ClassVar[dict[str, int]] = {"in_channels": 0}
 
     in_channels: PosInt | None = None
     out_channels: PosInt
@@ -169,9 +172,6 @@ class _ConvTransposeNd(LayerSpec):
     # torch accepts only zeros for transposed convolutions
     padding_mode: Literal["zeros"] = "zeros"
 
-    def infer(self, shape: Shape) -> dict[str, Any]:
-        return {"in_channels": shape[0]}
-
     def output_shape(self, shape: Shape) -> Shape:
         n = self.dims
         k = expand(self.kernel_size, n, "kernel_size")
@@ -179,12 +179,7 @@ class _ConvTransposeNd(LayerSpec):
         p = expand(self.padding, n, "padding")
         o = expand(self.output_padding, n, "output_padding")
         d = expand(self.dilation, n, "dilation")
-        if shape[0] % self.groups or self.out_channels % self.groups:
-            raise ShapeProblem(
-                f"groups={self.groups} must divide in_channels ({shape[0]}) and out_channels "
-                f"({self.out_channels})",
-                "groups",
-            )
+        self._check_groups(shape)
         for oo, ss, dd in zip(o, s, d):
             if oo >= ss and oo >= dd:
                 raise ShapeProblem(
@@ -197,9 +192,6 @@ class _ConvTransposeNd(LayerSpec):
             for size, kk, ss, pp, oo, dd in zip(shape[1:], k, s, p, o, d)
         )
         return (self.out_channels, *spatial)
-
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return (args.get("out_channels"), *(None,) * (len(out) - 1))
 
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")

@@ -284,7 +284,11 @@ class Flatten(LayerSpec):
 
 class _Activation(LayerSpec):
     """An activation without arguments of its own beyond those listed per class."""
+
     group: ClassVar[str] = "activations"
+
+    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
+        return tuple(exprs)  # an activation keeps the shape, even where it checks its arguments
 
 
 class ReLU(_Activation):
@@ -359,9 +363,6 @@ class _SoftmaxLike(_Activation):
     dim: Annotated[int, Field(strict=True)] = -1
     always_written: ClassVar[tuple[str, ...]] = ("dim",)
 
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return tuple(exprs)
-
     def output_shape(self, shape: Shape) -> Shape:
         rank = len(shape) + 1
         dim = self.dim + rank if self.dim < 0 else self.dim
@@ -425,9 +426,6 @@ class PReLU(_Activation):
             )
         return shape
 
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return tuple(exprs)
-
     def count_params(self, shape: Shape) -> int:
         return self.num_parameters
 
@@ -466,9 +464,6 @@ class Hardtanh(_Activation):
                 f"max_val ({self.max_val:g}) must be above min_val ({self.min_val:g})", "max_val"
             )
         return shape
-
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return tuple(exprs)
 
 
 class Mish(_Activation):
@@ -514,6 +509,3 @@ class CELU(_Activation):
         if self.alpha == 0:
             raise ShapeProblem("alpha 0 divides by zero (CELU is max(0,x) + min(0, alpha*(exp(x/alpha)-1)))", "alpha")
         return shape
-
-    def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return tuple(exprs)
