@@ -349,11 +349,11 @@ def test_normalizations_match_torch():
         ("mish", [{}]),
         ("softplus", grid(beta=[None, 2.0], threshold=[None, 5.0])),
         ("selu", [{}]),
-        ("celu", grid(alpha=[None, 0.5])),
+        ("celu", grid(alpha=[None, 0.5, 1e-40, 3e-39])),
     ],
 )
 def test_activations_match_torch(layer_type, args):
-    refusals = layer_type in ("prelu", "hardtanh")
+    refusals = layer_type in ("prelu", "hardtanh", "celu")
     assert_agrees(
         layer_type, args, [(4, 5), (4,)], minimum=len(args), refusals=refusals
     )

@@ -23,6 +23,7 @@ Eps = Annotated[float, Field(gt=0.0, strict=True)]
 
 class Linear(LayerSpec):
     """nn.Linear, acting on the last dimension."""
+
     group: ClassVar[str] = "dense"
 
     type: Literal["linear"] = "linear"
@@ -97,6 +98,7 @@ class BatchNorm3d(_BatchNorm):
 
 class GroupNorm(LayerSpec):
     """nn.GroupNorm: normalizes groups of channels of (C, ...) samples."""
+
     group: ClassVar[str] = "normalization"
 
     type: Literal["groupnorm"] = "groupnorm"
@@ -167,6 +169,7 @@ class InstanceNorm2d(_InstanceNorm):
 
 class LayerNorm(LayerSpec):
     """nn.LayerNorm over the last dimension(s)."""
+
     group: ClassVar[str] = "normalization"
 
     type: Literal["layernorm"] = "layernorm"
@@ -188,7 +191,11 @@ class LayerNorm(LayerSpec):
                 "normalized_shape",
             )
         trailing = shape[-n:]
-        return {"normalized_shape": trailing[0] if not isinstance(written, list) else list(trailing)}
+        return {
+            "normalized_shape": (
+                trailing[0] if not isinstance(written, list) else list(trailing)
+            )
+        }
 
     def infer_exprs(self, exprs: tuple) -> dict[str, Any]:
         from ..expressions import Items
@@ -196,8 +203,10 @@ class LayerNorm(LayerSpec):
         written = self.normalized_shape
         if not isinstance(written, list):
             return {"normalized_shape": exprs[-1]}
-        trailing = exprs[-len(written):]
-        return {"normalized_shape": None if None in trailing else Items(tuple(trailing))}
+        trailing = exprs[-len(written) :]
+        return {
+            "normalized_shape": None if None in trailing else Items(tuple(trailing))
+        }
 
     def count_params(self, shape: Shape) -> int:
         written = self.normalized_shape
@@ -244,6 +253,7 @@ class Dropout2d(_Dropout):
 
 class Flatten(LayerSpec):
     """nn.Flatten; dims count the batch dimension as torch does (start_dim=1 keeps the batch)."""
+
     group: ClassVar[str] = "reshaping"
 
     type: Literal["flatten"] = "flatten"
@@ -259,13 +269,24 @@ class Flatten(LayerSpec):
         start = self.start_dim + rank if self.start_dim < 0 else self.start_dim
         end = self.end_dim + rank if self.end_dim < 0 else self.end_dim
         if not 0 <= start < rank:
-            raise ShapeProblem(f"start_dim {self.start_dim} is out of range for a batched input of rank {rank}", "start_dim")
+            raise ShapeProblem(
+                f"start_dim {self.start_dim} is out of range for a batched input of rank {rank}",
+                "start_dim",
+            )
         if not 0 <= end < rank:
-            raise ShapeProblem(f"end_dim {self.end_dim} is out of range for a batched input of rank {rank}", "end_dim")
+            raise ShapeProblem(
+                f"end_dim {self.end_dim} is out of range for a batched input of rank {rank}",
+                "end_dim",
+            )
         if start == 0:
-            raise ShapeProblem("start_dim 0 would flatten the batch dimension; use 1", "start_dim")
+            raise ShapeProblem(
+                "start_dim 0 would flatten the batch dimension; use 1", "start_dim"
+            )
         if start > end:
-            raise ShapeProblem(f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})", "start_dim")
+            raise ShapeProblem(
+                f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})",
+                "start_dim",
+            )
         out = (*batched[:start], product(batched[start : end + 1]), *batched[end + 1 :])
         return out[1:]
 
@@ -288,7 +309,9 @@ class _Activation(LayerSpec):
     group: ClassVar[str] = "activations"
 
     def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        return tuple(exprs)  # an activation keeps the shape, even where it checks its arguments
+        return tuple(
+            exprs
+        )  # an activation keeps the shape, even where it checks its arguments
 
 
 class ReLU(_Activation):
@@ -367,9 +390,14 @@ class _SoftmaxLike(_Activation):
         rank = len(shape) + 1
         dim = self.dim + rank if self.dim < 0 else self.dim
         if not 0 <= dim < rank:
-            raise ShapeProblem(f"dim {self.dim} is out of range for a batched input of rank {rank}", "dim")
+            raise ShapeProblem(
+                f"dim {self.dim} is out of range for a batched input of rank {rank}",
+                "dim",
+            )
         if dim == 0:
-            raise ShapeProblem("dim 0 is the batch dimension; use -1 (the last) or 1", "dim")
+            raise ShapeProblem(
+                "dim 0 is the batch dimension; use -1 (the last) or 1", "dim"
+            )
         return shape
 
 
@@ -391,6 +419,7 @@ class LogSoftmax(_SoftmaxLike):
 
 class Identity(_Activation):
     """nn.Identity."""
+
     group: ClassVar[str] = "dense"
 
     type: Literal["identity"] = "identity"
@@ -461,7 +490,8 @@ class Hardtanh(_Activation):
     def output_shape(self, shape: Shape) -> Shape:
         if self.max_val <= self.min_val:
             raise ShapeProblem(
-                f"max_val ({self.max_val:g}) must be above min_val ({self.min_val:g})", "max_val"
+                f"max_val ({self.max_val:g}) must be above min_val ({self.min_val:g})",
+                "max_val",
             )
         return shape
 
@@ -495,6 +525,9 @@ class SELU(_Activation):
     inplace: Bool = False
 
 
+CELU_MIN_ALPHA = 3e-39  # 1 / float32's largest value (3.4e38)
+
+
 class CELU(_Activation):
     """nn.CELU."""
 
@@ -506,6 +539,11 @@ class CELU(_Activation):
     inplace: Bool = False
 
     def output_shape(self, shape: Shape) -> Shape:
-        if self.alpha == 0:
-            raise ShapeProblem("alpha 0 divides by zero (CELU is max(0,x) + min(0, alpha*(exp(x/alpha)-1)))", "alpha")
+        # CELU is max(0,x) + min(0, alpha*(exp(x/alpha)-1)); torch computes 1/alpha in float32
+        if abs(self.alpha) < CELU_MIN_ALPHA:
+            raise ShapeProblem(
+                f"alpha {self.alpha:g} is too close to 0: CELU divides by it, and 1/alpha "
+                f"overflows float32 below {CELU_MIN_ALPHA:g}",
+                "alpha",
+            )
         return shape
