@@ -160,7 +160,9 @@ def digits_workload(path: str, quick: bool) -> Workload:
     spec = load_spec(path)
     training = spec.training_or_default
     data = load_data(training, spec.input, training.task)
-    return Workload(path, spec, data, rounds=4 if quick else 12, epochs=3 if quick else 4)
+    return Workload(
+        path, spec, data, rounds=4 if quick else 12, epochs=3 if quick else 4
+    )
 
 
 def synthetic_workload(quick: bool) -> Workload:

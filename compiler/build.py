@@ -24,7 +24,10 @@ def available_memory_bytes() -> int | None:
                     candidates.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in (
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ):
         try:
             text = open(path).read().strip()
         except OSError:
@@ -33,7 +36,9 @@ def available_memory_bytes() -> int | None:
             candidates.append(int(text))
     if not candidates and hasattr(os, "sysconf"):
         try:
-            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+            candidates.append(
+                os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            )
         except (ValueError, OSError):
             pass
     return min(candidates) if candidates else None
@@ -45,8 +50,13 @@ def check_fits_in_memory(spec, params: int) -> None:
     have = available_memory_bytes()
     if have is not None and need > have:
         raise SpecError(
-            [Problem("layers", f"the model has {params:,} parameters ({format_bytes(need)} as float32), "
-                     f"more than the {format_bytes(have)} of memory available; make it smaller")],
+            [
+                Problem(
+                    "layers",
+                    f"the model has {params:,} parameters ({format_bytes(need)} as float32), "
+                    f"more than the {format_bytes(have)} of memory available; make it smaller",
+                )
+            ],
             spec.source,
         )
 
@@ -109,7 +119,9 @@ def _describe_program(program: tuple) -> str:
         if step[0] == "call":
             parts.append(step[1])
         elif step[0] == "residual":
-            parts.append(f"residual({_describe_program(step[1])} + {_describe_program(step[2]) or 'x'})")
+            parts.append(
+                f"residual({_describe_program(step[1])} + {_describe_program(step[2]) or 'x'})"
+            )
         else:
             inner = ", ".join(_describe_program(p) or "x" for p in step[3])
             parts.append(f"{step[1]}({inner})")
@@ -139,7 +151,11 @@ def _build(module: Module, prebuilt: dict[int, nn.Module]) -> nn.Module:
     if module.kind == "block":
         for param in module.args:  # the caller builds layer-list arguments first
             slot = _slot_of(module, module.args[param])
-            if slot is not None and slot.module is not None and id(slot) not in prebuilt:
+            if (
+                slot is not None
+                and slot.module is not None
+                and id(slot) not in prebuilt
+            ):
                 prebuilt[id(slot)] = _build(slot.module, prebuilt)
     built = OrderedDict()
     for child in children(module.body):
@@ -172,8 +188,13 @@ def _slot_of(module: Module, bound) -> Slot | None:
     while stack:
         op = stack.pop()
         if isinstance(op, Slot):
-            if op.module is not None and op.module.where == bound.where and op.module.body and \
-                    bound.is_list and bound.value:
+            if (
+                op.module is not None
+                and op.module.where == bound.where
+                and op.module.body
+                and bound.is_list
+                and bound.value
+            ):
                 return op
         elif isinstance(op, Residual):
             stack.extend(op.layers + op.shortcut)
@@ -191,7 +212,9 @@ def _program(body: list) -> tuple:
         if isinstance(op, Residual):
             steps.append(("residual", _program(op.layers), _program(op.shortcut)))
         elif isinstance(op, Branches):
-            steps.append(("branches", op.merge, op.dim, tuple(_program(p) for p in op.paths)))
+            steps.append(
+                ("branches", op.merge, op.dim, tuple(_program(p) for p in op.paths))
+            )
         elif isinstance(op, Slot):
             if op.module is not None:
                 steps.append(("call", op.name))

@@ -345,7 +345,9 @@ class ClassWriter:
 
     def module_constructor(self, module: Module, scope: Scope) -> str:
         if not module.is_chain or not all(
-            kid.layer.plain_call() for kid in children(module.body) if isinstance(kid, Leaf)
+            kid.layer.plain_call()
+            for kid in children(module.body)
+            if isinstance(kid, Leaf)
         ):
             base = module.name if module.kind != "copy" else f"{module.name}_copy"
             return self.helper_class(module, scope, base)
@@ -398,7 +400,9 @@ class ClassWriter:
         leading = True
         for arg, value in leaf.layer.constructor_kwargs(leaf.kwargs).items():
             checked_identifier(arg, "argument name")
-            if arg in layer_class.fixed:  # batch_first=True: always said, never written in a spec
+            if (
+                arg in layer_class.fixed
+            ):  # batch_first=True: always said, never written in a spec
                 keywords.append(f"{arg}={python_literal(value, frozenset())}")
                 leading = False
                 continue

@@ -17,7 +17,9 @@ Node = Union[Leaf, Module, Repeat]
 
 def site(leaf: Leaf) -> Site:
     """Return the Site of a resolved leaf (its torch arguments and one sample's shapes)."""
-    return Site(leaf.kwargs, tuple(leaf.info.input_shape), tuple(leaf.info.output_shape))
+    return Site(
+        leaf.kwargs, tuple(leaf.info.input_shape), tuple(leaf.info.output_shape)
+    )
 
 
 def leaf_macs(leaf: Leaf) -> int:
@@ -92,7 +94,9 @@ class _Saved:
     """Walks the forward pass and collects what autograd keeps, per sample and per batch."""
 
     def __init__(self, dropout_mask_bytes: int | None) -> None:
-        self.kept: dict[int, int] = {}  # number of a forward tensor -> its bytes per sample
+        self.kept: dict[int, int] = (
+            {}
+        )  # number of a forward tensor -> its bytes per sample
         self.per_sample = 0
         self.per_batch = 0
         self.produced = 0  # every distinct forward tensor, per sample
@@ -118,7 +122,9 @@ class _Saved:
         if isinstance(op, Residual):
             short = self.ops(op.shortcut, x)
             main = self.ops(op.layers, x)
-            return self.new(op.info.output_shape, main.requires_grad or short.requires_grad)
+            return self.new(
+                op.info.output_shape, main.requires_grad or short.requires_grad
+            )
         outputs = [self.ops(path, x) for path in op.paths]
         if op.merge == "mul":  # each factor is kept for the gradient of the other
             for i, factor in enumerate(outputs):
@@ -154,7 +160,9 @@ class _Saved:
         return rule.keeps(where)
 
     def new(self, shape, requires_grad: bool) -> _Tensor:
-        tensor = _Tensor(_elements(shape) * FLOAT_BYTES, requires_grad, len(self.numbers) + 1)
+        tensor = _Tensor(
+            _elements(shape) * FLOAT_BYTES, requires_grad, len(self.numbers) + 1
+        )
         self.numbers.append(tensor)
         self.produced += tensor.bytes
         return tensor
@@ -174,7 +182,9 @@ def _elements(shape) -> int:
 class ActivationMemory:
     """Activation bytes of a model: produced by a forward, and kept for backward in training."""
 
-    forward_per_sample: int  # every layer's output (views once), float32: an upper bound for inference
+    forward_per_sample: (
+        int  # every layer's output (views once), float32: an upper bound for inference
+    )
     kept_per_sample: int  # what autograd keeps for backward, per sample of the batch
     kept_per_batch: int  # kept once per batch (batch norm statistics)
 
@@ -183,7 +193,9 @@ class ActivationMemory:
         return self.kept_per_sample * batch + self.kept_per_batch
 
 
-def activation_memory(tree: Module, dropout_mask_bytes: int | None = None) -> ActivationMemory:
+def activation_memory(
+    tree: Module, dropout_mask_bytes: int | None = None
+) -> ActivationMemory:
     """Return the activation memory of a resolved model (the input batch counted where kept).
 
     `dropout_mask_bytes` overrides compute.DROPOUT_MASK_BYTES (4 for torch on the CPU).
@@ -191,7 +203,9 @@ def activation_memory(tree: Module, dropout_mask_bytes: int | None = None) -> Ac
     saved = _Saved(dropout_mask_bytes)
     x = _Tensor(_elements(tree.info.input_shape) * FLOAT_BYTES, False)
     saved.ops(tree.body, x)
-    return ActivationMemory(saved.produced, sum(saved.kept.values()) + saved.per_sample, saved.per_batch)
+    return ActivationMemory(
+        saved.produced, sum(saved.kept.values()) + saved.per_sample, saved.per_batch
+    )
 
 
 # Optimizer state per parameter, in copies of the parameters: momentum buffers, Adam's moments.
@@ -210,8 +224,14 @@ def training_memory(tree: Module, training: Any) -> dict[str, int]:
     the transient gradients of activations during backward.
     """
     entries = state_entries(tree).values()
-    params = sum(_elements(e.shape) for e in entries if e.kind == "parameter") * FLOAT_BYTES
-    buffers = sum(_elements(e.shape) * (8 if e.dtype == "int64" else 4) for e in entries if e.kind == "buffer")
+    params = (
+        sum(_elements(e.shape) for e in entries if e.kind == "parameter") * FLOAT_BYTES
+    )
+    buffers = sum(
+        _elements(e.shape) * (8 if e.dtype == "int64" else 4)
+        for e in entries
+        if e.kind == "buffer"
+    )
     activations = activation_memory(tree).kept(training.batch_size)
     state = params * optimizer_copies(training.optimizer)
     parts = {

@@ -64,8 +64,11 @@ def _what(change: dict[str, Any]) -> str:
     parts = []
     if change["kind"] == "module":
         parts.append(f"{node['layers']} layer{'s' * (node['layers'] != 1)}")
-    parts += [f"output {_shape(node['output_shape'])}", f"{node['params']:,} params",
-              f"{human_count(node['macs'])} MACs"]
+    parts += [
+        f"output {_shape(node['output_shape'])}",
+        f"{node['params']:,} params",
+        f"{human_count(node['macs'])} MACs",
+    ]
     written = _written(change["written"])
     return f"{written}: " * bool(written) + ", ".join(parts)
 
@@ -78,9 +81,11 @@ def state_dict_line(data: dict[str, Any]) -> str:
     if state["loads"]:
         return f"a checkpoint of OLD loads into NEW: yes, the same {state['new_keys']} keys and shapes"
     parts = []
-    for key, one, many in (("reshaped", "key changes shape", "keys change shape"),
-                           ("vanish", "key vanishes", "keys vanish"),
-                           ("appear", "key appears", "keys appear")):
+    for key, one, many in (
+        ("reshaped", "key changes shape", "keys change shape"),
+        ("vanish", "key vanishes", "keys vanish"),
+        ("appear", "key appears", "keys appear"),
+    ):
         n = len(state[key])
         if n:
             parts.append(f"{n} {one if n == 1 else many}")
@@ -90,11 +95,19 @@ def state_dict_line(data: dict[str, Any]) -> str:
 def _key_lines(data: dict[str, Any]) -> list[str]:
     """Return a line per key that differs; the keys of an added or removed module as one line."""
     state = data["state_dict"]
-    lines = [f"{e['key']} {_shape(e['old'])} -> {_shape(e['new'])}" for e in state["reshaped"]]
-    for key, status, one, many in (("vanish", "removed", "vanishes (in OLD only)", "vanish (in OLD only)"),
-                                   ("appear", "added", "appears (in NEW only)", "appear (in NEW only)")):
-        modules = [c["path"] for c in data["changes"]
-                   if c["status"] == status and c["kind"] == "module" and c["path"]]
+    lines = [
+        f"{e['key']} {_shape(e['old'])} -> {_shape(e['new'])}"
+        for e in state["reshaped"]
+    ]
+    for key, status, one, many in (
+        ("vanish", "removed", "vanishes (in OLD only)", "vanish (in OLD only)"),
+        ("appear", "added", "appears (in NEW only)", "appear (in NEW only)"),
+    ):
+        modules = [
+            c["path"]
+            for c in data["changes"]
+            if c["status"] == status and c["kind"] == "module" and c["path"]
+        ]
         grouped: dict[str, int] = {}  # an added or removed module -> its number of keys
         for entry in state[key]:
             outer = next((m for m in modules if entry["key"].startswith(f"{m}.")), None)
@@ -105,12 +118,18 @@ def _key_lines(data: dict[str, Any]) -> list[str]:
                 lines.append(("module", outer))  # type: ignore[arg-type]  # counted below
             grouped[outer] = grouped.get(outer, 0) + 1
         lines = [
-            f"{line[1]}.* ({grouped[line[1]]} key{'s' * (grouped[line[1]] != 1)}) "
-            f"{one if grouped[line[1]] == 1 else many}" if isinstance(line, tuple) else line
+            (
+                f"{line[1]}.* ({grouped[line[1]]} key{'s' * (grouped[line[1]] != 1)}) "
+                f"{one if grouped[line[1]] == 1 else many}"
+                if isinstance(line, tuple)
+                else line
+            )
             for line in lines
         ]
     if len(lines) > MAX_KEYS_SHOWN:
-        lines = lines[:MAX_KEYS_SHOWN] + [f"... and {len(lines) - MAX_KEYS_SHOWN} more (see --json)"]
+        lines = lines[:MAX_KEYS_SHOWN] + [
+            f"... and {len(lines) - MAX_KEYS_SHOWN} more (see --json)"
+        ]
     return lines
 
 
@@ -118,16 +137,27 @@ def _totals(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Return (what, OLD, NEW, change) rows."""
     old, new = data["old"] or {}, data["new"] or {}
     rows = []
-    for field, label in (("name", "model"), ("input_shape", "input"), ("output_shape", "output"),
-                         ("layers", "layers"), ("params", "params"), ("macs", "MACs")):
+    for field, label in (
+        ("name", "model"),
+        ("input_shape", "input"),
+        ("output_shape", "output"),
+        ("layers", "layers"),
+        ("params", "params"),
+        ("macs", "MACs"),
+    ):
         before, after = old.get(field), new.get(field)
         if field in ("input_shape", "output_shape"):
             shown = (_shape(before), _shape(after))
         elif field == "macs":
-            shown = (human_count(before) if before is not None else "-",
-                     human_count(after) if after is not None else "-")
+            shown = (
+                human_count(before) if before is not None else "-",
+                human_count(after) if after is not None else "-",
+            )
         elif field in ("params", "layers"):
-            shown = (f"{before:,}" if before is not None else "-", f"{after:,}" if after is not None else "-")
+            shown = (
+                f"{before:,}" if before is not None else "-",
+                f"{after:,}" if after is not None else "-",
+            )
         else:
             shown = (before or "-", after or "-")
         change = ""
@@ -142,7 +172,11 @@ def _totals(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def diff_text(data: dict[str, Any]) -> str:
     """Return the diff for a terminal."""
     old, new = data["old"], data["new"]
-    lines = [f"OLD  {old['source'] if old else '(none)'}", f"NEW  {new['source'] if new else '(none)'}", ""]
+    lines = [
+        f"OLD  {old['source'] if old else '(none)'}",
+        f"NEW  {new['source'] if new else '(none)'}",
+        "",
+    ]
     rows = _totals(data)
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     for row in rows:
@@ -162,17 +196,27 @@ def diff_text(data: dict[str, Any]) -> str:
             lines += [f"    {_change(d)}" for d in change["differences"]]
         else:
             what = _what(change)
-            lines.append(f"{mark} {path}  {change['type']}{' ' if what.startswith('{') else ': '}{what}")
+            lines.append(
+                f"{mark} {path}  {change['type']}{' ' if what.startswith('{') else ': '}{what}"
+            )
     if data["training"]:
         lines += ["", "training:"]
-        lines += [f"  {t['path'].removeprefix('training.')} {_value('', t['old'])} -> {_value('', t['new'])}"
-                  for t in data["training"]]
+        lines += [
+            f"  {t['path'].removeprefix('training.')} {_value('', t['old'])} -> {_value('', t['new'])}"
+            for t in data["training"]
+        ]
     return "\n".join(lines)
 
 
 def _md(text: Any) -> str:
     """Return text safe inside a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace("\n", " ")
+    )
 
 
 def _md_change(difference: dict[str, Any]) -> str:
@@ -186,16 +230,35 @@ def diff_markdown(data: dict[str, Any]) -> str:
     """Return the diff as GitHub-flavoured Markdown, for a pull-request comment."""
     old, new = data["old"], data["new"]
     name = (new or old)["name"]
-    lines = [f"### nnspec diff: `{_md(name)}`", "",
-             f"OLD `{_md(old['source']) if old else '(none)'}` → NEW `{_md(new['source']) if new else '(none)'}`",
-             "", "| | OLD | NEW | change |", "| --- | ---: | ---: | --- |"]
-    lines += [f"| {row[0]} | {_md(row[1])} | {_md(row[2])} | {_md(row[3])} |" for row in _totals(data)]
+    lines = [
+        f"### nnspec diff: `{_md(name)}`",
+        "",
+        f"OLD `{_md(old['source']) if old else '(none)'}` → NEW `{_md(new['source']) if new else '(none)'}`",
+        "",
+        "| | OLD | NEW | change |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    lines += [
+        f"| {row[0]} | {_md(row[1])} | {_md(row[2])} | {_md(row[3])} |"
+        for row in _totals(data)
+    ]
     state = data["state_dict"]
-    verdict = state_dict_line(data).replace(": yes", ": **yes**").replace(": no", ": **no**")
+    verdict = (
+        state_dict_line(data).replace(": yes", ": **yes**").replace(": no", ": **no**")
+    )
     lines += ["", f"**state_dict**: {_md(verdict)}"]
     keys = _key_lines(data)
     if keys:
-        lines += ["", "<details><summary>keys</summary>", "", "```", *keys, "```", "", "</details>"]
+        lines += [
+            "",
+            "<details><summary>keys</summary>",
+            "",
+            "```",
+            *keys,
+            "```",
+            "",
+            "</details>",
+        ]
     lines.append("")
     if not data["changes"]:
         lines.append("No layer or module changed.")
@@ -205,11 +268,20 @@ def diff_markdown(data: dict[str, Any]) -> str:
             if change["status"] == "changed":
                 what = "; ".join(_md_change(d) for d in change["differences"])
             else:
-                what = _md(f"{change['status']}: {_what(change)}")  # the type has its column
-            lines.append(f"| {MARKS[change['status']]} | `{_md(change['path'] or '(model)')}` | "
-                         f"{_md(change['type'])} | {what} |")
+                what = _md(
+                    f"{change['status']}: {_what(change)}"
+                )  # the type has its column
+            lines.append(
+                f"| {MARKS[change['status']]} | `{_md(change['path'] or '(model)')}` | "
+                f"{_md(change['type'])} | {what} |"
+            )
     if data["training"]:
-        lines += ["", "**training**: " + "; ".join(
-            f"`{_md(t['path'].removeprefix('training.'))}` {_md(_value('', t['old']))} -> {_md(_value('', t['new']))}"
-            for t in data["training"])]
+        lines += [
+            "",
+            "**training**: "
+            + "; ".join(
+                f"`{_md(t['path'].removeprefix('training.'))}` {_md(_value('', t['old']))} -> {_md(_value('', t['new']))}"
+                for t in data["training"]
+            ),
+        ]
     return "\n".join(lines)

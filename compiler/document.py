@@ -59,7 +59,9 @@ class DocumentBuilder:
         self.root: Any = None
         self.has_root = False
         self.lines: dict[Path, int] = {}
-        self._stack: list[list[Any]] = []  # [container, path, pending_key, sizes_so_far]
+        self._stack: list[list[Any]] = (
+            []
+        )  # [container, path, pending_key, sizes_so_far]
         self.nodes = 0
 
     # -- events ---------------------------------------------------------
@@ -68,8 +70,12 @@ class DocumentBuilder:
         path = self._place(container, line, size=1)
         if len(self._stack) >= MAX_DEPTH:
             raise LoadError(
-                Problem(short_path(path), f"nested more than {MAX_DEPTH} levels deep; a spec needs "
-                        "a handful of levels", line)
+                Problem(
+                    short_path(path),
+                    f"nested more than {MAX_DEPTH} levels deep; a spec needs "
+                    "a handful of levels",
+                    line,
+                )
             )
         self._stack.append([container, path, _KEY_EXPECTED])
         return path
@@ -85,8 +91,14 @@ class DocumentBuilder:
             bad = _SURROGATE.search(value).group()
             raise self.value_problem(
                 f"contains the unpaired surrogate \\u{ord(bad):04x}, which is not valid text; "
-                "remove it or write the whole character", line)
-        if self._stack and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED:
+                "remove it or write the whole character",
+                line,
+            )
+        if (
+            self._stack
+            and isinstance(self._stack[-1][0], dict)
+            and self._stack[-1][2] is _KEY_EXPECTED
+        ):
             self._key(value, line)
             return
         if isinstance(value, float) and not math.isfinite(value):
@@ -100,13 +112,25 @@ class DocumentBuilder:
 
     def alias(self, value: Any, size: int, line: int) -> None:
         """Add a value that an alias refers to; it counts `size` nodes, as if written out."""
-        if self._stack and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED:
-            raise LoadError(Problem(format_path(self._stack[-1][1]), "an alias cannot be a key", line))
+        if (
+            self._stack
+            and isinstance(self._stack[-1][0], dict)
+            and self._stack[-1][2] is _KEY_EXPECTED
+        ):
+            raise LoadError(
+                Problem(
+                    format_path(self._stack[-1][1]), "an alias cannot be a key", line
+                )
+            )
         self._place(value, line, size=size)
 
     def key_expected(self) -> bool:
         """Return True when the next event is a mapping key."""
-        return bool(self._stack) and isinstance(self._stack[-1][0], dict) and self._stack[-1][2] is _KEY_EXPECTED
+        return (
+            bool(self._stack)
+            and isinstance(self._stack[-1][0], dict)
+            and self._stack[-1][2] is _KEY_EXPECTED
+        )
 
     # -- internals --------------------------------------------------------
     def _key(self, key: Any, line: int | None) -> None:
@@ -115,13 +139,21 @@ class DocumentBuilder:
         if not isinstance(key, (str, int, bool)) and key is not None:
             shown = repr(key) if len(repr(key)) <= 40 else repr(key)[:37] + "..."
             where = "" if path else " (in the top-level mapping)"
-            raise LoadError(Problem(format_path(path), f"mapping keys must be plain names, got {shown} "
-                                    f"({type(key).__name__}){where}", line))
+            raise LoadError(
+                Problem(
+                    format_path(path),
+                    f"mapping keys must be plain names, got {shown} "
+                    f"({type(key).__name__}){where}",
+                    line,
+                )
+            )
         if key in container:
             first = self.lines.get(path + (key,))
             where = f" (first at line {first})" if first else ""
             raise LoadError(
-                Problem(format_path(path + (key,)), f"duplicate key '{key}'{where}", line)
+                Problem(
+                    format_path(path + (key,)), f"duplicate key '{key}'{where}", line
+                )
             )
         frame[2] = key
         # a value's line is its key's line: `layers:` rather than the first item below it
@@ -139,7 +171,9 @@ class DocumentBuilder:
         if self.nodes > MAX_NODES:
             raise self.value_problem(
                 f"the document expands to more than {MAX_NODES:,} values (an alias bomb or a "
-                "runaway file); a spec is far smaller", line)
+                "runaway file); a spec is far smaller",
+                line,
+            )
         path = self._next_path()
         if not self._stack:
             if self.has_root:
@@ -177,5 +211,7 @@ def non_finite_message(value: float, text: str | None) -> str:
     if math.isnan(value):
         return f"must be a finite number, got {written} (not a number)"
     if text is not None and any(ch.isdigit() for ch in text):
-        return f"must be a finite number, got {written} (too large: it reads as infinity)"
+        return (
+            f"must be a finite number, got {written} (too large: it reads as infinity)"
+        )
     return f"must be a finite number, got {written} (infinity)"

@@ -18,7 +18,11 @@ class Problem:
     def format(self, source: str) -> str:
         """Return the problem as `SOURCE:LINE: PATH: MESSAGE` (SPEC.md's format), on one line."""
         where = f"{source}:{self.line}" if self.line is not None else source
-        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = (
+            f"{where}: {self.path}: {self.message}"
+            if self.path
+            else f"{where}: {self.message}"
+        )
         return one_line(text)
 
 

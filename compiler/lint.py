@@ -32,33 +32,69 @@ class Rule:
 RULES: dict[str, Rule] = {
     rule.code: rule
     for rule in (
-        Rule("NS100", "unknown code in lint.ignore",
-             "a typo in lint.ignore silently ignores nothing"),
-        Rule("NS101", "dropout on a convolutional feature map",
-             "neighbouring pixels are correlated, so dropping single values barely regularizes; "
-             "dropout2d/dropout1d drop whole channels"),
-        Rule("NS102", "dropout rate outside 0.2 to 0.5",
-             "below 0.2 dropout hardly regularizes; above 0.5 it throws away most of the signal"),
-        Rule("NS103", "dropout after the output layer",
-             "dropout belongs after hidden layers; on the outputs it randomly zeroes predictions"),
-        Rule("NS104", "softmax/logsoftmax before cross-entropy",
-             "cross-entropy applies log-softmax to the logits itself"),
-        Rule("NS105", "sigmoid before binary cross-entropy",
-             "the binary task's loss (BCE with logits) applies the sigmoid itself"),
-        Rule("NS106", "no early stopping",
-             "without it training runs every epoch and keeps the last, often overfit, model"),
-        Rule("NS107", "early stopping on the training loss",
-             "the training loss keeps falling while the model overfits; validation error decides"),
-        Rule("NS108", "many parameters, few samples, no regularization",
-             "a model with many more parameters than training samples memorizes them"),
-        Rule("NS109", "linear on a feature map without flatten",
-             "linear acts on the last dimension only, so it mixes one row of each channel"),
-        Rule("NS110", "batch norm right after dropout",
-             "dropout changes the variance between training and evaluation, so batch norm's "
-             "running statistics are wrong at evaluation"),
-        Rule("NS111", "output size does not match the task",
-             "the loss needs one logit per class (classification; at each position for labels "
-             "per position) or one value (binary)"),
+        Rule(
+            "NS100",
+            "unknown code in lint.ignore",
+            "a typo in lint.ignore silently ignores nothing",
+        ),
+        Rule(
+            "NS101",
+            "dropout on a convolutional feature map",
+            "neighbouring pixels are correlated, so dropping single values barely regularizes; "
+            "dropout2d/dropout1d drop whole channels",
+        ),
+        Rule(
+            "NS102",
+            "dropout rate outside 0.2 to 0.5",
+            "below 0.2 dropout hardly regularizes; above 0.5 it throws away most of the signal",
+        ),
+        Rule(
+            "NS103",
+            "dropout after the output layer",
+            "dropout belongs after hidden layers; on the outputs it randomly zeroes predictions",
+        ),
+        Rule(
+            "NS104",
+            "softmax/logsoftmax before cross-entropy",
+            "cross-entropy applies log-softmax to the logits itself",
+        ),
+        Rule(
+            "NS105",
+            "sigmoid before binary cross-entropy",
+            "the binary task's loss (BCE with logits) applies the sigmoid itself",
+        ),
+        Rule(
+            "NS106",
+            "no early stopping",
+            "without it training runs every epoch and keeps the last, often overfit, model",
+        ),
+        Rule(
+            "NS107",
+            "early stopping on the training loss",
+            "the training loss keeps falling while the model overfits; validation error decides",
+        ),
+        Rule(
+            "NS108",
+            "many parameters, few samples, no regularization",
+            "a model with many more parameters than training samples memorizes them",
+        ),
+        Rule(
+            "NS109",
+            "linear on a feature map without flatten",
+            "linear acts on the last dimension only, so it mixes one row of each channel",
+        ),
+        Rule(
+            "NS110",
+            "batch norm right after dropout",
+            "dropout changes the variance between training and evaluation, so batch norm's "
+            "running statistics are wrong at evaluation",
+        ),
+        Rule(
+            "NS111",
+            "output size does not match the task",
+            "the loss needs one logit per class (classification; at each position for labels "
+            "per position) or one value (binary)",
+        ),
     )
 }
 
@@ -68,13 +104,24 @@ ACTIVATIONS = frozenset(
     {t for t, c in REGISTRY.items() if c.group == "activations"} | {"identity"}
 )  # shape kept, nothing learned but a slope: they neither end nor start a feature map
 DROPOUTS = frozenset(t for t, c in REGISTRY.items() if c.group == "dropout")
-SHAPE_KEEPING = ACTIVATIONS | DROPOUTS | {t for t, c in REGISTRY.items() if c.group == "normalization"}
+SHAPE_KEEPING = (
+    ACTIVATIONS
+    | DROPOUTS
+    | {t for t, c in REGISTRY.items() if c.group == "normalization"}
+)
 FEATURE_MAP_MAKERS = frozenset(t for t, c in REGISTRY.items() if c.feature_map)
 DATASET_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
-DATASET_SAMPLES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
+DATASET_SAMPLES = {
+    "digits": 1797,
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+}
 DROPOUT_RANGE = (0.2, 0.5)
 PARAMS_PER_SAMPLE_LIMIT = 10  # above this, an unregularized model is likely to memorize
-CSV_COUNT_LIMIT = 64 * 1024 * 1024  # bytes; larger files are not counted (lint stays fast)
+CSV_COUNT_LIMIT = (
+    64 * 1024 * 1024
+)  # bytes; larger files are not counted (lint stays fast)
 
 LineOf = Callable[[tuple], "int | None"]
 
@@ -96,18 +143,28 @@ class LintWarning:
 
     def as_dict(self, source: str) -> dict:
         """Return the warning as plain data for `--format json`."""
-        return {"file": source, "line": self.line, "path": self.path, "code": self.code,
-                "message": self.message, "fix": self.fix}
+        return {
+            "file": source,
+            "line": self.line,
+            "path": self.path,
+            "code": self.code,
+            "message": self.message,
+            "fix": self.fix,
+        }
 
 
-def lint_file(path: str | os.PathLike, ignore: Iterable[str] = ()) -> tuple[Spec, list[LintWarning]]:
+def lint_file(
+    path: str | os.PathLike, ignore: Iterable[str] = ()
+) -> tuple[Spec, list[LintWarning]]:
     """Return a spec file's Spec and its warnings (minus `ignore`); raise SpecError if invalid."""
     document = read_document(path)
     spec = validate_document(document, str(path))
     return spec, lint_spec(spec, document.line_of, ignore)
 
 
-def lint_spec(spec: Spec, line_of: LineOf | None = None, ignore: Iterable[str] = ()) -> list[LintWarning]:
+def lint_spec(
+    spec: Spec, line_of: LineOf | None = None, ignore: Iterable[str] = ()
+) -> list[LintWarning]:
     """Return the warnings of a validated spec, in file order, minus `ignore` and `spec.lint.ignore`.
 
     `line_of` maps a document path such as ("training", "early_stopping") to its source line.
@@ -122,10 +179,15 @@ def lint_spec(spec: Spec, line_of: LineOf | None = None, ignore: Iterable[str] =
     written = list(spec.lint.ignore) if spec.lint is not None else []
     for index, code in enumerate(written):
         if code not in RULES:
-            found.append(LintWarning(
-                "NS100", f"lint.ignore[{index}]", f"lint.ignore lists {code}, which is not a lint code",
-                f"use one of {', '.join(sorted(c for c in RULES if c != 'NS100'))}",
-                line_of(("lint", "ignore", index))))
+            found.append(
+                LintWarning(
+                    "NS100",
+                    f"lint.ignore[{index}]",
+                    f"lint.ignore lists {code}, which is not a lint code",
+                    f"use one of {', '.join(sorted(c for c in RULES if c != 'NS100'))}",
+                    line_of(("lint", "ignore", index)),
+                )
+            )
     skip = set(ignore) | set(written)
     seen: set[tuple] = set()
     kept = []
@@ -140,9 +202,11 @@ def lint_spec(spec: Spec, line_of: LineOf | None = None, ignore: Iterable[str] =
 
 # -- rules about the layers --------------------------------------------------------------------
 
+
 def _path(layer: ResolvedLayer) -> str:
     """Return where a layer was written: `layers[3]`, `layers[2].residual.layers[0]`, or the
-    block definition's `blocks.BasicBlock.layers[1]` (one place for every use of the block)."""
+    block definition's `blocks.BasicBlock.layers[1]` (one place for every use of the block).
+    """
     return layer.path or format_path(("layers", layer.index))
 
 
@@ -155,55 +219,81 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def _layer_rules(spec: Spec, layers: tuple[ResolvedLayer, ...]) -> Iterator[LintWarning]:
+def _layer_rules(
+    spec: Spec, layers: tuple[ResolvedLayer, ...]
+) -> Iterator[LintWarning]:
     """Yield the warnings that the layer sequence alone decides (NS101-NS103, NS109, NS110)."""
-    map_maker: ResolvedLayer | None = None  # the conv/pool layer whose feature map flows here
+    map_maker: ResolvedLayer | None = (
+        None  # the conv/pool layer whose feature map flows here
+    )
     for position, layer in enumerate(layers):
         path = _path(layer)
         rank = len(layer.input_shape)
         if layer.type == "dropout" and map_maker is not None and rank in (2, 3):
             better = "dropout2d" if rank == 3 else "dropout1d"
             yield LintWarning(
-                "NS101", path,
+                "NS101",
+                path,
                 f"dropout on the feature map {_shape(layer.input_shape)} of {_where(map_maker)} drops "
                 f"single values, which their neighbours carry anyway",
-                f"use `{better}: {layer.kwargs['p']}`, which drops whole channels", layer.line)
+                f"use `{better}: {layer.kwargs['p']}`, which drops whole channels",
+                layer.line,
+            )
         if layer.type in DROPOUTS:
             p = layer.kwargs["p"]
             low, high = DROPOUT_RANGE
             if not low <= p <= high:
                 side = "below" if p < low else "above"
                 yield LintWarning(
-                    "NS102", path, f"dropout rate {p:g} is {side} the usual {low:g} to {high:g}",
+                    "NS102",
+                    path,
+                    f"dropout rate {p:g} is {side} the usual {low:g} to {high:g}",
                     f"set p between {low:g} and {high:g}, higher for wider or deeper models"
-                    + ("; p 0 does nothing, so remove the layer" if p == 0 else ""), layer.line)
-            if all(later.type in ACTIVATIONS | DROPOUTS for later in layers[position + 1:]):
+                    + ("; p 0 does nothing, so remove the layer" if p == 0 else ""),
+                    layer.line,
+                )
+            if all(
+                later.type in ACTIVATIONS | DROPOUTS for later in layers[position + 1 :]
+            ):
                 yield LintWarning(
-                    "NS103", path, f"{layer.type} after the output layer zeroes predictions at random",
-                    "move it before the output layer, after a hidden layer's activation", layer.line)
-        if layer.type == "linear" and (rank == 3 or (rank == 2 and map_maker is not None)):
+                    "NS103",
+                    path,
+                    f"{layer.type} after the output layer zeroes predictions at random",
+                    "move it before the output layer, after a hidden layer's activation",
+                    layer.line,
+                )
+        if layer.type == "linear" and (
+            rank == 3 or (rank == 2 and map_maker is not None)
+        ):
             origin = f" of {_where(map_maker)}" if map_maker is not None else ""
             yield LintWarning(
-                "NS109", path,
+                "NS109",
+                path,
                 f"linear on the feature map {_shape(layer.input_shape)}{origin} acts on its last "
                 f"dimension only and gives {_shape(layer.output_shape)}",
-                "add `flatten` before it", layer.line)
+                "add `flatten` before it",
+                layer.line,
+            )
         if layer.type in ("batchnorm1d", "batchnorm2d"):
             before = _previous_skipping(layers, position, ACTIVATIONS)
             if before is not None and before.type in DROPOUTS:
                 yield LintWarning(
-                    "NS110", path,
+                    "NS110",
+                    path,
                     f"{layer.type} right after {before.type} {_where(before)}: dropout shifts the "
                     "variance between training and evaluation, so the running statistics are off",
                     "put the dropout after the batch norm (conv, batch norm, activation, dropout)",
-                    layer.line)
+                    layer.line,
+                )
         if layer.type in FEATURE_MAP_MAKERS:
             map_maker = layer
         elif layer.type not in SHAPE_KEEPING:
             map_maker = None
 
 
-def _previous_skipping(layers: tuple[ResolvedLayer, ...], position: int, skip: frozenset) -> ResolvedLayer | None:
+def _previous_skipping(
+    layers: tuple[ResolvedLayer, ...], position: int, skip: frozenset
+) -> ResolvedLayer | None:
     """Return the nearest layer before `position` whose type is not in `skip`, or None."""
     for layer in reversed(layers[:position]):
         if layer.type not in skip:
@@ -213,7 +303,10 @@ def _previous_skipping(layers: tuple[ResolvedLayer, ...], position: int, skip: f
 
 # -- rules about training ----------------------------------------------------------------------
 
-def _training_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) -> list[LintWarning]:
+
+def _training_rules(
+    spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf
+) -> list[LintWarning]:
     """Return the warnings that need the training section (NS104-NS108, NS111)."""
     training = spec.training
     task = training.task
@@ -222,19 +315,32 @@ def _training_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: Line
     if final is not None:
         path = _path(final)
         if task == "classification" and final.type in ("softmax", "logsoftmax"):
-            effect = ("it does nothing but cost time" if final.type == "logsoftmax" else
-                      "squashing the logits first shrinks the gradients and slows or stalls training")
-            found.append(LintWarning(
-                "NS104", path, f"final {final.type} with task classification: cross-entropy already "
-                f"applies log-softmax, so {effect}",
-                f"remove the {final.type} layer; apply softmax to the outputs when you need probabilities",
-                final.line))
+            effect = (
+                "it does nothing but cost time"
+                if final.type == "logsoftmax"
+                else "squashing the logits first shrinks the gradients and slows or stalls training"
+            )
+            found.append(
+                LintWarning(
+                    "NS104",
+                    path,
+                    f"final {final.type} with task classification: cross-entropy already "
+                    f"applies log-softmax, so {effect}",
+                    f"remove the {final.type} layer; apply softmax to the outputs when you need probabilities",
+                    final.line,
+                )
+            )
         if task == "binary" and final.type == "sigmoid":
-            found.append(LintWarning(
-                "NS105", path, "final sigmoid with task binary: the loss (BCE with logits) already "
-                "applies the sigmoid, so it is applied twice",
-                "remove the sigmoid layer; apply it to the outputs when you need probabilities",
-                final.line))
+            found.append(
+                LintWarning(
+                    "NS105",
+                    path,
+                    "final sigmoid with task binary: the loss (BCE with logits) already "
+                    "applies the sigmoid, so it is applied twice",
+                    "remove the sigmoid layer; apply it to the outputs when you need probabilities",
+                    final.line,
+                )
+            )
     found += _early_stopping_rules(training, line_of)
     found += _size_rules(spec, layers, line_of)
     return found
@@ -245,25 +351,49 @@ def _early_stopping_rules(training, line_of: LineOf) -> list[LintWarning]:
     stopping = training.early_stopping
     path = ("training", "early_stopping")
     if stopping is None:
-        return [LintWarning(
-            "NS106", format_path(path), f"no early stopping: training runs all {training.epochs} epochs "
-            "and keeps the last model, however much it has overfit",
-            "set `early_stopping: {monitor: val_loss, patience: 10}`", line_of(path))]
+        return [
+            LintWarning(
+                "NS106",
+                format_path(path),
+                f"no early stopping: training runs all {training.epochs} epochs "
+                "and keeps the last model, however much it has overfit",
+                "set `early_stopping: {monitor: val_loss, patience: 10}`",
+                line_of(path),
+            )
+        ]
     if stopping.patience == 0:
-        return [LintWarning(
-            "NS106", format_path(path + ("patience",)), "patience 0 stops at the first epoch without "
-            "improvement, and the validation loss is noisy",
-            "set patience to 5-20 epochs", line_of(path + ("patience",)))]
+        return [
+            LintWarning(
+                "NS106",
+                format_path(path + ("patience",)),
+                "patience 0 stops at the first epoch without "
+                "improvement, and the validation loss is noisy",
+                "set patience to 5-20 epochs",
+                line_of(path + ("patience",)),
+            )
+        ]
     if stopping.monitor == "train_loss":
-        return [LintWarning(
-            "NS107", format_path(path + ("monitor",)), "early stopping monitors train_loss, which "
-            "keeps falling while the model overfits",
-            "monitor val_loss" + (" (or val_accuracy)" if training.task in ("classification", "binary")
-                                  else ""), line_of(path + ("monitor",)))]
+        return [
+            LintWarning(
+                "NS107",
+                format_path(path + ("monitor",)),
+                "early stopping monitors train_loss, which "
+                "keeps falling while the model overfits",
+                "monitor val_loss"
+                + (
+                    " (or val_accuracy)"
+                    if training.task in ("classification", "binary")
+                    else ""
+                ),
+                line_of(path + ("monitor",)),
+            )
+        ]
     return []
 
 
-def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) -> list[LintWarning]:
+def _size_rules(
+    spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf
+) -> list[LintWarning]:
     """Return NS111 (output size vs task and data set) and NS108 (parameters per sample)."""
     training = spec.training
     found: list[LintWarning] = []
@@ -273,51 +403,79 @@ def _size_rules(spec: Spec, layers: tuple[ResolvedLayer, ...], line_of: LineOf) 
     out = output_shape(spec)  # the model's output, which need not be its last layer's
     classes = DATASET_CLASSES.get(training.data.dataset)
     expected = size = None
-    positions = label_positions(training.data) if training.task == "classification" else ()
-    if positions:  # one class per position (segmentation, tagging): scores [C, *positions]
+    positions = (
+        label_positions(training.data) if training.task == "classification" else ()
+    )
+    if (
+        positions
+    ):  # one class per position (segmentation, tagging): scores [C, *positions]
         if len(out) != len(positions) + 1 or out[1:] != positions:
-            found.append(LintWarning(
-                "NS111", _path(last),
-                f"the model's output is {_shape(out)} but the labels in {training.data.path} hold "
-                f"one class per position {_shape(positions)}, so task classification expects "
-                f"[classes, {_shape(positions)[1:-1]}] (the scores of each position along the first "
-                "dimension)",
-                f"end with a layer that gives [classes, {_shape(positions)[1:-1]}], e.g. a 1x1 "
-                "convolution with out_channels = classes", last.line))
-    elif training.task == "classification" and positions is not None and (
-            len(out) != 1 or (classes and out[0] != classes)):
+            found.append(
+                LintWarning(
+                    "NS111",
+                    _path(last),
+                    f"the model's output is {_shape(out)} but the labels in {training.data.path} hold "
+                    f"one class per position {_shape(positions)}, so task classification expects "
+                    f"[classes, {_shape(positions)[1:-1]}] (the scores of each position along the first "
+                    "dimension)",
+                    f"end with a layer that gives [classes, {_shape(positions)[1:-1]}], e.g. a 1x1 "
+                    "convolution with out_channels = classes",
+                    last.line,
+                )
+            )
+    elif (
+        training.task == "classification"
+        and positions is not None
+        and (len(out) != 1 or (classes and out[0] != classes))
+    ):
         size = str(classes) if classes else "NUMBER_OF_CLASSES"
-        expected = f"[{classes}] (one logit per class of {training.data.dataset})" if classes else \
-            "[classes] (one logit per class)"
+        expected = (
+            f"[{classes}] (one logit per class of {training.data.dataset})"
+            if classes
+            else "[classes] (one logit per class)"
+        )
     elif training.task == "binary" and out != (1,):
         size, expected = "1", "[1] (one logit)"
     if expected is not None:
-        found.append(LintWarning(
-            "NS111", _path(last),
-            f"the model's output is {_shape(out)} but task {training.task} expects {expected}",
-            f"end with `linear: {size}`" + ("" if len(out) == 1 else " after a `flatten`"), last.line))
+        found.append(
+            LintWarning(
+                "NS111",
+                _path(last),
+                f"the model's output is {_shape(out)} but task {training.task} expects {expected}",
+                f"end with `linear: {size}`"
+                + ("" if len(out) == 1 else " after a `flatten`"),
+                last.line,
+            )
+        )
 
     samples = training_sample_count(training)
     params = sum(layer.params for layer in layers)
     regularized = (
         any(layer.type in DROPOUTS for layer in layers)
-        or training.regularization.l1 > 0 or training.regularization.l2 > 0
+        or training.regularization.l1 > 0
+        or training.regularization.l2 > 0
         or training.optimizer.weight_decay > 0
         or training.data.noise > 0  # input noise regularizes (a denoising autoencoder)
     )
     if samples and not regularized and params > PARAMS_PER_SAMPLE_LIMIT * samples:
-        found.append(LintWarning(
-            "NS108", "layers",
-            f"{params:,} parameters for {samples:,} training samples ({params / samples:,.0f} per "
-            "sample) with no dropout, weight decay or l1/l2: the model can memorize the training set",
-            "add dropout after hidden layers (0.2-0.5), set regularization.l2 or "
-            "optimizer.weight_decay, or use fewer units", line_of(("layers",))))
+        found.append(
+            LintWarning(
+                "NS108",
+                "layers",
+                f"{params:,} parameters for {samples:,} training samples ({params / samples:,.0f} per "
+                "sample) with no dropout, weight decay or l1/l2: the model can memorize the training set",
+                "add dropout after hidden layers (0.2-0.5), set regularization.l2 or "
+                "optimizer.weight_decay, or use fewer units",
+                line_of(("layers",)),
+            )
+        )
     return found
 
 
 def label_positions(data) -> tuple[int, ...] | None:
     """Return the positions each sample's labels cover: () for one label per sample, (8, 8) for
-    labels of shape (N, 8, 8) in an npz file, or None when unknown (an npz file not read)."""
+    labels of shape (N, 8, 8) in an npz file, or None when unknown (an npz file not read).
+    """
     if data.dataset != "npz":
         return ()  # torchvision, digits and csv files have one label per sample
     shape = npz_array_shape(data.path, data.y_key)

@@ -36,7 +36,9 @@ def read_document(path: str | os.PathLike) -> Document:
     except IsADirectoryError:
         raise SpecError([Problem("", "is a folder, not a spec file")], source) from None
     except OSError as exc:
-        raise SpecError([Problem("", f"cannot read the file: {exc.strerror}")], source) from None
+        raise SpecError(
+            [Problem("", f"cannot read the file: {exc.strerror}")], source
+        ) from None
     return parse_document(raw, source)
 
 
@@ -53,14 +55,21 @@ def _check_file_type(source: str) -> None:
     suffix = FsPath(source).suffix.lower()
     if suffix not in PARSERS:
         raise SpecError(
-            [Problem("", f"unknown file type '{suffix or '(none)'}'; a spec ends in .yaml, .yml or .json")],
+            [
+                Problem(
+                    "",
+                    f"unknown file type '{suffix or '(none)'}'; a spec ends in .yaml, .yml or .json",
+                )
+            ],
             source,
         )
 
 
 def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     """Return the validated, shape-checked Spec of a file or a mapping; raise SpecError."""
-    if not isinstance(source, (str, os.PathLike)):  # a mapping, or data that is not a spec
+    if not isinstance(
+        source, (str, os.PathLike)
+    ):  # a mapping, or data that is not a spec
         try:
             return validate_document(read_data(source), "<spec>")
         except LoadError as exc:
@@ -74,7 +83,13 @@ def validate_document(doc: Document, source: str) -> Spec:
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"{data!r}"
         raise SpecError(
-            [Problem("", f"a spec is a mapping with name, input and layers at the top; got {kind}", doc.line_of(()))],
+            [
+                Problem(
+                    "",
+                    f"a spec is a mapping with name, input and layers at the top; got {kind}",
+                    doc.line_of(()),
+                )
+            ],
             source,
         )
     problems: list[Problem] = []
@@ -82,31 +97,54 @@ def validate_document(doc: Document, source: str) -> Spec:
     raw_layers = data.get("layers")
     tree = entries = None
     if isinstance(raw_layers, list) and len(raw_layers) > MAX_LAYERS:
-        problems.append(Problem("layers", f"{len(raw_layers)} layers is more than the limit of {MAX_LAYERS}",
-                                doc.line_of(("layers",))))
+        problems.append(
+            Problem(
+                "layers",
+                f"{len(raw_layers)} layers is more than the limit of {MAX_LAYERS}",
+                doc.line_of(("layers",)),
+            )
+        )
     elif isinstance(raw_layers, list) and raw_layers:
         count = LayerCounter(blocks).count(raw_layers)
         if count > MAX_LAYERS:
-            problems.append(Problem(
-                "layers", f"the layers expand to {count:,} (repeats multiplied out, blocks inlined; "
-                f"every layer, container and block use counts one), more than the limit of "
-                f"{MAX_LAYERS:,}", doc.line_of(("layers",))))
+            problems.append(
+                Problem(
+                    "layers",
+                    f"the layers expand to {count:,} (repeats multiplied out, blocks inlined; "
+                    f"every layer, container and block use counts one), more than the limit of "
+                    f"{MAX_LAYERS:,}",
+                    doc.line_of(("layers",)),
+                )
+            )
         else:
             name = data.get("name") if isinstance(data.get("name"), str) else "Model"
-            tree, entries = Expander(blocks, doc.line_of, problems).model(raw_layers, name)
+            tree, entries = Expander(blocks, doc.line_of, problems).model(
+                raw_layers, name
+            )
 
     top = dict(data)
     _drop_schema_key(top, doc, problems)
-    if isinstance(raw_layers, list) and raw_layers:  # checked above, entry by entry or by count
-        top["layers"] = entries if entries is not None and not problems else [Identity(name="placeholder")]
+    if (
+        isinstance(raw_layers, list) and raw_layers
+    ):  # checked above, entry by entry or by count
+        top["layers"] = (
+            entries
+            if entries is not None and not problems
+            else [Identity(name="placeholder")]
+        )
     try:
         spec = Spec.model_validate(top)
     except ValidationError as exc:
         spec = None
-        problems.extend(p for p in problems_from_validation(exc, (), doc, top_level=True)
-                        if not p.path.startswith("blocks"))  # blocks are checked by read_blocks
+        problems.extend(
+            p
+            for p in problems_from_validation(exc, (), doc, top_level=True)
+            if not p.path.startswith("blocks")
+        )  # blocks are checked by read_blocks
 
-    sample = _valid_input(data.get("input"))  # resolved even when other sections have problems
+    sample = _valid_input(
+        data.get("input")
+    )  # resolved even when other sections have problems
     if tree is not None and sample is not None:
         Resolver(doc.line_of, problems).model(tree, *sample)
     if spec is not None and tree is not None and not problems:
@@ -114,7 +152,9 @@ def validate_document(doc: Document, source: str) -> Spec:
     if problems:
         raise SpecError(_list_types_once(problems), source)
     spec._source = source
-    spec._layer_lines = tuple(doc.line_of(("layers", i)) for i in range(len(raw_layers)))
+    spec._layer_lines = tuple(
+        doc.line_of(("layers", i)) for i in range(len(raw_layers))
+    )
     spec._tree = tree
     spec._resolved = flat_layers(tree)
     return spec
@@ -126,11 +166,15 @@ def _drop_schema_key(top: dict, doc: Document, problems: list[Problem]) -> None:
         return
     value = top.pop("$schema")
     if not isinstance(value, str):
-        problems.append(Problem(
-            format_path(("$schema",)),
-            f"names the JSON Schema for editors: a URL or a path as a string, got {value!r}"[:200],
-            doc.line_of(("$schema",)),
-        ))
+        problems.append(
+            Problem(
+                format_path(("$schema",)),
+                f"names the JSON Schema for editors: a URL or a path as a string, got {value!r}"[
+                    :200
+                ],
+                doc.line_of(("$schema",)),
+            )
+        )
 
 
 def _list_types_once(problems: list[Problem]) -> list[Problem]:
@@ -142,9 +186,15 @@ def _list_types_once(problems: list[Problem]) -> list[Problem]:
             if listed is None:
                 listed = problem
             else:
-                where = f"line {listed.line}" if listed.line is not None else listed.path
+                where = (
+                    f"line {listed.line}" if listed.line is not None else listed.path
+                )
                 head = problem.message.split(LIST_MARKER)[0]
-                problem = Problem(problem.path, f"{head}; the layer types are listed at {where}", problem.line)
+                problem = Problem(
+                    problem.path,
+                    f"{head}; the layer types are listed at {where}",
+                    problem.line,
+                )
         out.append(problem)
     return out
 
@@ -159,7 +209,10 @@ def _valid_input(value: Any) -> tuple[tuple[int, ...], str] | None:
     if (
         isinstance(value, list)
         and 1 <= len(value) <= MAX_RANK
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE for v in value)
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE
+            for v in value
+        )
     ):
         return tuple(value), dtype
     return None

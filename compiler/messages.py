@@ -71,7 +71,9 @@ def _message(err: dict, hint: dict | None) -> str:
         takes = f"; expected one of: {', '.join(choices)}" if choices else ""
         return f"unknown key '{field}'{suggestion}{takes}"
     if kind in _TYPE_WORDS:
-        return f"must be {_TYPE_WORDS[kind]}, got {show(value)} ({type(value).__name__})"
+        return (
+            f"must be {_TYPE_WORDS[kind]}, got {show(value)} ({type(value).__name__})"
+        )
     if kind == "greater_than":
         if ctx.get("gt") == 0 and isinstance(value, int):
             return f"must be a positive integer, got {show(value)}"
@@ -82,11 +84,18 @@ def _message(err: dict, hint: dict | None) -> str:
         return f"must be less than {ctx.get('lt')}, got {show(value)}"
     if kind == "less_than_equal":
         most = ctx.get("le")
-        return f"must be at most {most:,}, got {show(value)}" if isinstance(most, int) else \
-            f"must be at most {most}, got {show(value)}"
+        return (
+            f"must be at most {most:,}, got {show(value)}"
+            if isinstance(most, int)
+            else f"must be at most {most}, got {show(value)}"
+        )
     if kind == "literal_error":
         expected = ctx.get("expected", "")
-        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+        choices = [
+            c.strip().strip("'")
+            for c in expected.replace(" or ", ",").split(",")
+            if c.strip()
+        ]
         return f"must be one of {expected}, got {show(value)}{did_you_mean(value, choices)}"
     if kind == "too_short":
         least = ctx.get("min_length")
@@ -126,12 +135,18 @@ def _user_path(loc: tuple, data: Any) -> tuple:
         if isinstance(current, dict) and part in current:
             out.append(part)
             current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        elif (
+            isinstance(current, list)
+            and isinstance(part, int)
+            and 0 <= part < len(current)
+        ):
             out.append(part)
             current = current[part]
         elif i == len(loc) - 1 and isinstance(current, dict):
             out.append(part)  # a missing or unknown key
-        elif not isinstance(part, int) and (isinstance(current, dict) or current is None):
+        elif not isinstance(part, int) and (
+            isinstance(current, dict) or current is None
+        ):
             continue  # a branch name of a union (str, int, function-after[...])
     return tuple(out)
 
@@ -158,7 +173,11 @@ def problems_from_validation(
             if loc and loc[0] == "layers" and len(loc) > 1:
                 continue  # layers were validated one by one, with better paths
             loc = _user_path(loc, data)
-            hint = {"choices": _known_keys(loc[:-1])} if err["type"] == "extra_forbidden" else None
+            hint = (
+                {"choices": _known_keys(loc[:-1])}
+                if err["type"] == "extra_forbidden"
+                else None
+            )
         else:
             hint = layer_hint
             loc = tuple(part for part in loc if not _is_union_tag(part))
@@ -166,7 +185,9 @@ def problems_from_validation(
     # `out_featurs: 8` is one mistake, not two: drop "out_features: required" when an unknown key
     # beside it is a misspelling of it (the unknown key's message suggests the right name)
     misspelled = {
-        (err["loc"][:-1], misspelled_for(err, hint)) for err, hint in located if misspelled_for(err, hint)
+        (err["loc"][:-1], misspelled_for(err, hint))
+        for err, hint in located
+        if misspelled_for(err, hint)
     }
     for err, hint in located:
         loc = err["loc"]
@@ -185,7 +206,7 @@ def problems_from_validation(
     for path, messages in merged.items():
         if len(messages) > 1 and all(m.startswith("must be ") for m in messages):
             got = messages[0].rsplit(", got ", 1)[-1]
-            wants = [m[len("must be "):].rsplit(", got ", 1)[0] for m in messages]
+            wants = [m[len("must be ") :].rsplit(", got ", 1)[0] for m in messages]
             messages = [f"must be {' or '.join(wants)}, got {got}"]
         problems.extend(Problem(path, m, lines[path]) for m in messages)
     return problems
@@ -193,7 +214,9 @@ def problems_from_validation(
 
 def _known_keys(loc: tuple) -> list[str]:
     """Return the keys the Spec model accepts at a path (for did-you-mean on unknown keys)."""
-    from .spec import Spec  # local: spec imports layers, which this module must not need at import
+    from .spec import (
+        Spec,
+    )  # local: spec imports layers, which this module must not need at import
 
     model: Any = Spec
     for part in loc:

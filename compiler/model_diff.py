@@ -24,8 +24,12 @@ class Node:
     path: str
     kind: str  # "layer" | "module"
     type: str  # layer type, block name, "sequential" or "repeat"
-    args: dict[str, Any]  # torch arguments of a layer; a block use's arguments; a repeat's times
-    written: dict[str, Any]  # the arguments as written (a layer's non-defaults), for display
+    args: dict[
+        str, Any
+    ]  # torch arguments of a layer; a block use's arguments; a repeat's times
+    written: dict[
+        str, Any
+    ]  # the arguments as written (a layer's non-defaults), for display
     inferred: tuple[str, ...]  # arguments computed from the input shape
     output_shape: list[int]
     params: int
@@ -62,14 +66,33 @@ def _plain(value: Any) -> Any:
 
 def _leaf_node(path: str, leaf: Leaf) -> Node:
     layer = leaf.layer
-    written = layer.model_dump(mode="json", exclude_defaults=True, exclude={"name", "type"})
-    inferred = tuple(arg for arg in type(layer).inferred if getattr(layer, arg, None) is None)
-    return Node(path, "layer", layer.type_name, _plain(leaf.kwargs), written, inferred,
-                list(leaf.info.output_shape), leaf.info.params, leaf_macs(leaf), 1, "")
+    written = layer.model_dump(
+        mode="json", exclude_defaults=True, exclude={"name", "type"}
+    )
+    inferred = tuple(
+        arg for arg in type(layer).inferred if getattr(layer, arg, None) is None
+    )
+    return Node(
+        path,
+        "layer",
+        layer.type_name,
+        _plain(leaf.kwargs),
+        written,
+        inferred,
+        list(leaf.info.output_shape),
+        leaf.info.params,
+        leaf_macs(leaf),
+        1,
+        "",
+    )
 
 
 def _count_layers(node: Any) -> int:
-    return sum(1 for _, n in walk(node.body if isinstance(node, Module) else [node]) if isinstance(n, Leaf))
+    return sum(
+        1
+        for _, n in walk(node.body if isinstance(node, Module) else [node])
+        if isinstance(n, Leaf)
+    )
 
 
 def _module_node(path: str, node: Module | Repeat) -> Node:
@@ -83,8 +106,20 @@ def _module_node(path: str, node: Module | Repeat) -> Node:
         wiring = "" if node.is_chain else describe_wiring(node.body)
         layers = _count_layers(node)
     structure = describe_wiring(node.body) if isinstance(node, Module) else ""
-    return Node(path, "module", kind, args, args, (), list(node.info.output_shape),
-                node.info.params, node_macs(node), layers, wiring, structure)
+    return Node(
+        path,
+        "module",
+        kind,
+        args,
+        args,
+        (),
+        list(node.info.output_shape),
+        node.info.params,
+        node_macs(node),
+        layers,
+        wiring,
+        structure,
+    )
 
 
 def _bound_value(bound: Any) -> Any:
@@ -117,7 +152,11 @@ def model_nodes(tree: Module) -> dict[str, Node]:
     """Return every layer and module of a resolved model by qualified name, in registration order."""
     out = {}
     for path, node in walk(tree.body):
-        out[path] = _leaf_node(path, node) if isinstance(node, Leaf) else _module_node(path, node)
+        out[path] = (
+            _leaf_node(path, node)
+            if isinstance(node, Leaf)
+            else _module_node(path, node)
+        )
     return out
 
 
@@ -145,7 +184,9 @@ def _differences(old: Node, new: Node) -> list[dict[str, Any]]:
         if before != after:
             found.append({"field": field, "old": before, "new": after})
     if new.kind == "module" and not own and old.kind == new.kind:
-        return []  # a module whose only changes come from its layers: the layers say them
+        return (
+            []
+        )  # a module whose only changes come from its layers: the layers say them
     return found
 
 
@@ -174,30 +215,66 @@ def model_changes(old_tree: Module, new_tree: Module) -> list[dict[str, Any]]:
     old_wiring = "" if old_tree.is_chain else describe_wiring(old_tree.body)
     new_wiring = "" if new_tree.is_chain else describe_wiring(new_tree.body)
     if old_wiring != new_wiring and old_tree.body and new_tree.body:
-        changes.append({"path": "", "status": "changed", "kind": "module", "type": "model",
-                        "differences": [{"field": "wiring", "old": describe_wiring(old_tree.body),
-                                         "new": describe_wiring(new_tree.body)}]})
-    folded: list[str] = []  # added or removed modules: what is inside them is not listed
+        changes.append(
+            {
+                "path": "",
+                "status": "changed",
+                "kind": "module",
+                "type": "model",
+                "differences": [
+                    {
+                        "field": "wiring",
+                        "old": describe_wiring(old_tree.body),
+                        "new": describe_wiring(new_tree.body),
+                    }
+                ],
+            }
+        )
+    folded: list[str] = (
+        []
+    )  # added or removed modules: what is inside them is not listed
     for old_path, new_path in _aligned(list(old_nodes), list(new_nodes)):
         path = new_path if new_path is not None else old_path
         if _inside(path, folded):
             continue
-        old, new = old_nodes.get(old_path) if old_path else None, new_nodes.get(new_path) if new_path else None
+        old, new = old_nodes.get(old_path) if old_path else None, (
+            new_nodes.get(new_path) if new_path else None
+        )
         if old is not None and new is not None:
             differences = _differences(old, new)
-            if old.kind != new.kind:  # a layer became a module or back: the whole thing changed
+            if (
+                old.kind != new.kind
+            ):  # a layer became a module or back: the whole thing changed
                 folded.append(path)
             if differences:
-                changes.append({"path": path, "status": "changed", "kind": new.kind, "type": new.type,
-                                "old": old.data(), "new": new.data(), "written_old": old.written,
-                                "written_new": new.written, "differences": differences})
+                changes.append(
+                    {
+                        "path": path,
+                        "status": "changed",
+                        "kind": new.kind,
+                        "type": new.type,
+                        "old": old.data(),
+                        "new": new.data(),
+                        "written_old": old.written,
+                        "written_new": new.written,
+                        "differences": differences,
+                    }
+                )
             continue
         node = new if new is not None else old
         if node.kind == "module":
             folded.append(path)
-        changes.append({"path": path, "status": "added" if new is not None else "removed",
-                        "kind": node.kind, "type": node.type, "old": old.data() if old else None,
-                        "new": new.data() if new else None, "written": node.written})
+        changes.append(
+            {
+                "path": path,
+                "status": "added" if new is not None else "removed",
+                "kind": node.kind,
+                "type": node.type,
+                "old": old.data() if old else None,
+                "new": new.data() if new else None,
+                "written": node.written,
+            }
+        )
     return changes
 
 
@@ -207,8 +284,12 @@ def state_dict_changes(old_tree: Module, new_tree: Module) -> dict[str, Any]:
     Loading is strict `load_state_dict`: every key present on both sides, with the same shape.
     """
     old, new = state_entries(old_tree), state_entries(new_tree)
-    vanish = [{"key": k, "shape": list(e.shape)} for k, e in old.items() if k not in new]
-    appear = [{"key": k, "shape": list(e.shape)} for k, e in new.items() if k not in old]
+    vanish = [
+        {"key": k, "shape": list(e.shape)} for k, e in old.items() if k not in new
+    ]
+    appear = [
+        {"key": k, "shape": list(e.shape)} for k, e in new.items() if k not in old
+    ]
     reshaped = [
         {"key": k, "old": list(e.shape), "new": list(new[k].shape)}
         for k, e in old.items()
@@ -249,7 +330,9 @@ def side(spec: Any, source: str) -> dict[str, Any]:
     }
 
 
-def spec_diff(old_spec: Any, new_spec: Any, old_source: str, new_source: str) -> dict[str, Any]:
+def spec_diff(
+    old_spec: Any, new_spec: Any, old_source: str, new_source: str
+) -> dict[str, Any]:
     """Return the whole diff of two validated specs as JSON data (what `nnspec diff --json` prints).
 
     `old_spec` may be None for a spec that did not exist (everything is added); `new_spec` too.
@@ -262,8 +345,12 @@ def spec_diff(old_spec: Any, new_spec: Any, old_source: str, new_source: str) ->
     new_tree = model_tree(new_spec) if new_spec is not None else empty
     training: list[dict[str, Any]] = []
     if old_spec is not None and new_spec is not None:
-        _walk_data(old_spec.training_or_default.model_dump(mode="json"),
-                   new_spec.training_or_default.model_dump(mode="json"), "training", training)
+        _walk_data(
+            old_spec.training_or_default.model_dump(mode="json"),
+            new_spec.training_or_default.model_dump(mode="json"),
+            "training",
+            training,
+        )
     return {
         "old": side(old_spec, old_source) if old_spec is not None else None,
         "new": side(new_spec, new_source) if new_spec is not None else None,

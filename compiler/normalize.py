@@ -43,7 +43,9 @@ class EntryKind:
 def layer_kinds() -> dict[str, EntryKind]:
     """Return the EntryKind of every registered layer type."""
     return {
-        name: EntryKind(cls.primary, tuple(a for a in cls.model_fields if a not in ("type", "name")))
+        name: EntryKind(
+            cls.primary, tuple(a for a in cls.model_fields if a not in ("type", "name"))
+        )
         for name, cls in REGISTRY.items()
     }
 
@@ -51,11 +53,51 @@ def layer_kinds() -> dict[str, EntryKind]:
 # Parts of a type's name that change what it computes: a suggestion must keep each of them
 # (`adaptivemaxpool2d` is never "adaptiveavgpool2d", `hardtanh` never "tanh").
 _MEANINGFUL = (
-    "adaptive", "max", "avg", "lp", "fractional", "batch", "instance", "layer", "group", "rms",
-    "local", "hard", "leaky", "log", "soft", "shrink", "sign", "transpose", "pixel", "zero",
-    "reflection", "replication", "circular", "constant", "pad", "unflatten", "flatten", "un",
-    "multihead", "encoder", "decoder", "cell", "bag", "lazy", "alpha", "feature", "sigmoid",
-    "tanh", "relu", "elu", "gelu", "silu", "mish", "swish", "loss",
+    "adaptive",
+    "max",
+    "avg",
+    "lp",
+    "fractional",
+    "batch",
+    "instance",
+    "layer",
+    "group",
+    "rms",
+    "local",
+    "hard",
+    "leaky",
+    "log",
+    "soft",
+    "shrink",
+    "sign",
+    "transpose",
+    "pixel",
+    "zero",
+    "reflection",
+    "replication",
+    "circular",
+    "constant",
+    "pad",
+    "unflatten",
+    "flatten",
+    "un",
+    "multihead",
+    "encoder",
+    "decoder",
+    "cell",
+    "bag",
+    "lazy",
+    "alpha",
+    "feature",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "elu",
+    "gelu",
+    "silu",
+    "mish",
+    "swish",
+    "loss",
 )
 LIST_MARKER = "; the layer types are: "
 
@@ -65,7 +107,7 @@ def _key(word: str) -> str:
     word = word.strip()
     for prefix in ("torch.nn.", "nn."):
         if word.startswith(prefix):
-            word = word[len(prefix):]
+            word = word[len(prefix) :]
     return word.lower().replace("_", "").replace("-", "")
 
 
@@ -91,7 +133,8 @@ def _same_operation(word: str, candidate: str) -> bool:
 def suggest_type(value: str, choices) -> str | None:
     """Return the type `value` most likely means, or None: the same name in torch's spelling
     (`ReLU`, `nn.Conv2d`, `batch_norm2d`), or a close spelling that computes the same thing;
-    never a different operation (`relu6` is not `relu`, even where relu6 is not a type)."""
+    never a different operation (`relu6` is not `relu`, even where relu6 is not a type).
+    """
     from .torch_names import BY_KEY
 
     choices = list(choices)
@@ -129,7 +172,12 @@ def unknown_type_message(value: Any, choices) -> str:
 
 
 def normalize_layer(
-    raw: Any, index: int, problems: list[Problem], line_of, path: Path | None = None, kinds=None
+    raw: Any,
+    index: int,
+    problems: list[Problem],
+    line_of,
+    path: Path | None = None,
+    kinds=None,
 ) -> NormalizedLayer:
     """Return the canonical form of one layer; append a Problem for each form mistake.
 
@@ -141,7 +189,9 @@ def normalize_layer(
     here = format_path(path)
 
     def fail(message: str, at: Path = path) -> NormalizedLayer:
-        problems.append(Problem(format_path(at) if at != path else here, message, line_of(at)))
+        problems.append(
+            Problem(format_path(at) if at != path else here, message, line_of(at))
+        )
         return NormalizedLayer(index, None, None, {}, path)
 
     if isinstance(raw, str):  # bare name: `- relu`
@@ -169,13 +219,16 @@ def normalize_layer(
             " (indent the arguments under the type, or add `type:`)"
         )
 
-    (kind, value), = raw.items()
+    ((kind, value),) = raw.items()
     if not isinstance(kind, str) or kind not in kinds:
         return fail(unknown_type_message(kind, kinds))
     entry = kinds[kind]
     if isinstance(value, dict):  # single-key mapping: `- linear: {out_features: 64}`
         if "type" in value:
-            return fail(f"`type` is already given by the key '{kind}'; remove it", path + (kind, "type"))
+            return fail(
+                f"`type` is already given by the key '{kind}'; remove it",
+                path + (kind, "type"),
+            )
         arg_paths = {key: path + (kind, key) for key in value}
         return NormalizedLayer(index, {"type": kind, **value}, kind, arg_paths, path)
     if value is None:  # `- relu:` with nothing after it means the bare name
@@ -183,9 +236,17 @@ def normalize_layer(
     if entry.primary is None:  # primary argument form, for a layer that has none
         args = entry.arguments
         how = f"`- {kind}: {{{args[0]}: ...}}`" if args else f"`- {kind}`"
-        return fail(f"{kind} has no primary argument, so `{kind}: {value!r}` is ambiguous; write {how}",
-                    path + (kind,))
-    return NormalizedLayer(index, {"type": kind, entry.primary: value}, kind, {entry.primary: path + (kind,)}, path)
+        return fail(
+            f"{kind} has no primary argument, so `{kind}: {value!r}` is ambiguous; write {how}",
+            path + (kind,),
+        )
+    return NormalizedLayer(
+        index,
+        {"type": kind, entry.primary: value},
+        kind,
+        {entry.primary: path + (kind,)},
+        path,
+    )
 
 
 def _describe(value: Any) -> str:

@@ -49,7 +49,11 @@ _SAFE_SCALAR_TAGS = {
 def decode_text(raw: bytes, source: str) -> str:
     """Return the text of a spec file, refusing oversized files and invalid UTF-8."""
     if len(raw) > MAX_FILE_BYTES:
-        raise LoadError(Problem("", f"file is {len(raw)} bytes; specs are limited to {MAX_FILE_BYTES}"))
+        raise LoadError(
+            Problem(
+                "", f"file is {len(raw)} bytes; specs are limited to {MAX_FILE_BYTES}"
+            )
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark carries no meaning; editors add it
     try:
@@ -57,8 +61,12 @@ def decode_text(raw: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise LoadError(
-            Problem("", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                    "save the file as UTF-8", line)
+            Problem(
+                "",
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save the file as UTF-8",
+                line,
+            )
         ) from None
 
 
@@ -74,9 +82,13 @@ def read_yaml(text: str) -> Document:
             line = event.start_mark.line + 1
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 _check_collection_tag(event, builder, line)
-                container: dict | list = {} if isinstance(event, yaml.MappingStartEvent) else []
+                container: dict | list = (
+                    {} if isinstance(event, yaml.MappingStartEvent) else []
+                )
                 if builder.key_expected():
-                    raise builder.value_problem("mapping keys must be plain names, not collections", line)
+                    raise builder.value_problem(
+                        "mapping keys must be plain names, not collections", line
+                    )
                 before = builder.nodes
                 builder.start(container, line)
                 open_anchors.append((event.anchor, before, container))
@@ -95,13 +107,21 @@ def read_yaml(text: str) -> Document:
                     anchors[event.anchor] = (value, 1)
             elif isinstance(event, yaml.AliasEvent):
                 if event.anchor not in anchors:
-                    raise builder.value_problem(f"unknown alias '*{event.anchor}'", line)
+                    raise builder.value_problem(
+                        f"unknown alias '*{event.anchor}'", line
+                    )
                 value, size = anchors[event.anchor]
                 builder.alias(value, size, line)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, text) from None
     if not builder.has_root:
-        raise LoadError(Problem("", "the file is empty; a spec is a mapping with name, input and layers", 1))
+        raise LoadError(
+            Problem(
+                "",
+                "the file is empty; a spec is a mapping with name, input and layers",
+                1,
+            )
+        )
     return builder.document()
 
 
@@ -110,7 +130,13 @@ def _yaml_error(exc: yaml.YAMLError, text: str) -> LoadError:
     if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return LoadError(Problem("", f"the character U+{code:04X} is not allowed in YAML; remove it", line))
+        return LoadError(
+            Problem(
+                "",
+                f"the character U+{code:04X} is not allowed in YAML; remove it",
+                line,
+            )
+        )
     if not isinstance(exc, yaml.MarkedYAMLError):
         return LoadError(Problem("", f"YAML error: {exc}"))
     problem, context = exc.problem_mark, exc.context_mark
@@ -118,8 +144,14 @@ def _yaml_error(exc: yaml.YAMLError, text: str) -> LoadError:
     line = mark.line + 1 if mark else None
     found = exc.problem or exc.context or "unreadable YAML"
     if "maximum nesting depth" in found:  # libyaml's own limit, met before ours
-        return LoadError(Problem("", f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful "
-                                 "of levels", line))
+        return LoadError(
+            Problem(
+                "",
+                f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful "
+                "of levels",
+                line,
+            )
+        )
     message = f"YAML syntax error: {found}"
     if exc.context and context and problem and context.line != problem.line:
         message += f" ({exc.context} that starts at line {context.line + 1})"
@@ -159,12 +191,20 @@ def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: in
     if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
         digits = sum(ch.isdigit() for ch in event.value)
         if digits > MAX_NUMBER_DIGITS:
-            raise LoadError(Problem("", f"a number with {digits} digits is too large for a spec", line))
-    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            raise LoadError(
+                Problem(
+                    "", f"a number with {digits} digits is too large for a spec", line
+                )
+            )
+    node = yaml.ScalarNode(
+        tag, event.value, event.start_mark, event.end_mark, event.style
+    )
     try:
         return loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:
-        raise LoadError(Problem("", f"cannot read {event.value[:40]!r}: {exc}", line)) from None
+        raise LoadError(
+            Problem("", f"cannot read {event.value[:40]!r}: {exc}", line)
+        ) from None
 
 
 _JSON_TOKEN = re.compile(
@@ -231,23 +271,37 @@ def read_json(text: str) -> Document:
         line = line_at(start)
         state = expect[-1] if expect else ("value" if not builder.has_root else "done")
         if state == "done":
-            raise fail(f"unexpected {token[:20]!r} after the end of the document", start)
+            raise fail(
+                f"unexpected {token[:20]!r} after the end of the document", start
+            )
         if kind == "bad":
-            raise builder.value_problem(f"{token} is not a number in JSON; write a finite number", line)
+            raise builder.value_problem(
+                f"{token} is not a number in JSON; write a finite number", line
+            )
         if kind == "punct":
             if token in "{[" and state in ("value", "first_value"):
                 builder.start({} if token == "{" else [], line)
                 expect.append("first_key" if token == "{" else "first_value")
-            elif token == "}" and state in ("first_key", "comma_or_end") and isinstance(builder._stack[-1][0], dict):
+            elif (
+                token == "}"
+                and state in ("first_key", "comma_or_end")
+                and isinstance(builder._stack[-1][0], dict)
+            ):
                 builder.end()
                 expect.pop()
                 value_done()
-            elif token == "]" and state in ("first_value", "comma_or_end") and isinstance(builder._stack[-1][0], list):
+            elif (
+                token == "]"
+                and state in ("first_value", "comma_or_end")
+                and isinstance(builder._stack[-1][0], list)
+            ):
                 builder.end()
                 expect.pop()
                 value_done()
             elif token == "," and state == "comma_or_end":
-                expect[-1] = "key" if isinstance(builder._stack[-1][0], dict) else "value"
+                expect[-1] = (
+                    "key" if isinstance(builder._stack[-1][0], dict) else "value"
+                )
             elif token == ":" and state == "colon":
                 expect[-1] = "value"
             else:
@@ -268,14 +322,22 @@ def read_json(text: str) -> Document:
         else:
             digits = sum(ch.isdigit() for ch in token)
             if digits > MAX_NUMBER_DIGITS:
-                raise builder.value_problem(f"a number with {digits} digits is too large for a spec", line)
+                raise builder.value_problem(
+                    f"a number with {digits} digits is too large for a spec", line
+                )
             value = int(token) if re.fullmatch(r"-?[0-9]+", token) else float(token)
         builder.scalar(value, line, token)
         value_done()
     if expect:
         raise fail("unexpected end of file (an unclosed { or [)", n)
     if not builder.has_root:
-        raise LoadError(Problem("", "the file is empty; a spec is a mapping with name, input and layers", 1))
+        raise LoadError(
+            Problem(
+                "",
+                "the file is empty; a spec is a mapping with name, input and layers",
+                1,
+            )
+        )
     return builder.document()
 
 
@@ -312,7 +374,9 @@ def read_data(data: Any) -> Document:
         else:
             raise builder.value_problem(
                 "must be plain data (text, a number, true/false, null, a list or a mapping), "
-                f"got {type(item).__name__}", None)
+                f"got {type(item).__name__}",
+                None,
+            )
     return builder.document()
 
 

@@ -12,7 +12,9 @@ from .layers.base import GROUPS
 def _default(field) -> str:
     if field.default is PydanticUndefined:
         return "required"
-    return "`null`" if field.default is None else f"`{field.default!r}`".replace("'", "")
+    return (
+        "`null`" if field.default is None else f"`{field.default!r}`".replace("'", "")
+    )
 
 
 def layer_reference() -> str:
@@ -61,7 +63,9 @@ def layer_reference() -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, kind in CONTAINERS.items():
-        args = ", ".join(f"`{a}`" for a in kind.arguments + (("name",) if kind.is_module else ()))
+        args = ", ".join(
+            f"`{a}`" for a in kind.arguments + (("name",) if kind.is_module else ())
+        )
         out.append(f"| `{name}` | {kind.primary or '—'} | {args} | {kind.summary} |")
     out += [
         "",
@@ -70,13 +74,23 @@ def layer_reference() -> str:
         "(`basic_block1`).",
     ]
     for name, cls in REGISTRY.items():
-        out += ["", f"## `{name}`", "", (cls.__doc__ or "").strip(), "", "| argument | default |", "| --- | --- |"]
+        out += [
+            "",
+            f"## `{name}`",
+            "",
+            (cls.__doc__ or "").strip(),
+            "",
+            "| argument | default |",
+            "| --- | --- |",
+        ]
         for arg, field in cls.model_fields.items():
             if arg in ("type",):
                 continue
             note = " (inferred)" if arg in cls.inferred else ""
             note += " (primary)" if arg == cls.primary else ""
-            out.append(f"| `{arg}`{note} | {_default(field) if arg != 'name' else 'automatic: ' + cls.prefix + 'N'} |")
+            out.append(
+                f"| `{arg}`{note} | {_default(field) if arg != 'name' else 'automatic: ' + cls.prefix + 'N'} |"
+            )
     return "\n".join(out) + "\n"
 
 

@@ -11,7 +11,10 @@ from .spec import Spec
 SCHEMA_ID = "https://nnspec.dev/schema/spec-v1.json"
 # A JSON spec may name its schema for editors (`"$schema": "../docs/nnspec.schema.json"`); the
 # loader checks that it is a string and drops it.
-SCHEMA_KEY = {"type": "string", "description": "the JSON Schema of this file, for editors; ignored by nnspec"}
+SCHEMA_KEY = {
+    "type": "string",
+    "description": "the JSON Schema of this file, for editors; ignored by nnspec",
+}
 
 
 def _short_forms(defs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -42,7 +45,10 @@ def _short_forms(defs: dict[str, Any]) -> list[dict[str, Any]]:
                 "additionalProperties": False,
             }
         )
-    return [{"type": "string", "enum": bare, "title": "layer type (bare name)"}, *single_key]
+    return [
+        {"type": "string", "enum": bare, "title": "layer type (bare name)"},
+        *single_key,
+    ]
 
 
 def json_schema() -> dict[str, Any]:
@@ -62,8 +68,14 @@ def json_schema() -> dict[str, Any]:
         if "type" not in canonical["required"]:
             canonical["required"].insert(0, "type")
     canonical_union = schema["properties"]["layers"]["items"]
-    defs["LayerEntry"] = {"anyOf": [*_short_forms(defs), canonical_union, *_container_forms(),
-                                    *_block_use_forms()]}
+    defs["LayerEntry"] = {
+        "anyOf": [
+            *_short_forms(defs),
+            canonical_union,
+            *_container_forms(),
+            *_block_use_forms(),
+        ]
+    }
     defs["LayerList"] = {"type": "array", "items": {"$ref": "#/$defs/LayerEntry"}}
     schema["properties"]["layers"]["items"] = {"$ref": "#/$defs/LayerEntry"}
     schema["properties"]["blocks"] = _blocks_schema()
@@ -86,22 +98,46 @@ def _container_forms() -> list[dict[str, Any]]:
 
     arguments: dict[str, dict[str, Any]] = {
         "sequential": {"name": {"type": "string"}, "layers": _LIST},
-        "residual": {"layers": {"anyOf": [_LIST, _PARAM]}, "shortcut": {"anyOf": [_LIST, _PARAM]}},
-        "branches": {"merge": {"enum": list(MERGES)}, "dim": {"type": "integer"},
-                     "paths": {"type": "array", "items": {"anyOf": [_LIST, _PARAM]}}},
-        "repeat": {"name": {"type": "string"},
-                   "times": {"anyOf": [{"type": "integer", "minimum": 0}, _PARAM]}, "layers": _LIST},
+        "residual": {
+            "layers": {"anyOf": [_LIST, _PARAM]},
+            "shortcut": {"anyOf": [_LIST, _PARAM]},
+        },
+        "branches": {
+            "merge": {"enum": list(MERGES)},
+            "dim": {"type": "integer"},
+            "paths": {"type": "array", "items": {"anyOf": [_LIST, _PARAM]}},
+        },
+        "repeat": {
+            "name": {"type": "string"},
+            "times": {"anyOf": [{"type": "integer", "minimum": 0}, _PARAM]},
+            "layers": _LIST,
+        },
     }
-    required = {"sequential": ["layers"], "residual": ["layers"], "branches": ["paths"],
-                "repeat": ["times", "layers"]}
+    required = {
+        "sequential": ["layers"],
+        "residual": ["layers"],
+        "branches": ["paths"],
+        "repeat": ["times", "layers"],
+    }
     forms = []
     for name, kind in CONTAINERS.items():
-        body = {"type": "object", "description": kind.summary, "properties": arguments[name],
-                "required": required[name], "additionalProperties": False}
+        body = {
+            "type": "object",
+            "description": kind.summary,
+            "properties": arguments[name],
+            "required": required[name],
+            "additionalProperties": False,
+        }
         choices = [body] + ([arguments[name][kind.primary]] if kind.primary else [])
-        forms.append({"type": "object", "title": f"{name} (container)",
-                      "properties": {name: {"anyOf": choices}}, "required": [name],
-                      "additionalProperties": False})
+        forms.append(
+            {
+                "type": "object",
+                "title": f"{name} (container)",
+                "properties": {name: {"anyOf": choices}},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        )
         canonical = copy.deepcopy(body)
         canonical["properties"] = {"type": {"const": name}, **canonical["properties"]}
         canonical["required"] = ["type", *canonical["required"]]
@@ -113,10 +149,20 @@ def _block_use_forms() -> list[dict[str, Any]]:
     """Return the schemas of a block use: its name, `- Block: VALUE`, or canonical."""
     return [
         {"type": "string", "pattern": BLOCK_NAME, "title": "block use (bare name)"},
-        {"type": "object", "title": "block use", "minProperties": 1, "maxProperties": 1,
-         "patternProperties": {BLOCK_NAME: {}}, "additionalProperties": False},
-        {"type": "object", "title": "block use (canonical)", "required": ["type"],
-         "properties": {"type": {"type": "string", "pattern": BLOCK_NAME}}},
+        {
+            "type": "object",
+            "title": "block use",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "patternProperties": {BLOCK_NAME: {}},
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "title": "block use (canonical)",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "pattern": BLOCK_NAME}},
+        },
     ]
 
 
@@ -126,13 +172,24 @@ def _blocks_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "description": {"type": "string"},
-            "params": {"type": "object", "description": "each parameter's default; `required` "
-                       "for none; [] for a layer-list parameter"},
-            "layers": {"type": "array", "minItems": 1, "description": "layers as anywhere else; "
-                       "`$param` and integer expressions such as \"$width * 4\" stand for values"},
+            "params": {
+                "type": "object",
+                "description": "each parameter's default; `required` "
+                "for none; [] for a layer-list parameter",
+            },
+            "layers": {
+                "type": "array",
+                "minItems": 1,
+                "description": "layers as anywhere else; "
+                '`$param` and integer expressions such as "$width * 4" stand for values',
+            },
         },
         "required": ["layers"],
         "additionalProperties": False,
     }
-    return {"type": "object", "description": "reusable, parameterized layer lists, used like a "
-            "layer type", "patternProperties": {BLOCK_NAME: definition}, "additionalProperties": False}
+    return {
+        "type": "object",
+        "description": "reusable, parameterized layer lists, used like a " "layer type",
+        "patternProperties": {BLOCK_NAME: definition},
+        "additionalProperties": False,
+    }

@@ -194,7 +194,11 @@ class Resolver:
                     f"a repeat whose copy is one {kind} cannot be an nn.Sequential of its copies "
                     f"({kind} is not called as `x = layer(x)`); write its layers as "
                     f"`[sequential: [{kind}: ...]]`"
-                    + ("" if kind not in ("lstm", "gru", "rnn") else ", or use num_layers"),
+                    + (
+                        ""
+                        if kind not in ("lstm", "gru", "rnn")
+                        else ", or use num_layers"
+                    ),
                     ("repeat",),
                 )
         symbolic_times = repeat.times_expr is not None and not isinstance(
@@ -284,7 +288,10 @@ class Resolver:
     def branches(
         self, branches: Branches, shape: Shape, exprs: Exprs
     ) -> tuple[Shape, Exprs]:
-        ids, after = self.ids, []  # every path gets the same input: ids on an int64 input
+        ids, after = (
+            self.ids,
+            [],
+        )  # every path gets the same input: ids on an int64 input
         results = []
         for path in branches.paths:
             self.ids = ids
@@ -406,7 +413,9 @@ def residual_message(
             conv += f", stride: {stride}" if stride > 1 else ""
             projection = f"[{conv}, bias: false}}, batchnorm2d]"
             if param is not None:
-                text += f"; pass a projection shortcut in this use: `{param}: {projection}`"
+                text += (
+                    f"; pass a projection shortcut in this use: `{param}: {projection}`"
+                )
             else:
                 text += f"; add a projection shortcut: `shortcut: {projection}`"
     return text

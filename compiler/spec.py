@@ -35,7 +35,9 @@ def check_class_name(value: Any) -> str:
     """Return `value` if it can name the generated class; raise ValueError with the reason."""
     value = check_identifier(value, "class name")
     if value in _MODULE_NAMES or hasattr(builtins, value):
-        raise ValueError(f"{value!r} would shadow a name the generated module uses; pick another")
+        raise ValueError(
+            f"{value!r} would shadow a name the generated module uses; pick another"
+        )
     return value
 
 
@@ -43,7 +45,11 @@ def check_description(value: Any) -> str:
     """Return `value` if it is plain text fit for a docstring; raise ValueError otherwise."""
     if not isinstance(value, str):
         raise ValueError(f"must be text, got {type(value).__name__}")
-    bad = [ch for ch in value if (ord(ch) < 32 and ch not in "\n\t") or ch in "\x7f\u2028\u2029"]
+    bad = [
+        ch
+        for ch in value
+        if (ord(ch) < 32 and ch not in "\n\t") or ch in "\x7f\u2028\u2029"
+    ]
     if bad:
         raise ValueError(f"contains the control character {bad[0]!r}; use plain text")
     return value
@@ -58,7 +64,11 @@ def _layers_from_data(value: Any) -> Any:
         return value
     out = []
     for item in value:
-        if isinstance(item, dict) and isinstance(item.get("type"), str) and item["type"] in REGISTRY:
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and item["type"] in REGISTRY
+        ):
             item = REGISTRY[item["type"]].model_validate(item)
         out.append(item)
     return out
@@ -78,7 +88,11 @@ class InputSpec(BaseModel):
 
 
 def _input_form(value: Any) -> str:
-    return "mapping" if isinstance(value, dict) or isinstance(value, InputSpec) else "shape"
+    return (
+        "mapping"
+        if isinstance(value, dict) or isinstance(value, InputSpec)
+        else "shape"
+    )
 
 
 class Spec(BaseModel):
@@ -88,7 +102,10 @@ class Spec(BaseModel):
 
     spec_version: Literal[1] = 1
     name: Annotated[str, BeforeValidator(check_class_name)]
-    description: Annotated[str, BeforeValidator(check_description), Field(max_length=4000)] | None = None
+    description: (
+        Annotated[str, BeforeValidator(check_description), Field(max_length=4000)]
+        | None
+    ) = None
     # A shape, or {shape, dtype}; after validation `input` is always the shape and
     # `input_dtype` the element type (so `torch.randn(2, *spec.input)` reads as before).
     input: Annotated[
@@ -98,8 +115,11 @@ class Spec(BaseModel):
     # Layers are validated one by one through the registry (each class builds its validator only
     # when first used, which keeps `nnspec validate` fast); schema.py publishes the full union.
     # Containers and block uses are Composites, read by compiler/expand.py.
-    layers: Annotated[list[SerializeAsAny[InstanceOf[LayerSpec]] | InstanceOf[Composite]],
-                      BeforeValidator(_layers_from_data), Field(min_length=1, max_length=MAX_LAYERS)]
+    layers: Annotated[
+        list[SerializeAsAny[InstanceOf[LayerSpec]] | InstanceOf[Composite]],
+        BeforeValidator(_layers_from_data),
+        Field(min_length=1, max_length=MAX_LAYERS),
+    ]
     # Block definitions as written (templates: `$param` values); compiler/blocks.py checks them.
     blocks: dict[str, Any] | None = None
     training: TrainingConfig | None = None
@@ -115,14 +135,18 @@ class Spec(BaseModel):
     def _input_shape(self) -> "Spec":
         if isinstance(self.input, InputSpec):
             self._input_dtype = self.input.dtype
-            object.__setattr__(self, "input", list(self.input.shape))  # frozen: set once, here
+            object.__setattr__(
+                self, "input", list(self.input.shape)
+            )  # frozen: set once, here
         return self
 
     @model_validator(mode="after")
     def _name_layers(self) -> "Spec":
         named, problems = assign_names(self.layers)
         if problems:
-            raise ValueError("; ".join(f"layers[{i}]: {message}" for i, message in problems))
+            raise ValueError(
+                "; ".join(f"layers[{i}]: {message}" for i, message in problems)
+            )
         object.__setattr__(self, "layers", named)  # frozen model: set once, here
         return self
 
@@ -190,23 +214,38 @@ def assign_names(layers: list) -> tuple[list, list[tuple[int, str]]]:
             continue
         if layer.name is not None:
             if name.startswith("_"):
-                problems.append((i, f"name {name!r} starts with '_', which torch keeps for its internals"))
+                problems.append(
+                    (
+                        i,
+                        f"name {name!r} starts with '_', which torch keeps for its internals",
+                    )
+                )
             elif name in RESERVED_ATTRIBUTES:
                 problems.append(
-                    (i, f"name {name!r} is an attribute of torch.nn.Module; pick another, e.g. {name}_layer")
+                    (
+                        i,
+                        f"name {name!r} is an attribute of torch.nn.Module; pick another, e.g. {name}_layer",
+                    )
                 )
         if name in seen:
             j = seen[name]
             how = "automatic name" if layers[j].name is None else "name"
             mine = "name" if layer.name is not None else "automatic name"
             problems.append(
-                (i, f"{mine} {name!r} is already the {how} of layers[{j}]; names must be unique, "
-                    "so give one of them another name")
+                (
+                    i,
+                    f"{mine} {name!r} is already the {how} of layers[{j}]; names must be unique, "
+                    "so give one of them another name",
+                )
             )
         else:
             seen[name] = i
     named = [
-        layer if layer.name == name or name is None else layer.model_copy(update={"name": name})
+        (
+            layer
+            if layer.name == name or name is None
+            else layer.model_copy(update={"name": name})
+        )
         for layer, name in zip(layers, final)
     ]
     return named, problems
@@ -219,12 +258,20 @@ def spec_data(spec: Spec) -> dict[str, Any]:
     """
     data = spec.model_dump(mode="json")
     data["layers"] = [
-        layer.canonical() if isinstance(layer, Composite)
-        else {"type": layer.type_name, **{k: v for k, v in dumped.items() if k != "type"}}
+        (
+            layer.canonical()
+            if isinstance(layer, Composite)
+            else {
+                "type": layer.type_name,
+                **{k: v for k, v in dumped.items() if k != "type"},
+            }
+        )
         for layer, dumped in zip(spec.layers, data["layers"])
     ]
     if data.get("blocks") is None:
-        data.pop("blocks", None)  # a spec without blocks keeps the digest it had before blocks
+        data.pop(
+            "blocks", None
+        )  # a spec without blocks keeps the digest it had before blocks
     if spec.input_dtype != "float32":
         data["input"] = {"shape": data["input"], "dtype": spec.input_dtype}
     return data
@@ -245,5 +292,7 @@ def model_digest(spec: Spec) -> str:
 
 def spec_digest(spec: Spec) -> str:
     """Return the sha256 (hex) of the normalized spec: equal for specs that mean the same."""
-    text = json.dumps(spec_data(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(
+        spec_data(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

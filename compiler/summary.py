@@ -1,5 +1,6 @@
 """A static summary of a spec: the module tree with each node's output shape, parameters and MACs,
-and the model's memory (parameters, activations, an estimate of training), without torch."""
+and the model's memory (parameters, activations, an estimate of training), without torch.
+"""
 
 from __future__ import annotations
 
@@ -170,12 +171,16 @@ def summary_table(data: dict[str, Any]) -> str:
     train = memory["training"]
     lines.append(f"Total params:         {data['total_params']:,}")
     lines.append(f"Trainable params:     {data['trainable_params']:,}")
-    lines.append(f"Total MACs:           {human_count(data['total_macs'])} per sample "
-                 f"({data['total_macs']:,})")
+    lines.append(
+        f"Total MACs:           {human_count(data['total_macs'])} per sample "
+        f"({data['total_macs']:,})"
+    )
     lines.append(f"Parameter memory:     {_human_bytes(data['param_bytes'])} (float32)")
-    lines.append(f"Activations:          {_human_bytes(memory['activations_per_sample'])} per sample "
-                 f"(every layer's output), {_human_bytes(memory['kept_for_backward_per_sample'])} "
-                 "kept for backward")
+    lines.append(
+        f"Activations:          {_human_bytes(memory['activations_per_sample'])} per sample "
+        f"(every layer's output), {_human_bytes(memory['kept_for_backward_per_sample'])} "
+        "kept for backward"
+    )
     lines.append(
         f"Training memory:      ~{_human_bytes(train['total'])} at batch {train['batch_size']} with "
         f"{train['optimizer']} (estimate): parameters {_human_bytes(train['parameters'])}, gradients "

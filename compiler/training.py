@@ -20,8 +20,12 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the samples come from and how they are split."""
 
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "csv", "npz"] = "digits"
-    val_fraction: Fraction = 0.2  # share of the training samples held out for validation
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "csv", "npz"] = (
+        "digits"
+    )
+    val_fraction: Fraction = (
+        0.2  # share of the training samples held out for validation
+    )
     data_dir: Text = "data"  # torchvision data sets are downloaded here on first use
     download: Bool = True  # torchvision: download when the files are missing
     path: Text | None = None  # csv / npz: the file
@@ -29,7 +33,9 @@ class DataConfig(_Section):
     features: list[Text] | None = None  # csv: feature columns (default: all but target)
     x_key: Text = "x"  # npz: the array of samples
     y_key: Text = "y"  # npz: the array of labels
-    test_fraction: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = 0.0  # csv/npz/digits
+    test_fraction: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = (
+        0.0  # csv/npz/digits
+    )
     # std of the Gaussian noise added to each training input (never to targets or validation):
     # a denoising autoencoder with task reconstruction; 0 adds none
     noise: Annotated[float, Field(ge=0.0, le=1e6, strict=True)] = 0.0
@@ -49,8 +55,13 @@ class OptimizerConfig(_Section):
     weight_decay: NonNegFloat = 0.0  # decoupled in adamw, L2-in-gradient in sgd/adam
     momentum: NonNegFloat = 0.0  # sgd only
     nesterov: Bool = False  # sgd only, needs momentum > 0
-    betas: Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]],
-                     Field(min_length=2, max_length=2)] = [0.9, 0.999]  # adam/adamw
+    betas: Annotated[
+        list[Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]],
+        Field(min_length=2, max_length=2),
+    ] = [
+        0.9,
+        0.999,
+    ]  # adam/adamw
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "OptimizerConfig":
@@ -102,23 +113,39 @@ class TrainingConfig(_Section):
     data: DataConfig = DataConfig()
     # reconstruction: the target is the input itself (autoencoders); the data set's labels,
     # if it has any, are not read
-    task: Literal["classification", "binary", "regression", "reconstruction"] = "classification"
+    task: Literal["classification", "binary", "regression", "reconstruction"] = (
+        "classification"
+    )
     epochs: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 200
     batch_size: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 64
     optimizer: OptimizerConfig = OptimizerConfig()
     regularization: RegularizationConfig = RegularizationConfig()
-    early_stopping: EarlyStoppingConfig | None = EarlyStoppingConfig()  # null: never stop early
+    early_stopping: EarlyStoppingConfig | None = (
+        EarlyStoppingConfig()
+    )  # null: never stop early
     scheduler: SchedulerConfig | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
-    device: Annotated[str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")] = "auto"
+    device: Annotated[
+        str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")
+    ] = "auto"
     amp: Bool = False  # bf16 autocast on cuda
 
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":
-        if self.data.dataset == "csv" and self.data.target is None and self.task != "reconstruction":
-            _refuse(("data",), "dataset 'csv' needs `target`: the name of the label column")
+        if (
+            self.data.dataset == "csv"
+            and self.data.target is None
+            and self.task != "reconstruction"
+        ):
+            _refuse(
+                ("data",), "dataset 'csv' needs `target`: the name of the label column"
+            )
         stopping = self.early_stopping
-        if stopping is not None and stopping.monitor == "val_accuracy" and self.task in NO_ACCURACY:
+        if (
+            stopping is not None
+            and stopping.monitor == "val_accuracy"
+            and self.task in NO_ACCURACY
+        ):
             _refuse(
                 ("early_stopping", "monitor"),
                 f"task {self.task} has no accuracy to monitor; monitor val_loss (its validation "
@@ -127,7 +154,10 @@ class TrainingConfig(_Section):
         return self
 
 
-NO_ACCURACY = ("regression", "reconstruction")  # tasks measured by a loss and MAE, not accuracy
+NO_ACCURACY = (
+    "regression",
+    "reconstruction",
+)  # tasks measured by a loss and MAE, not accuracy
 
 
 def _refuse(loc: tuple, message: str) -> None:

@@ -134,7 +134,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         what = "is a folder" if source.is_dir() else "does not exist"
         raise UserError(f"checkpoint {source} {what}")
     try:
-        with open(source, "rb"):  # a file we cannot open is told apart from a damaged one
+        with open(
+            source, "rb"
+        ):  # a file we cannot open is told apart from a damaged one
             pass
     except OSError as exc:
         raise UserError(
@@ -183,8 +185,17 @@ def _reason(exc: Exception) -> str:
 
 SAFETENSORS_FORMAT = "nnspec-safetensors"
 # what `nnspec export --format safetensors` copies from the checkpoint into the metadata (as text)
-SAFETENSORS_FIELDS = ("spec", "spec_sha256", "epoch", "nnspec_version", "torch_version", "task",
-                      "input", "num_classes", "class_names")
+SAFETENSORS_FIELDS = (
+    "spec",
+    "spec_sha256",
+    "epoch",
+    "nnspec_version",
+    "torch_version",
+    "task",
+    "input",
+    "num_classes",
+    "class_names",
+)
 
 
 def safetensors_bytes(payload: dict[str, Any]) -> bytes:
@@ -198,7 +209,10 @@ def safetensors_bytes(payload: dict[str, Any]) -> bytes:
         if field in payload:
             metadata[field] = json.dumps(payload[field], ensure_ascii=False)
     # safetensors refuses tensors that share memory or are not contiguous: give it plain copies
-    tensors = {key: value.detach().contiguous().clone() for key, value in payload["model"].items()}
+    tensors = {
+        key: value.detach().contiguous().clone()
+        for key, value in payload["model"].items()
+    }
     return save(tensors, metadata=metadata)
 
 
@@ -209,7 +223,9 @@ def is_safetensors(path: str | os.PathLike) -> bool:
             head = f.read(9)
     except OSError:
         return False
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+    return (
+        len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+    )
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, Any]:
@@ -230,13 +246,17 @@ def _read_safetensors(source: Path) -> dict[str, Any]:
     try:
         from safetensors import SafetensorError, safe_open
     except ImportError:  # pragma: no cover - a dependency of nnspec
-        raise UserError(f"{source} is a safetensors file; reading it needs `pip install safetensors`") from None
+        raise UserError(
+            f"{source} is a safetensors file; reading it needs `pip install safetensors`"
+        ) from None
     try:
         with safe_open(str(source), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             model = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{source} is not a loadable safetensors file: {str(exc)[:200]}") from None
+        raise UserError(
+            f"{source} is not a loadable safetensors file: {str(exc)[:200]}"
+        ) from None
     if metadata.get("format") != SAFETENSORS_FORMAT:
         raise UserError(
             f"{source} is a safetensors file, but not one nnspec wrote (no spec in its metadata); "
@@ -248,7 +268,9 @@ def _read_safetensors(source: Path) -> dict[str, Any]:
             try:
                 payload[field] = json.loads(metadata[field])
             except ValueError:
-                raise UserError(f"{source} is damaged: its metadata field {field!r} is not JSON") from None
+                raise UserError(
+                    f"{source} is damaged: its metadata field {field!r} is not JSON"
+                ) from None
     missing = [key for key in ("spec", "spec_sha256", "epoch") if key not in payload]
     if missing:
         raise UserError(f"{source} is damaged: its metadata lacks {', '.join(missing)}")

@@ -17,7 +17,16 @@ from compiler.version import __version__
 from .errors import UserError
 
 COMMANDS = (
-    "validate", "summary", "diff", "schema", "codegen", "lint", "train", "evaluate", "export", "sweep",
+    "validate",
+    "summary",
+    "diff",
+    "schema",
+    "codegen",
+    "lint",
+    "train",
+    "evaluate",
+    "export",
+    "sweep",
 )
 
 

@@ -30,8 +30,14 @@ def _finite(value: float | None) -> float:
     return value if value is not None and math.isfinite(value) else float("nan")
 
 
-def write_complexity_plot(path: str | os.PathLike, points: list[Point], best: int | None,
-                          *, title: str, error_label: str) -> None:
+def write_complexity_plot(
+    path: str | os.PathLike,
+    points: list[Point],
+    best: int | None,
+    *,
+    title: str,
+    error_label: str,
+) -> None:
     """Write the plot as a PNG (atomically); `best` indexes `points`."""
     # Figure + Agg canvas directly: no pyplot, so no global backend or window is involved.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -52,8 +58,12 @@ def write_complexity_plot(path: str | os.PathLike, points: list[Point], best: in
         axes.set_xlabel("trainable parameters (log scale)")
     else:
         xs = [float(i) for i in range(len(points))]
-        axes.set_xticks(xs, [p.label for p in points], rotation=30, ha="right", fontsize="small")
-        axes.set_xlabel(f"variant (all {points[0].params:,} parameters)" if points else "variant")
+        axes.set_xticks(
+            xs, [p.label for p in points], rotation=30, ha="right", fontsize="small"
+        )
+        axes.set_xlabel(
+            f"variant (all {points[0].params:,} parameters)" if points else "variant"
+        )
     _draw_curves(axes, points, xs, best, by_size)
     if best is not None:
         _mark_best(axes, points, xs, best, by_size)
@@ -66,7 +76,9 @@ def write_complexity_plot(path: str | os.PathLike, points: list[Point], best: in
     write_bytes_atomically(path, buffer.getvalue())
 
 
-def _draw_curves(axes, points: list[Point], xs: list[float], best: int | None, by_size: bool) -> None:
+def _draw_curves(
+    axes, points: list[Point], xs: list[float], best: int | None, by_size: bool
+) -> None:
     """Draw every variant as dots, and lines through the best variant of each size."""
     train = [_finite(p.train_error) for p in points]
     val = [_finite(p.val_error) for p in points]
@@ -80,11 +92,27 @@ def _draw_curves(axes, points: list[Point], xs: list[float], best: int | None, b
             current = chosen.get(x)
             if current is None or _better(val[index], val[current]):
                 chosen[x] = index
-    order = sorted(chosen.values(), key=lambda i: xs[i]) if by_size else list(range(len(points)))
-    axes.plot([xs[i] for i in order], [train[i] for i in order], "-o", color="tab:blue",
-              label="training error", zorder=3)
-    axes.plot([xs[i] for i in order], [val[i] for i in order], "-o", color="tab:orange",
-              label="validation error", zorder=3)
+    order = (
+        sorted(chosen.values(), key=lambda i: xs[i])
+        if by_size
+        else list(range(len(points)))
+    )
+    axes.plot(
+        [xs[i] for i in order],
+        [train[i] for i in order],
+        "-o",
+        color="tab:blue",
+        label="training error",
+        zorder=3,
+    )
+    axes.plot(
+        [xs[i] for i in order],
+        [val[i] for i in order],
+        "-o",
+        color="tab:orange",
+        label="validation error",
+        zorder=3,
+    )
 
 
 def _scale_y(axes, points: list[Point]) -> str:
@@ -93,7 +121,12 @@ def _scale_y(axes, points: list[Point]) -> str:
     The small errors of the good models are what the choice is about; on a linear axis the
     underfit models squash them flat. symlog stays linear near 0, so an error of 0 still shows.
     """
-    values = [v for p in points for v in (p.train_error, p.val_error) if v is not None and math.isfinite(v)]
+    values = [
+        v
+        for p in points
+        for v in (p.train_error, p.val_error)
+        if v is not None and math.isfinite(v)
+    ]
     positive = [v for v in values if v > 0]
     if not positive or max(positive) / min(positive) < 20:
         return ""
@@ -110,11 +143,20 @@ def _better(value: float, other: float) -> bool:
     return not math.isnan(value) and (math.isnan(other) or value < other)
 
 
-def _mark_best(axes, points: list[Point], xs: list[float], best: int, by_size: bool) -> None:
+def _mark_best(
+    axes, points: list[Point], xs: list[float], best: int, by_size: bool
+) -> None:
     """Star the best variant; by size, shade its too-simple and too-complex sides."""
     x, y = xs[best], _finite(points[best].val_error)
-    axes.scatter([x], [y], marker="*", s=260, color="tab:red", zorder=5,
-                 label=f"best (lowest validation error): {points[best].label}")
+    axes.scatter(
+        [x],
+        [y],
+        marker="*",
+        s=260,
+        color="tab:red",
+        zorder=5,
+        label=f"best (lowest validation error): {points[best].label}",
+    )
     axes.axvline(x, color="tab:red", linestyle="--", alpha=0.6)
     if not by_size:  # grid order is not an order of complexity
         return
@@ -124,10 +166,25 @@ def _mark_best(axes, points: list[Point], xs: list[float], best: int, by_size: b
     axes.set_xlim(low, high)
     if x > left:
         axes.axvspan(low, x, color="tab:blue", alpha=0.07)
-        axes.text(0.02, 0.03, "\u2190 underfitting\n(too simple: both errors high)",
-                  transform=axes.transAxes, fontsize="small", color="tab:blue", va="bottom")
+        axes.text(
+            0.02,
+            0.03,
+            "\u2190 underfitting\n(too simple: both errors high)",
+            transform=axes.transAxes,
+            fontsize="small",
+            color="tab:blue",
+            va="bottom",
+        )
     if x < right:
         axes.axvspan(x, high, color="tab:red", alpha=0.07)
-        axes.text(0.98, 0.03, "overfitting \u2192\n(too complex: validation error\nstops falling "
-                  "or rises)", transform=axes.transAxes, fontsize="small", color="tab:red",
-                  va="bottom", ha="right")
+        axes.text(
+            0.98,
+            0.03,
+            "overfitting \u2192\n(too complex: validation error\nstops falling "
+            "or rises)",
+            transform=axes.transAxes,
+            fontsize="small",
+            color="tab:red",
+            va="bottom",
+            ha="right",
+        )

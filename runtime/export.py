@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 FORMATS = {"onnx": ".onnx", "torch-export": ".pt2", "safetensors": ".safetensors"}
 INSTALL_HINT = "pip install 'nnspec[export]'"
-TRACE_BATCH = 2  # the batch the model is traced with (torch.export specializes sizes 0 and 1)
+TRACE_BATCH = (
+    2  # the batch the model is traced with (torch.export specializes sizes 0 and 1)
+)
 CHECK_BATCH = 3  # the batch the exported model is checked on: not the traced one
 
 
@@ -37,7 +39,9 @@ class ExportReport:
 
     path: Path
     lines: list[str] = field(default_factory=list)
-    mismatch: bool = False  # the exported model's outputs differ from torch's beyond tolerance
+    mismatch: bool = (
+        False  # the exported model's outputs differ from torch's beyond tolerance
+    )
 
 
 def default_output(checkpoint: Path, fmt: str) -> Path:
@@ -50,9 +54,13 @@ def check_output(out: Path, checkpoint: Path, force: bool) -> None:
     if out.exists() and out.resolve() == checkpoint.resolve():
         raise UserError(f"--out {out} is the checkpoint itself; give another file")
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name, e.g. {out / checkpoint.with_suffix('').name}")
+        raise UserError(
+            f"--out {out} is a folder; give a file name, e.g. {out / checkpoint.with_suffix('').name}"
+        )
     if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to replace it, or --out another file")
+        raise UserError(
+            f"{out} exists; pass --force to replace it, or --out another file"
+        )
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: the folder {out.parent} does not exist")
 
@@ -120,9 +128,15 @@ def export_program(model: torch.nn.Module, spec: Any) -> Traced:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, (example_input(spec, TRACE_BATCH),), dynamic_shapes=({0: batch},))
-    except Exception as exc:  # torch raises many kinds; a model nnspec built should never get here
-        raise UserError(f"torch.export could not trace {spec.name}: {_first_line(exc)}") from None
+            program = torch.export.export(
+                model, (example_input(spec, TRACE_BATCH),), dynamic_shapes=({0: batch},)
+            )
+    except (
+        Exception
+    ) as exc:  # torch raises many kinds; a model nnspec built should never get here
+        raise UserError(
+            f"torch.export could not trace {spec.name}: {_first_line(exc)}"
+        ) from None
     return Traced(program, notes)
 
 
@@ -146,29 +160,39 @@ def _onnx_reason(exc: BaseException) -> str:
     return text
 
 
-def _compare(expected: "torch.Tensor", got: Any, what: str, report: ExportReport) -> None:
+def _compare(
+    expected: "torch.Tensor", got: Any, what: str, report: ExportReport
+) -> None:
     import torch
 
     got = torch.as_tensor(got, dtype=expected.dtype)
     if got.shape != expected.shape:
         report.mismatch = True
-        report.lines.append(f"{what}: output shape {list(got.shape)}, torch gives {list(expected.shape)}")
+        report.lines.append(
+            f"{what}: output shape {list(got.shape)}, torch gives {list(expected.shape)}"
+        )
         return
     difference = float((got - expected).abs().max()) if expected.numel() else 0.0
     tolerance = 1e-4 + 1e-3 * float(expected.abs().max()) if expected.numel() else 0.0
-    verdict = "" if difference <= tolerance else f", more than the tolerance {tolerance:.1e}"
+    verdict = (
+        "" if difference <= tolerance else f", more than the tolerance {tolerance:.1e}"
+    )
     report.mismatch |= bool(verdict)
     report.lines.append(
         f"{what} on a batch of {CHECK_BATCH}: max abs difference from torch {difference:.1e}{verdict}"
     )
 
 
-def _reference(model: "torch.nn.Module", spec: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
+def _reference(
+    model: "torch.nn.Module", spec: Any
+) -> tuple["torch.Tensor", "torch.Tensor"]:
     import torch
 
     x = example_input(spec, CHECK_BATCH, seed=1)
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's notes on kernels it picks (LSTM projections)
+        warnings.simplefilter(
+            "ignore"
+        )  # torch's notes on kernels it picks (LSTM projections)
         return x, model.eval()(x)
 
 
@@ -177,7 +201,11 @@ class _Staging:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        self.folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        self.folder = Path(
+            tempfile.mkdtemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+            )
+        )
         self.path = self.folder / target.name
 
     def publish(self) -> None:
@@ -197,7 +225,9 @@ class _Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_torch_export(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> ExportReport:
+def write_torch_export(
+    traced: Traced, model: torch.nn.Module, spec: Any, out: Path
+) -> ExportReport:
     """Save the ExportedProgram as a .pt2, load it back and compare it with torch."""
     import torch
 
@@ -214,11 +244,15 @@ def write_torch_export(traced: Traced, model: torch.nn.Module, spec: Any, out: P
                 warnings.simplefilter("ignore")
                 got = loaded.module()(x)
         except Exception as exc:  # torch raises many kinds; nothing is written then
-            raise UserError(f"the .pt2 does not run after torch.export.load: {_first_line(exc)}") from None
+            raise UserError(
+                f"the .pt2 does not run after torch.export.load: {_first_line(exc)}"
+            ) from None
         _compare(expected, got, "torch.export.load", report)
         size = staging.path.stat().st_size
         staging.publish()
-    report.lines.insert(0, f"wrote {out} (torch.export, {_human(size)}; batch dimension dynamic)")
+    report.lines.insert(
+        0, f"wrote {out} (torch.export, {_human(size)}; batch dimension dynamic)"
+    )
     return report
 
 
@@ -239,7 +273,9 @@ def onnx_modules() -> tuple[Any, Any | None]:
     return onnx, onnxruntime
 
 
-def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> ExportReport:
+def write_onnx(
+    traced: Traced, model: torch.nn.Module, spec: Any, out: Path
+) -> ExportReport:
     """Convert the ExportedProgram to ONNX, name its batch dimension, check it and compare it."""
     import torch
 
@@ -250,8 +286,12 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
         with warnings.catch_warnings(), _quiet("onnxscript", "torch.onnx"):
             warnings.simplefilter("ignore")
             converted = torch.onnx.export(
-                traced.program, (example_input(spec, TRACE_BATCH),), dynamo=True, verbose=False,
-                input_names=["input"], output_names=["output"],
+                traced.program,
+                (example_input(spec, TRACE_BATCH),),
+                dynamo=True,
+                verbose=False,
+                input_names=["input"],
+                output_names=["output"],
             )
     except Exception as exc:  # the exporter raises many kinds
         raise UserError(
@@ -271,11 +311,15 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
             ) from None
         report.lines.append("onnx.checker: ok")
         if onnxruntime is None:
-            report.lines.append(f"onnxruntime is not installed: the model was not run ({INSTALL_HINT})")
+            report.lines.append(
+                f"onnxruntime is not installed: the model was not run ({INSTALL_HINT})"
+            )
         else:
             try:
                 options = onnxruntime.SessionOptions()
-                options.log_severity_level = 4  # fatal only: its errors come back as exceptions
+                options.log_severity_level = (
+                    4  # fatal only: its errors come back as exceptions
+                )
                 session = onnxruntime.InferenceSession(
                     str(staging.path), options, providers=["CPUExecutionProvider"]
                 )
@@ -285,12 +329,20 @@ def write_onnx(traced: Traced, model: torch.nn.Module, spec: Any, out: Path) -> 
                     f"onnxruntime {onnxruntime.__version__} cannot run the exported model "
                     f"({_first_line(exc)}); {ONNX_ALTERNATIVE}"
                 ) from None
-            _compare(expected, torch.from_numpy(got), f"onnxruntime {onnxruntime.__version__}", report)
+            _compare(
+                expected,
+                torch.from_numpy(got),
+                f"onnxruntime {onnxruntime.__version__}",
+                report,
+            )
         size = sum(p.stat().st_size for p in staging.folder.iterdir())
         opset = converted.model.opset_imports.get("", "?")
         staging.publish()
-    report.lines.insert(0, f"wrote {out} (ONNX opset {opset}, {_human(size)}; input 'input' "
-                           f"[batch, {', '.join(map(str, x.shape[1:]))}], batch dynamic)")
+    report.lines.insert(
+        0,
+        f"wrote {out} (ONNX opset {opset}, {_human(size)}; input 'input' "
+        f"[batch, {', '.join(map(str, x.shape[1:]))}], batch dynamic)",
+    )
     return report
 
 
@@ -321,8 +373,14 @@ def _name_batch_dimension(graph) -> None:
     def rename(value) -> None:
         if value.shape is None:
             return
-        dims = [ir.SymbolicDim("batch") if isinstance(d, ir.SymbolicDim) and d.value == symbol else d
-                for d in value.shape]
+        dims = [
+            (
+                ir.SymbolicDim("batch")
+                if isinstance(d, ir.SymbolicDim) and d.value == symbol
+                else d
+            )
+            for d in value.shape
+        ]
         value.shape = ir.Shape(dims)
 
     for value in graph.inputs:
@@ -346,12 +404,25 @@ def write_safetensors(payload: dict[str, Any], out: Path) -> ExportReport:
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     back = read_weights(out)
-    same = back["spec_sha256"] == payload["spec_sha256"] and set(back["model"]) == set(payload["model"]) and all(
-        torch.equal(back["model"][k], payload["model"][k]) for k in payload["model"])
-    report = ExportReport(out, [
-        f"wrote {out} (safetensors, {_human(len(data))}: {len(payload['model'])} tensors, the spec in its metadata)",
-        "read back: the same tensors and spec" if same else "read back: the tensors DIFFER",
-    ], mismatch=not same)
+    same = (
+        back["spec_sha256"] == payload["spec_sha256"]
+        and set(back["model"]) == set(payload["model"])
+        and all(
+            torch.equal(back["model"][k], payload["model"][k]) for k in payload["model"]
+        )
+    )
+    report = ExportReport(
+        out,
+        [
+            f"wrote {out} (safetensors, {_human(len(data))}: {len(payload['model'])} tensors, the spec in its metadata)",
+            (
+                "read back: the same tensors and spec"
+                if same
+                else "read back: the tensors DIFFER"
+            ),
+        ],
+        mismatch=not same,
+    )
     return report
 
 

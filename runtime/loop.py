@@ -81,8 +81,12 @@ class _Epochs:
     penalty: Callable[[], Tensor] | None
     interrupt: InterruptFlag | None
     group: Group = SINGLE
-    train_model: nn.Module | None = None  # `model` in DistributedDataParallel when distributed
-    noise: float = 0.0  # std of the Gaussian noise added to training inputs (not to targets)
+    train_model: nn.Module | None = (
+        None  # `model` in DistributedDataParallel when distributed
+    )
+    noise: float = (
+        0.0  # std of the Gaussian noise added to training inputs (not to targets)
+    )
 
 
 def fit(
@@ -144,7 +148,9 @@ def fit(
             state.history.append(row)
             bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
             if group.from_main(bool(bad), device):
-                bad = bad or ["train_loss"]  # rank 0 saw it; the sums are the same everywhere
+                bad = bad or [
+                    "train_loss"
+                ]  # rank 0 saw it; the sums are the same everywhere
                 stop_reason = "not_finite"
                 stop_message = (
                     f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
@@ -240,9 +246,9 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
         run.model, x_val, y_val, run.task, run.training.batch_size, run.autocast
     )
     # the one device sync of the epoch (and its one collective when distributed)
-    train_loss, train_metric, val_loss, val_metric = (
-        run.group.sum_(torch.stack([*sums, *val_sums])).tolist()
-    )
+    train_loss, train_metric, val_loss, val_metric = run.group.sum_(
+        torch.stack([*sums, *val_sums])
+    ).tolist()
     n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
     return epoch_row(
         epoch,

@@ -118,7 +118,11 @@ def _assign(data: dict, parts: list, value: Any, text: str) -> None:
 
 def _entry_kinds(blocks: Any) -> dict:
     """Return what may stand in a layer list of this spec: layers, containers, its blocks."""
-    found = read_blocks(blocks, None, lambda path: None, []) if isinstance(blocks, dict) else {}
+    found = (
+        read_blocks(blocks, None, lambda path: None, [])
+        if isinstance(blocks, dict)
+        else {}
+    )
     return entry_kinds(found)
 
 
@@ -137,9 +141,14 @@ def _layer_names(layers: list, kinds: dict | None = None) -> list[str | None]:
     count in its module, so address those by index when in doubt.
     """
     kinds = kinds if kinds is not None else _entry_kinds(None)
-    normals = [normalize_layer(raw, i, [], lambda path: None, kinds=kinds) for i, raw in enumerate(layers)]
-    written = [n.data.get("name") if n.data and isinstance(n.data.get("name"), str) else None
-               for n in normals]
+    normals = [
+        normalize_layer(raw, i, [], lambda path: None, kinds=kinds)
+        for i, raw in enumerate(layers)
+    ]
+    written = [
+        n.data.get("name") if n.data and isinstance(n.data.get("name"), str) else None
+        for n in normals
+    ]
     used = {w for w in written if w}
     counters: dict[str, int] = {}
     names: list[str | None] = []
@@ -157,7 +166,9 @@ def _layer_names(layers: list, kinds: dict | None = None) -> list[str | None]:
     return names
 
 
-def _layer_index(layers: list, part: str | int, text: str, kinds: dict | None = None) -> int:
+def _layer_index(
+    layers: list, part: str | int, text: str, kinds: dict | None = None
+) -> int:
     if isinstance(part, int):
         if part >= len(layers):
             raise UserError(
@@ -174,7 +185,9 @@ def _layer_index(layers: list, part: str | int, text: str, kinds: dict | None = 
     )
 
 
-def _canonical_layer(raw: Any, index: int, text: str, kinds: dict | None = None) -> dict:
+def _canonical_layer(
+    raw: Any, index: int, text: str, kinds: dict | None = None
+) -> dict:
     problems: list[Problem] = []
     normal = normalize_layer(raw, index, problems, lambda path: None, kinds=kinds)
     if normal.data is None:

@@ -11,7 +11,9 @@ import torch
 _MIX = (
     0x9E3779B97F4A7C15  # golden-ratio constant: epochs of nearby seeds do not coincide
 )
-_NOISE_STREAM = 0x5DEECE66D  # keeps the noise's seeds apart from the sample orders' seeds
+_NOISE_STREAM = (
+    0x5DEECE66D  # keeps the noise's seeds apart from the sample orders' seeds
+)
 
 
 def seed_everything(seed: int) -> None:

@@ -49,8 +49,10 @@ class Variant:
     @property
     def label(self) -> str:
         """Return the values as `fc1.out_features=32, drop1.p=0.3` for messages and tables."""
-        return ", ".join(f"{short_path(path)}={text}" for path, text in
-                         (a.split("=", 1) for a in self.assignments))
+        return ", ".join(
+            f"{short_path(path)}={text}"
+            for path, text in (a.split("=", 1) for a in self.assignments)
+        )
 
 
 def split_values(text: str) -> list[str]:
@@ -84,13 +86,17 @@ def parse_vary(text: str) -> Axis:
     parse_assignment(f"{path}=0")  # the same path rules as --set (empty steps ...)
     texts = split_values(raw)
     if any(not t for t in texts):
-        raise UserError(f"--vary {text}: an empty value; list values separated by commas, {example}")
+        raise UserError(
+            f"--vary {text}: an empty value; list values separated by commas, {example}"
+        )
     values = [parse_value(t, f"{path}={t}") for t in texts]
     seen: dict[str, str] = {}
     for written, value in zip(texts, values):
         key = json.dumps(value, sort_keys=True, default=str)
         if key in seen:
-            raise UserError(f"--vary {text}: {written} is the same value as {seen[key]}; list each once")
+            raise UserError(
+                f"--vary {text}: {written} is the same value as {seen[key]}; list each once"
+            )
         seen[key] = written
     return Axis(path, tuple(texts), tuple(values))
 
@@ -99,7 +105,7 @@ def short_path(path: str) -> str:
     """Return a path without its `layers.`/`training.` start: `fc1.out_features`, `optimizer.lr`."""
     for start in ("layers.", "training."):
         if path.startswith(start):
-            return path[len(start):]
+            return path[len(start) :]
     return path
 
 
@@ -108,15 +114,21 @@ def expand_grid(axes: list[Axis]) -> list[Variant]:
     paths = [axis.path for axis in axes]
     if len(set(paths)) != len(paths):
         twice = next(p for p in paths if paths.count(p) > 1)
-        raise UserError(f"--vary {twice} is given twice; list all its values in one --vary")
+        raise UserError(
+            f"--vary {twice} is given twice; list all its values in one --vary"
+        )
     count = 1
     for axis in axes:
         count *= len(axis.texts)
     if count > MAX_VARIANTS:
-        raise UserError(f"the grid has {count:,} variants, more than {MAX_VARIANTS:,}; vary fewer values")
+        raise UserError(
+            f"the grid has {count:,} variants, more than {MAX_VARIANTS:,}; vary fewer values"
+        )
     variants, used = [], set()
     for combo in itertools.product(*(range(len(axis.texts)) for axis in axes)):
-        assignments = tuple(f"{axis.path}={axis.texts[i]}" for axis, i in zip(axes, combo))
+        assignments = tuple(
+            f"{axis.path}={axis.texts[i]}" for axis, i in zip(axes, combo)
+        )
         variant_id = _variant_id(assignments, used)
         used.add(variant_id)
         values = {axis.path: axis.values[i] for axis, i in zip(axes, combo)}
@@ -142,17 +154,27 @@ def _variant_id(assignments: tuple[str, ...], used: set[str]) -> str:
     return safe
 
 
-def variant_specs(spec_path: str, sets: list[str], variants: list[Variant]) -> list[Spec]:
+def variant_specs(
+    spec_path: str, sets: list[str], variants: list[Variant]
+) -> list[Spec]:
     """Return each variant's validated spec; raise UserError naming the first invalid variant."""
     specs = []
     for variant in variants:
         try:
-            specs.append(load_spec_with_overrides(spec_path, list(sets) + list(variant.assignments)))
+            specs.append(
+                load_spec_with_overrides(
+                    spec_path, list(sets) + list(variant.assignments)
+                )
+            )
         except SpecError as exc:
-            raise UserError(f"variant {variant.label} makes an invalid spec:\n"
-                            f"{_as_vary(str(exc), variant)}") from None
+            raise UserError(
+                f"variant {variant.label} makes an invalid spec:\n"
+                f"{_as_vary(str(exc), variant)}"
+            ) from None
         except UserError as exc:
-            raise UserError(f"variant {variant.label}: {_as_vary(str(exc), variant)}") from None
+            raise UserError(
+                f"variant {variant.label}: {_as_vary(str(exc), variant)}"
+            ) from None
     return specs
 
 
@@ -170,7 +192,9 @@ class VariantRun:
     variant: Variant
     spec: Spec
     summary: dict[str, Any] | None = None
-    action: str = "pending"  # skipped (finished before) | resumed | trained | interrupted
+    action: str = (
+        "pending"  # skipped (finished before) | resumed | trained | interrupted
+    )
 
 
 def planned_action(run_dir: Path, spec: Spec, force: bool) -> str:
@@ -187,8 +211,10 @@ def planned_action(run_dir: Path, spec: Spec, force: bool) -> str:
     if force:
         return "train"
     if summary is not None and not same_spec:
-        raise UserError(f"{run_dir} holds a run of another spec (the spec file or --set changed "
-                        "since it ran); use another --out, or --force to train it again")
+        raise UserError(
+            f"{run_dir} holds a run of another spec (the spec file or --set changed "
+            "since it ran); use another --out, or --force to train it again"
+        )
     if (run_dir / "last.pt").is_file():
         return "resume"  # train_spec checks that last.pt is of this spec
     return "train"
@@ -206,8 +232,16 @@ def read_summary(path: Path) -> dict[str, Any] | None:
 Train = Callable[..., dict]
 
 
-def run_variants(runs: list[VariantRun], out: Path, *, spec_path: str, device: str | None,
-                 quiet: bool, force: bool, train: Train | None = None) -> bool:
+def run_variants(
+    runs: list[VariantRun],
+    out: Path,
+    *,
+    spec_path: str,
+    device: str | None,
+    quiet: bool,
+    force: bool,
+    train: Train | None = None,
+) -> bool:
     """Train (or skip, or resume) every variant in turn; return False when one was interrupted."""
     if train is None:
         from .train import train_spec as train
@@ -219,10 +253,20 @@ def run_variants(runs: list[VariantRun], out: Path, *, spec_path: str, device: s
             run.summary, run.action = read_summary(run_dir / "summary.json"), "skipped"
             _say(quiet, f"{head}: finished before, skipped")
             continue
-        _say(quiet, f"{head}: {'resuming' if plan == 'resume' else 'training'} in {run_dir}")
+        _say(
+            quiet,
+            f"{head}: {'resuming' if plan == 'resume' else 'training'} in {run_dir}",
+        )
         try:
-            run.summary = train(run.spec, out_dir=run_dir, spec_path=spec_path, device=device,
-                                resume=plan == "resume", quiet=quiet, force=plan == "train")
+            run.summary = train(
+                run.spec,
+                out_dir=run_dir,
+                spec_path=spec_path,
+                device=device,
+                resume=plan == "resume",
+                quiet=quiet,
+                force=plan == "train",
+            )
         except UserError as exc:
             raise UserError(f"variant {run.variant.label}: {exc}") from None
         run.action = "resumed" if plan == "resume" else "trained"
@@ -249,24 +293,46 @@ class SweepOutcome:
     finished: bool
 
 
-def run_sweep(spec_path: str, varies: list[str], sets: list[str], out: Path, *,
-              device: str | None = None, quiet: bool = False, force: bool = False,
-              train: Train | None = None) -> SweepOutcome:
+def run_sweep(
+    spec_path: str,
+    varies: list[str],
+    sets: list[str],
+    out: Path,
+    *,
+    device: str | None = None,
+    quiet: bool = False,
+    force: bool = False,
+    train: Train | None = None,
+) -> SweepOutcome:
     """Train the grid of `varies` over the spec with `sets`; write results.csv, complexity.png and
-    best.yaml into `out` (results so far after an interruption) and return the outcome."""
+    best.yaml into `out` (results so far after an interruption) and return the outcome.
+    """
     from .sweep_results import best_index, result_row, write_results
 
     axes = [parse_vary(text) for text in varies]
     if not axes:
         raise UserError("nothing to vary: give at least one --vary PATH=V1,V2,...")
-    load_spec_with_overrides(spec_path, sets)  # a missing file or a bad --set is not a variant's fault
+    load_spec_with_overrides(
+        spec_path, sets
+    )  # a missing file or a bad --set is not a variant's fault
     variants = expand_grid(axes)
-    specs = variant_specs(spec_path, sets, variants)  # every variant valid before any training
+    specs = variant_specs(
+        spec_path, sets, variants
+    )  # every variant valid before any training
     runs = [VariantRun(variant, spec) for variant, spec in zip(variants, specs)]
     _say(quiet, f"sweep: {len(runs)} variant{'s' if len(runs) != 1 else ''} into {out}")
-    finished = run_variants(runs, out, spec_path=spec_path, device=device, quiet=quiet,
-                            force=force, train=train)
-    done = [run for run in runs if run.summary is not None and run.action != "interrupted"]
+    finished = run_variants(
+        runs,
+        out,
+        spec_path=spec_path,
+        device=device,
+        quiet=quiet,
+        force=force,
+        train=train,
+    )
+    done = [
+        run for run in runs if run.summary is not None and run.action != "interrupted"
+    ]
     paths = [axis.path for axis in axes]
     task = specs[0].training_or_default.task
     rows = [result_row(run, paths) for run in done]
@@ -277,23 +343,51 @@ def run_sweep(spec_path: str, varies: list[str], sets: list[str], out: Path, *,
     return SweepOutcome(done, rows, paths, task, best, finished)
 
 
-def write_sweep_figures(out: Path, runs: list[VariantRun], rows: list[dict[str, Any]],
-                        best: int | None, task: str, spec_path: str) -> None:
+def write_sweep_figures(
+    out: Path,
+    runs: list[VariantRun],
+    rows: list[dict[str, Any]],
+    best: int | None,
+    task: str,
+    spec_path: str,
+) -> None:
     """Write complexity.png and (when a variant won) best.yaml."""
     from .commands.common import write_text_atomically
     from .complexity_plot import Point, write_complexity_plot
     from .sweep_results import best_yaml, training_error, validation_error
     from .tasks import has_accuracy
 
-    points = [Point(run.variant.label, row["params"], training_error(row, task),
-                    validation_error(row, task)) for run, row in zip(runs, rows)]
-    regression = not has_accuracy(task)  # ranked by the loss: regression, reconstruction
+    points = [
+        Point(
+            run.variant.label,
+            row["params"],
+            training_error(row, task),
+            validation_error(row, task),
+        )
+        for run, row in zip(runs, rows)
+    ]
+    regression = not has_accuracy(
+        task
+    )  # ranked by the loss: regression, reconstruction
     write_complexity_plot(
-        out / "complexity.png", points, best,
+        out / "complexity.png",
+        points,
+        best,
         title=f"{runs[0].spec.name}: training and validation error of {len(runs)} variants",
-        error_label="loss (mean squared error)" if regression else "error (1 - accuracy)")
+        error_label=(
+            "loss (mean squared error)" if regression else "error (1 - accuracy)"
+        ),
+    )
     if best is not None:
         winner = runs[best]
-        write_text_atomically(out / "best.yaml", best_yaml(
-            winner.spec, winner.variant.label, spec_path, validation_error(rows[best], task), task,
-            str(out / "best.yaml")))
+        write_text_atomically(
+            out / "best.yaml",
+            best_yaml(
+                winner.spec,
+                winner.variant.label,
+                spec_path,
+                validation_error(rows[best], task),
+                task,
+                str(out / "best.yaml"),
+            ),
+        )

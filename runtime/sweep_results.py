@@ -17,7 +17,14 @@ from .commands.common import write_text_atomically
 from .tasks import has_accuracy
 
 METRIC_COLUMNS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
-RUN_COLUMNS = ["params", "best_epoch", "epochs_run", "stop_reason", *METRIC_COLUMNS, "seconds"]
+RUN_COLUMNS = [
+    "params",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    *METRIC_COLUMNS,
+    "seconds",
+]
 
 
 def result_row(run, paths: list[str]) -> dict[str, Any]:
@@ -26,14 +33,16 @@ def result_row(run, paths: list[str]) -> dict[str, Any]:
     best = summary.get("best_metrics") or {}
     row: dict[str, Any] = {"variant": run.variant.id}
     row.update({path: run.variant.values[path] for path in paths})
-    row.update({
-        "params": count_params(run.spec),
-        "best_epoch": summary.get("best_epoch"),
-        "epochs_run": summary.get("epochs_run"),
-        "stop_reason": summary.get("stop_reason"),
-        **{name: best.get(name) for name in METRIC_COLUMNS},
-        "seconds": run_seconds(summary),
-    })
+    row.update(
+        {
+            "params": count_params(run.spec),
+            "best_epoch": summary.get("best_epoch"),
+            "epochs_run": summary.get("epochs_run"),
+            "stop_reason": summary.get("stop_reason"),
+            **{name: best.get(name) for name in METRIC_COLUMNS},
+            "seconds": run_seconds(summary),
+        }
+    )
     return row
 
 
@@ -42,7 +51,10 @@ def run_seconds(summary: dict[str, Any]) -> float | None:
     path = (summary.get("files") or {}).get("metrics.csv")
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            return round(sum(float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")), 3)
+            return round(
+                sum(float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")),
+                3,
+            )
     except (OSError, TypeError, ValueError, KeyError):
         return summary.get("seconds")
 
@@ -74,14 +86,18 @@ def best_index(rows: list[dict[str, Any]], task: str) -> int | None:
         error = validation_error(row, task)
         if error is not None:
             loss = row.get("val_loss")
-            scored.append((error, loss if loss is not None else math.inf, row["params"], index))
+            scored.append(
+                (error, loss if loss is not None else math.inf, row["params"], index)
+            )
     return min(scored)[-1] if scored else None
 
 
 def results_csv(rows: list[dict[str, Any]], paths: list[str]) -> str:
     """Return results.csv: variant, the varied paths, then RUN_COLUMNS; lists as YAML flow text."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["variant", *paths, *RUN_COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=["variant", *paths, *RUN_COLUMNS], lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({key: _cell(value) for key, value in row.items()})
@@ -96,40 +112,71 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def best_yaml(spec, label: str, source: str, error: float | None, task: str, path: str) -> str:
+def best_yaml(
+    spec, label: str, source: str, error: float | None, task: str, path: str
+) -> str:
     """Return the winning variant's spec as canonical YAML, with a comment saying where it won."""
     what = "validation error" if has_accuracy(task) else "validation loss"
     shown = "unknown" if error is None else f"{error:.4f}"
-    header = (f"# The best variant of `nnspec sweep {source}`: {label}\n"
-              f"# ({what} {shown}). Train it with: nnspec train {path}\n")
-    body = yaml.safe_dump(spec_data(spec), sort_keys=False, default_flow_style=None, width=100,
-                          allow_unicode=True)
+    header = (
+        f"# The best variant of `nnspec sweep {source}`: {label}\n"
+        f"# ({what} {shown}). Train it with: nnspec train {path}\n"
+    )
+    body = yaml.safe_dump(
+        spec_data(spec),
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+        allow_unicode=True,
+    )
     return header + body
 
 
-def format_table(rows: list[dict[str, Any]], paths: list[str], task: str, best: int | None) -> str:
+def format_table(
+    rows: list[dict[str, Any]], paths: list[str], task: str, best: int | None
+) -> str:
     """Return the terminal table: one line per variant, the best marked with `*`."""
     from .sweep import short_path
 
     error = "val_err" if has_accuracy(task) else "val_loss"
     train = "train_err" if has_accuracy(task) else "train_loss"
-    header = [" ", *(short_path(p) for p in paths), "params", "best_epoch", "epochs", train, error,
-              "seconds"]
+    header = [
+        " ",
+        *(short_path(p) for p in paths),
+        "params",
+        "best_epoch",
+        "epochs",
+        train,
+        error,
+        "seconds",
+    ]
     lines = [header]
     for index, row in enumerate(rows):
-        lines.append([
-            "*" if index == best else " ",
-            *(_text(row[p]) for p in paths),
-            f"{row['params']:,}", _text(row["best_epoch"]), _text(row["epochs_run"]),
-            _number(training_error(row, task)), _number(validation_error(row, task)),
-            _number(row["seconds"], 1),
-        ])
+        lines.append(
+            [
+                "*" if index == best else " ",
+                *(_text(row[p]) for p in paths),
+                f"{row['params']:,}",
+                _text(row["best_epoch"]),
+                _text(row["epochs_run"]),
+                _number(training_error(row, task)),
+                _number(validation_error(row, task)),
+                _number(row["seconds"], 1),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     numeric = set(range(len(paths) + 1, len(header)))
-    text = ["  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                      for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines]
+    text = [
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        ).rstrip()
+        for line in lines
+    ]
     if best is not None:
-        text.append(f"* lowest {'validation error' if has_accuracy(task) else 'validation loss'}")
+        text.append(
+            f"* lowest {'validation error' if has_accuracy(task) else 'validation loss'}"
+        )
     return "\n".join(text)
 
 

@@ -298,7 +298,9 @@ def summary_data(
     files = {name: str(out / name) for name in RUN_FILES}
     if result.best_epoch == 0:
         files.pop("best.pt")
-    if result.epochs_run == 0:  # no epoch finished (a diverged first epoch is in history)
+    if (
+        result.epochs_run == 0
+    ):  # no epoch finished (a diverged first epoch is in history)
         files.pop("last.pt")
     return _finite(
         {

@@ -11,7 +11,14 @@ EXAMPLES = {
         "name": "Seq",
         "input": [4, 32],
         "layers": [
-            {"conv1d": {"out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False}},
+            {
+                "conv1d": {
+                    "out_channels": 8,
+                    "kernel_size": 3,
+                    "padding": 1,
+                    "bias": False,
+                }
+            },
             {"batchnorm1d": {"affine": False}},
             {"leakyrelu": {"inplace": True}},
             {"maxpool1d": 2},
@@ -37,7 +44,14 @@ EXAMPLES = {
         "name": "Img",
         "input": [3, 12, 12],
         "layers": [
-            {"conv2d": {"out_channels": 6, "kernel_size": 3, "groups": 3, "padding": 1}},
+            {
+                "conv2d": {
+                    "out_channels": 6,
+                    "kernel_size": 3,
+                    "groups": 3,
+                    "padding": 1,
+                }
+            },
             {"relu": {"inplace": True}},
             {"avgpool2d": 2},
             {
@@ -45,11 +59,20 @@ EXAMPLES = {
                     "merge": "mul",
                     "paths": [
                         [],
-                        [{"adaptiveavgpool2d": 1}, {"conv2d": {"out_channels": 6, "kernel_size": 1}}, "sigmoid"],
+                        [
+                            {"adaptiveavgpool2d": 1},
+                            {"conv2d": {"out_channels": 6, "kernel_size": 1}},
+                            "sigmoid",
+                        ],
                     ],
                 }
             },
-            {"residual": [{"conv2d": {"out_channels": 6, "kernel_size": 3, "padding": 1}}, "batchnorm2d"]},
+            {
+                "residual": [
+                    {"conv2d": {"out_channels": 6, "kernel_size": 3, "padding": 1}},
+                    "batchnorm2d",
+                ]
+            },
             {"maxpool2d": {"kernel_size": 3, "stride": 2, "ceil_mode": True}},
             {"adaptiveavgpool2d": 2},
             "identity",

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from runtime import checkpoint
-from runtime.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint, write_checkpoint_atomically
+from runtime.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    read_checkpoint,
+    write_checkpoint_atomically,
+)
 from runtime.errors import UserError
 
 
@@ -19,10 +24,17 @@ def payload(epoch: int = 1) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": {"name": "M", "input": [2], "layers": [{"type": "linear", "out_features": 1}]},
+        "spec": {
+            "name": "M",
+            "input": [2],
+            "layers": [{"type": "linear", "out_features": 1}],
+        },
         "spec_sha256": "0" * 64,
         "epoch": epoch,
-        "model": {"fc1.weight": torch.full((1, 2), float(epoch)), "fc1.bias": torch.zeros(1)},
+        "model": {
+            "fc1.weight": torch.full((1, 2), float(epoch)),
+            "fc1.bias": torch.zeros(1),
+        },
         "metrics": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": None}],
         "early_stopping": {"best": float("inf"), "wait": 0},
     }
@@ -42,7 +54,9 @@ def test_round_trip(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_crash_between_write_and_replace_keeps_the_old_file_whole(tmp_path, monkeypatch):
+def test_crash_between_write_and_replace_keeps_the_old_file_whole(
+    tmp_path, monkeypatch
+):
     path = tmp_path / "best.pt"
     write_checkpoint_atomically(path, payload(1))
     before = path.read_bytes()
@@ -91,11 +105,16 @@ def test_truncated_file_is_a_clear_user_error(tmp_path):
     write_checkpoint_atomically(path, payload())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match="not a loadable nnspec checkpoint: the file is truncated or corrupted"):
+    with pytest.raises(
+        UserError,
+        match="not a loadable nnspec checkpoint: the file is truncated or corrupted",
+    ):
         read_checkpoint(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, not a checkpoint", b"PK\x03\x04" + b"\0" * 40])
+@pytest.mark.parametrize(
+    "content", [b"", b"hello, not a checkpoint", b"PK\x03\x04" + b"\0" * 40]
+)
 def test_garbage_is_a_clear_user_error(tmp_path, content):
     path = tmp_path / "x.pt"
     path.write_bytes(content)
@@ -132,7 +151,9 @@ class TouchMarker:
         return (Path.touch, (self.marker,))
 
 
-def test_pickle_payload_runs_nothing_even_with_the_unsafe_env_var(tmp_path, monkeypatch):
+def test_pickle_payload_runs_nothing_even_with_the_unsafe_env_var(
+    tmp_path, monkeypatch
+):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"
     data = payload()
@@ -142,7 +163,9 @@ def test_pickle_payload_runs_nothing_even_with_the_unsafe_env_var(tmp_path, monk
     with pytest.raises(UserError, match="refused for safety"):
         read_checkpoint(path)
     assert not marker.exists()
-    assert os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == "1"  # restored for the caller
+    assert (
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == "1"
+    )  # restored for the caller
     # the same file with the plain pickle module would have run the code: the test is real
     with open(path, "rb"):
         pass
@@ -159,7 +182,10 @@ def test_cli_evaluate_on_a_pickle_payload_exits_2_without_running_it(tmp_path):
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
     done = subprocess.run(
         [sys.executable, "-m", "runtime", "evaluate", str(path)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "refused for safety" in done.stderr
@@ -167,7 +193,9 @@ def test_cli_evaluate_on_a_pickle_payload_exits_2_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-def test_also_gives_the_other_name_the_same_bytes_and_a_later_write_leaves_it_alone(tmp_path):
+def test_also_gives_the_other_name_the_same_bytes_and_a_later_write_leaves_it_alone(
+    tmp_path,
+):
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
     checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
     assert last.read_bytes() == best.read_bytes() == b"epoch 1"
@@ -177,7 +205,9 @@ def test_also_gives_the_other_name_the_same_bytes_and_a_later_write_leaves_it_al
     assert leftovers(tmp_path) == []
 
 
-def test_also_writes_the_bytes_again_where_hard_links_are_refused(tmp_path, monkeypatch):
+def test_also_writes_the_bytes_again_where_hard_links_are_refused(
+    tmp_path, monkeypatch
+):
     def no_links(source, target):
         raise OSError(errno.EPERM, "Operation not permitted")
 

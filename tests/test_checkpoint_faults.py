@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from runtime import checkpoint
-from runtime.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint, write_checkpoint_atomically
+from runtime.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    read_checkpoint,
+    write_checkpoint_atomically,
+)
 from runtime.errors import UserError
 
 
@@ -20,7 +25,11 @@ def payload(epoch: int) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": {"name": "M", "input": [2], "layers": [{"type": "linear", "out_features": 1}]},
+        "spec": {
+            "name": "M",
+            "input": [2],
+            "layers": [{"type": "linear", "out_features": 1}],
+        },
         "spec_sha256": "0" * 64,
         "epoch": epoch,
         "model": {"fc1.weight": torch.full((64, 64), float(epoch))},
@@ -37,7 +46,9 @@ def best(tmp_path) -> Path:
 
 def only_best_is_left(best: Path, before: bytes) -> None:
     assert best.read_bytes() == before
-    assert sorted(p.name for p in best.parent.iterdir()) == ["best.pt"]  # no temporary file
+    assert sorted(p.name for p in best.parent.iterdir()) == [
+        "best.pt"
+    ]  # no temporary file
     assert read_checkpoint(best)["epoch"] == 1
 
 
@@ -69,9 +80,16 @@ class FillsTheDisk(io.FileIO):
 def test_disk_full_during_the_write_itself(best, monkeypatch):
     before = best.read_bytes()
     real_fdopen = os.fdopen
-    monkeypatch.setattr(checkpoint.os, "fdopen",
-                        lambda fd, mode="r", *a, **k: FillsTheDisk(fd, "wb") if "w" in mode else real_fdopen(fd, mode, *a, **k))
-    with pytest.raises(UserError, match=f"cannot write {best}: No space left on device"):
+    monkeypatch.setattr(
+        checkpoint.os,
+        "fdopen",
+        lambda fd, mode="r", *a, **k: (
+            FillsTheDisk(fd, "wb") if "w" in mode else real_fdopen(fd, mode, *a, **k)
+        ),
+    )
+    with pytest.raises(
+        UserError, match=f"cannot write {best}: No space left on device"
+    ):
         write_checkpoint_atomically(best, payload(2))
     monkeypatch.undo()
     only_best_is_left(best, before)

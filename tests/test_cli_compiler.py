@@ -16,7 +16,9 @@ from compiler.load import read_document
 from runtime.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPECS = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 BAD = ROOT / "tests" / "bad_specs"
 
 
@@ -37,7 +39,10 @@ def test_validate_prints_ok_for_every_spec(capsys):
     assert len(lines) == len(SPECS)
     for line, path in zip(lines, SPECS):
         spec = load_spec(path)
-        assert line == f"{path}: ok ({spec.name}, {len(spec.layers)} layers, {count_params(spec):,} parameters)"
+        assert (
+            line
+            == f"{path}: ok ({spec.name}, {len(spec.layers)} layers, {count_params(spec):,} parameters)"
+        )
 
 
 def test_validate_quiet_prints_nothing_for_valid_specs(capsys):
@@ -76,7 +81,11 @@ sys.exit(code)
 )
 def test_commands_that_never_import_torch(args):
     result = subprocess.run(
-        [sys.executable, "-c", NO_TORCH.format(args=args)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", NO_TORCH.format(args=args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode in (0, 2), result.stderr
     assert "HEAVY []" in result.stderr, result.stderr[-500:]
@@ -98,24 +107,46 @@ def test_summary_json_structure_and_values(path, capsys):
     code, out, err = run(["summary", "--json", str(path)], capsys)
     assert code == 0 and err == ""
     data = json.loads(out)
-    assert set(data) == {"total_params", "trainable_params", "total_macs", "memory", "layers"}
+    assert set(data) == {
+        "total_params",
+        "trainable_params",
+        "total_macs",
+        "memory",
+        "layers",
+    }
     spec = load_spec(path)
     assert data["total_params"] == data["trainable_params"] == count_params(spec)
     assert data["memory"]["parameters"] == 4 * count_params(spec)
     training = data["memory"]["training"]
     assert training["batch_size"] == spec.training_or_default.batch_size
-    assert training["total"] == sum(training[k] for k in (
-        "parameters", "gradients", "optimizer_state", "buffers", "activations"))
+    assert training["total"] == sum(
+        training[k]
+        for k in (
+            "parameters",
+            "gradients",
+            "optimizer_state",
+            "buffers",
+            "activations",
+        )
+    )
     assert len(data["layers"]) == len(spec.layers)
-    assert [entry["name"] for entry in data["layers"]] == [layer.name for layer in spec.layers]
+    assert [entry["name"] for entry in data["layers"]] == [
+        layer.name for layer in spec.layers
+    ]
 
     def flat(entries):
         for entry in entries:
-            if "children" in entry:  # a module, wiring, or a residual's shortcut / a path
-                assert set(entry) in ({"name", "type", "output_shape", "params", "macs", "children"},
-                                      {"name", "type", "children"})
+            if (
+                "children" in entry
+            ):  # a module, wiring, or a residual's shortcut / a path
+                assert set(entry) in (
+                    {"name", "type", "output_shape", "params", "macs", "children"},
+                    {"name", "type", "children"},
+                )
                 assert _total(entry) == sum(_total(c) for c in entry["children"])
-                assert _total(entry, "macs") == sum(_total(c, "macs") for c in entry["children"])
+                assert _total(entry, "macs") == sum(
+                    _total(c, "macs") for c in entry["children"]
+                )
                 yield from flat(entry["children"])
             else:
                 assert set(entry) == {"name", "type", "output_shape", "params", "macs"}
@@ -123,7 +154,8 @@ def test_summary_json_structure_and_values(path, capsys):
 
     layers = list(flat(data["layers"]))
     assert [(e["type"], e["output_shape"], e["params"]) for e in layers] == [
-        (layer.type, list(layer.output_shape), layer.params) for layer in resolved_layers(spec)
+        (layer.type, list(layer.output_shape), layer.params)
+        for layer in resolved_layers(spec)
     ]
     assert sum(_total(entry) for entry in data["layers"]) == data["total_params"]
     assert sum(_total(entry, "macs") for entry in data["layers"]) == data["total_macs"]
@@ -148,10 +180,14 @@ def test_summary_table_lists_every_layer_with_totals(capsys):
         assert "[" + ", ".join(map(str, layer.output_shape)) + "]" in row
     assert f"Total params:         {count_params(spec):,}" in out
     assert f"Parameter memory:" in out and "(float32)" in out
-    assert "Total MACs:           26.2K per sample (26,240)" in out  # 9,216 + 16,384 + 640
+    assert (
+        "Total MACs:           26.2K per sample (26,240)" in out
+    )  # 9,216 + 16,384 + 640
     conv = next(line for line in lines if " conv1 " in line)
     assert conv.endswith("  9.22K")  # 16 x 8 x 8 outputs x 1 x 3 x 3
-    assert "Training memory:      ~" in out and "at batch 64 with adam (estimate)" in out
+    assert (
+        "Training memory:      ~" in out and "at batch 64 with adam (estimate)" in out
+    )
 
 
 def test_summary_of_an_invalid_spec_prints_the_problems_and_exits_2(capsys):
@@ -165,8 +201,13 @@ def test_summary_of_an_invalid_spec_prints_the_problems_and_exits_2(capsys):
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    result = subprocess.run([sys.executable, "-m", "runtime", "schema"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime", "schema"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     jsonschema.Draft202012Validator.check_schema(data)
@@ -193,13 +234,25 @@ def layer_forms(type_name: str) -> list:
     cls = REGISTRY[type_name]
     # a required argument is a size (2 is valid) or one of these lists
     lists = {"dims": [1, 2], "unflattened_size": [2, 4]}
-    required = {k: lists.get(k, 2) for k, f in cls.model_fields.items() if f.is_required()}
+    required = {
+        k: lists.get(k, 2) for k, f in cls.model_fields.items() if f.is_required()
+    }
     cls.model_validate(required)
-    forms = [{"type": type_name, **required}, {type_name: dict(required)}, {type_name: {**required, "name": "x1"}}]
+    forms = [
+        {"type": type_name, **required},
+        {type_name: dict(required)},
+        {type_name: {**required, "name": "x1"}},
+    ]
     if not required:
         forms += [type_name, {type_name: None}, {type_name: {}}]
     if cls.primary is not None:
-        forms.append({type_name: required.get(cls.primary, cls.model_fields[cls.primary].default)})
+        forms.append(
+            {
+                type_name: required.get(
+                    cls.primary, cls.model_fields[cls.primary].default
+                )
+            }
+        )
     return forms
 
 
@@ -214,17 +267,53 @@ def test_every_layer_form_validates_against_the_schema(type_name, schema):
     "document",
     [
         {"name": "M", "input": [4], "layers": ["conv2"]},  # unknown type, bare
-        {"name": "M", "input": [4], "layers": [{"type": "os.system"}]},  # unknown type, canonical
-        {"name": "M", "input": [4], "layers": [{"linear": {"out_featurs": 8}}]},  # unknown argument
-        {"name": "M", "input": [4], "layers": [{"linear": "64"}]},  # text for an integer
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [{"type": "os.system"}],
+        },  # unknown type, canonical
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [{"linear": {"out_featurs": 8}}],
+        },  # unknown argument
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [{"linear": "64"}],
+        },  # text for an integer
         {"name": "M", "input": [4], "layers": [{"linear": -3}]},  # a negative size
         {"name": "M", "input": [4], "layers": [{"dropout": 1.5}]},  # p outside [0, 1]
-        {"name": "M", "input": [4], "layers": ["linear"]},  # bare name of a layer with a required argument
-        {"name": "M", "input": [4], "layers": [{"linear": 8, "relu": None}]},  # two keys without type
-        {"name": "M", "input": [4], "layers": [{"conv2d": {"out_channels": 4, "kernel_size": 3, "padding": "full"}}]},
+        {
+            "name": "M",
+            "input": [4],
+            "layers": ["linear"],
+        },  # bare name of a layer with a required argument
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [{"linear": 8, "relu": None}],
+        },  # two keys without type
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [
+                {"conv2d": {"out_channels": 4, "kernel_size": 3, "padding": "full"}}
+            ],
+        },
         {"input": [4], "layers": ["relu"]},  # no name
-        {"name": "M", "input": [4], "layers": ["relu"], "layer": []},  # unknown top-level key
-        {"name": "M", "input": [4], "layers": ["relu"], "training": {"optimizer": {"type": "adm"}}},
+        {
+            "name": "M",
+            "input": [4],
+            "layers": ["relu"],
+            "layer": [],
+        },  # unknown top-level key
+        {
+            "name": "M",
+            "input": [4],
+            "layers": ["relu"],
+            "training": {"optimizer": {"type": "adm"}},
+        },
     ],
 )
 def test_bad_documents_do_not_validate_against_the_schema(document, schema):
@@ -236,4 +325,6 @@ def test_schema_out_writes_the_same_schema_to_a_file(tmp_path, capsys, schema):
     code, out, _ = run(["schema", "--out", str(target)], capsys)
     assert code == 0 and out == ""
     assert json.loads(target.read_text(encoding="utf-8")) == schema
-    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary file left
+    assert [p.name for p in target.parent.iterdir()] == [
+        target.name
+    ]  # no temporary file left

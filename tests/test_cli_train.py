@@ -44,8 +44,21 @@ def spec_file(tmp_path):
 
 def test_train_writes_the_run_and_prints_the_report(spec_file, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", str(spec_file), "--out", str(out), "--epochs", "3", "--quiet",
-                 "--set", "layers.fc1.out_features=20", "--device", "cpu"])
+    code = main(
+        [
+            "train",
+            str(spec_file),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--quiet",
+            "--set",
+            "layers.fc1.out_features=20",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -60,7 +73,10 @@ def test_train_writes_the_run_and_prints_the_report(spec_file, tmp_path, capsys)
 
 
 def test_progress_bar_shows_losses_unless_quiet(spec_file, tmp_path, capsys):
-    assert main(["train", str(spec_file), "--out", str(tmp_path / "run"), "--epochs", "2"]) == 0
+    assert (
+        main(["train", str(spec_file), "--out", str(tmp_path / "run"), "--epochs", "2"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "2/2" in err and "(train/val)" in err and "acc" in err
 
@@ -74,14 +90,24 @@ def test_default_out_is_runs_spec_stem(spec_file, tmp_path, monkeypatch, capsys)
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "layers.fc7.out_features=3"], "nnspec train: error: --set layers.fc7.out_features=3: no layer is named 'fc7'"),
+        (
+            ["--set", "layers.fc7.out_features=3"],
+            "nnspec train: error: --set layers.fc7.out_features=3: no layer is named 'fc7'",
+        ),
         (["--set", "training.optimizer.lr=-1"], "training.optimizer.lr: "),
-        (["--epochs", "0"], "nnspec train: error: --epochs must be a positive integer, got 0"),
+        (
+            ["--epochs", "0"],
+            "nnspec train: error: --epochs must be a positive integer, got 0",
+        ),
         (["--resume"], "nnspec train: error: nothing to resume"),
     ],
 )
-def test_user_errors_exit_2_without_traceback(spec_file, tmp_path, capsys, args, message):
-    code = main(["train", str(spec_file), "--out", str(tmp_path / "run"), "--quiet", *args])
+def test_user_errors_exit_2_without_traceback(
+    spec_file, tmp_path, capsys, args, message
+):
+    code = main(
+        ["train", str(spec_file), "--out", str(tmp_path / "run"), "--quiet", *args]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert message in err
@@ -90,20 +116,49 @@ def test_user_errors_exit_2_without_traceback(spec_file, tmp_path, capsys, args,
 
 def test_existing_run_is_refused_then_resumed(spec_file, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", str(spec_file), "--out", str(out), "--epochs", "2", "--quiet"]) == 0
+    assert (
+        main(["train", str(spec_file), "--out", str(out), "--epochs", "2", "--quiet"])
+        == 0
+    )
     best = (out / "best.pt").read_bytes()
-    assert main(["train", str(spec_file), "--out", str(out), "--epochs", "2", "--quiet"]) == 2
+    assert (
+        main(["train", str(spec_file), "--out", str(out), "--epochs", "2", "--quiet"])
+        == 2
+    )
     assert "already holds a run" in capsys.readouterr().err
     assert (out / "best.pt").read_bytes() == best
-    assert main(["train", str(spec_file), "--out", str(out), "--epochs", "3", "--quiet", "--resume"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(spec_file),
+                "--out",
+                str(out),
+                "--epochs",
+                "3",
+                "--quiet",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == 2 and summary["epochs_run"] == 3
 
 
 def test_diverging_run_stops_keeps_best_and_exits_1(spec_file, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", str(spec_file), "--out", str(out), "--quiet",
-                 "--set", "training.optimizer={type: sgd, lr: 1.0e+30}"])
+    code = main(
+        [
+            "train",
+            str(spec_file),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "training.optimizer={type: sgd, lr: 1.0e+30}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
@@ -111,40 +166,86 @@ def test_diverging_run_stops_keeps_best_and_exits_1(spec_file, tmp_path, capsys)
     epoch = summary["epochs_run"] + 1
     assert f"loss is not finite" in err and f"at epoch {epoch}" in err
     assert "Traceback" not in err
-    last = torch.load(out / "last.pt", weights_only=True) if (out / "last.pt").exists() else None
+    last = (
+        torch.load(out / "last.pt", weights_only=True)
+        if (out / "last.pt").exists()
+        else None
+    )
     assert last is None or all(torch.isfinite(v).all() for v in last["model"].values())
 
 
 def test_ctrl_c_saves_last_pt_prints_how_to_resume_and_exits_130(spec_file, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "runtime", "train", str(spec_file), "--out", str(out),
-               "--quiet", "--epochs", "100000", "--set", "training.early_stopping=null"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command = [
+        sys.executable,
+        "-m",
+        "runtime",
+        "train",
+        str(spec_file),
+        "--out",
+        str(out),
+        "--quiet",
+        "--epochs",
+        "100000",
+        "--set",
+        "training.early_stopping=null",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     deadline = time.monotonic() + 120
-    while not (out / "last.pt").exists() and time.monotonic() < deadline and process.poll() is None:
+    while (
+        not (out / "last.pt").exists()
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.1)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert f"nnspec train {spec_file} --out {out} --set training.early_stopping=null --epochs 100000 --resume" in stderr
+    assert (
+        f"nnspec train {spec_file} --out {out} --set training.early_stopping=null --epochs 100000 --resume"
+        in stderr
+    )
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] >= 1 and len(last["metrics"]) == last["epoch"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stop_reason"] == "interrupted" and summary["epochs_run"] == last["epoch"]
+    assert (
+        summary["stop_reason"] == "interrupted"
+        and summary["epochs_run"] == last["epoch"]
+    )
     assert not [p for p in Path(out).iterdir() if p.name.endswith(".tmp")]
 
 
-def test_committed_generated_class_trains_like_the_sequential(tmp_path, capsys, monkeypatch):
+def test_committed_generated_class_trains_like_the_sequential(
+    tmp_path, capsys, monkeypatch
+):
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(root)  # generated/ is found relative to the working directory
     runs = {}
     for form in ("sequential", "generated"):
         out = tmp_path / form
-        assert main(["train", "specs/digits_mlp.yaml", "--out", str(out), "--epochs", "2", "--quiet",
-                     "--form", form, "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "specs/digits_mlp.yaml",
+                    "--out",
+                    str(out),
+                    "--epochs",
+                    "2",
+                    "--quiet",
+                    "--form",
+                    form,
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         with open(out / "metrics.csv") as f:
             runs[form] = [line.rsplit(",", 1)[0] for line in f]  # all but `seconds`
     assert "warning" not in capsys.readouterr().err  # generated/digits_mlp.py is fresh

@@ -16,7 +16,14 @@ from pathlib import Path
 import black
 import pytest
 
-from compiler import count_params, load_spec, model_digest, model_tree, resolved_layers, spec_digest
+from compiler import (
+    count_params,
+    load_spec,
+    model_digest,
+    model_tree,
+    resolved_layers,
+    spec_digest,
+)
 from compiler.tree import Leaf, children
 from compiler.codegen import generate_package_index, generate_source, read_header
 from compiler.version import __version__
@@ -177,7 +184,9 @@ def test_source_reads_like_a_hand_written_class(path):
             assert f"  # [{shape}]\n" in forward
             continue
         assert f"self.{kid.name} = " in init
-        assert re.search(rf"= self\.{kid.name}\(\w+\)  # \[{shape}\]\n", forward), kid.name
+        assert re.search(
+            rf"= self\.{kid.name}\(\w+\)  # \[{shape}\]\n", forward
+        ), kid.name
         if isinstance(kid, Leaf):
             assert f"self.{kid.name} = nn.{kid.layer.torch_class}(" in init
     # no source line numbers in the body: a comment-only edit of the spec changes no line
@@ -186,7 +195,9 @@ def test_source_reads_like_a_hand_written_class(path):
     assert "in_channels=" not in source and "in_features=" not in source
     assert "padding_mode=" not in source and "inplace=False" not in source
     # __init__ creates the children in spec order; forward calls them in spec order
-    names = [kid.name for kid in kids if not (isinstance(kid, Leaf) and kid.layer.tensor_op)]
+    names = [
+        kid.name for kid in kids if not (isinstance(kid, Leaf) and kid.layer.tensor_op)
+    ]
     assert sorted(names, key=lambda n: init.index(f"self.{n} =")) == names
     assert "\t" not in source and all(
         line == line.rstrip() for line in source.splitlines()
@@ -253,10 +264,7 @@ def test_load_generated_model_falls_back_with_a_warning_when_stale_or_missing(pr
         model = load_generated_model(spec, spec_path)
     assert model.fc1.out_features == 48
     assert inspect.getsourcefile(type(model)).startswith("<nnspec-generated DigitsCNN")
-    assert (
-        "self.fc1 = nn.Linear(256, 48)"
-        in inspect.getsource(type(model))
-    )
+    assert "self.fc1 = nn.Linear(256, 48)" in inspect.getsource(type(model))
     (project / "generated" / "digits_cnn.py").unlink()
     with pytest.warns(StaleGeneratedCodeWarning, match="does not exist"):
         assert load_generated_model(spec, spec_path).fc1.out_features == 48

@@ -111,7 +111,9 @@ def assert_inert_module(source: str, class_name: str) -> list[str]:
     classes = []
     for node in tree.body:
         if isinstance(node, ast.Import):
-            assert [(a.name, a.asname) for a in node.names] == [("torch", None)], ast.dump(node)
+            assert [(a.name, a.asname) for a in node.names] == [
+                ("torch", None)
+            ], ast.dump(node)
         elif isinstance(node, ast.ImportFrom):
             names = [(a.name, a.asname) for a in node.names]
             allowed = [
@@ -142,7 +144,9 @@ def _assert_inert_class(cls: ast.ClassDef, defined: set[str]) -> list[str]:
     assert init.name == "__init__" and forward.name == "forward"
     assert not init.decorator_list and not forward.decorator_list
     a = init.args
-    assert not a.vararg and not a.kwarg and not a.posonlyargs and a.args[0].arg == "self"
+    assert (
+        not a.vararg and not a.kwarg and not a.posonlyargs and a.args[0].arg == "self"
+    )
     arguments = {arg.arg for arg in [*a.args[1:], *a.kwonlyargs]}
     for default in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
         assert is_literal(default), ast.dump(default)
@@ -160,17 +164,28 @@ def _assert_inert_class(cls: ast.ClassDef, defined: set[str]) -> list[str]:
     children = []
     for node in statements[1:]:
         if isinstance(node, ast.For):
-            assert isinstance(node.target, ast.Name) and node.target.id == "_" and not node.orelse
+            assert (
+                isinstance(node.target, ast.Name)
+                and node.target.id == "_"
+                and not node.orelse
+            )
             assert isinstance(node.iter, ast.Call) and is_name(node.iter.func, "range")
             _assert_value(node.iter.args[0], names, defined)
             for inner in node.body:
                 if isinstance(inner, ast.Expr):  # copies.append(Block(...))
                     call = inner.value
-                    assert isinstance(call, ast.Call) and call.func.attr == "append", ast.dump(inner)
-                    assert isinstance(call.func.value, ast.Name) and call.func.value.id in names
+                    assert (
+                        isinstance(call, ast.Call) and call.func.attr == "append"
+                    ), ast.dump(inner)
+                    assert (
+                        isinstance(call.func.value, ast.Name)
+                        and call.func.value.id in names
+                    )
                     _assert_value(call.args[0], names, defined)
                 else:
-                    assert isinstance(inner, ast.Assign) and isinstance(inner.targets[0], ast.Name)
+                    assert isinstance(inner, ast.Assign) and isinstance(
+                        inner.targets[0], ast.Name
+                    )
                     assert inner.targets[0].id in names
                     _assert_value(inner.value, names, defined)
             continue
@@ -220,7 +235,9 @@ def _assert_index(node: ast.AST, variables: set[str]) -> None:
         if node.upper is not None:
             _assert_shape_of(node.upper, variables)
     else:
-        assert is_literal(node) and isinstance(ast.literal_eval(node), int), ast.dump(node)
+        assert is_literal(node) and isinstance(ast.literal_eval(node), int), ast.dump(
+            node
+        )
 
 
 def _assert_shape_of(node: ast.AST, variables: set[str]) -> None:
@@ -232,8 +249,12 @@ def _assert_shape_of(node: ast.AST, variables: set[str]) -> None:
 
 def _is_child_weight(node: ast.AST, children: set[str]) -> bool:
     """Return whether the node is `self.<child>.weight` (a positional table or class token)."""
-    return (isinstance(node, ast.Attribute) and node.attr == "weight"
-            and is_attribute(node.value, "self") and node.value.attr in children)
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "weight"
+        and is_attribute(node.value, "self")
+        and node.value.attr in children
+    )
 
 
 def _assert_value(node: ast.AST, names: set[str], defined: set[str]) -> None:
@@ -243,7 +264,9 @@ def _assert_value(node: ast.AST, names: set[str], defined: set[str]) -> None:
     if isinstance(node, ast.Constant) and node.value is None:
         return
     if isinstance(node, ast.BinOp):
-        assert isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)), ast.dump(node)
+        assert isinstance(
+            node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)
+        ), ast.dump(node)
         _assert_value(node.left, names, defined)
         _assert_value(node.right, names, defined)
         return
@@ -257,14 +280,23 @@ def _assert_value(node: ast.AST, names: set[str], defined: set[str]) -> None:
     assert isinstance(node, ast.Call), ast.dump(node)
     func = node.func
     if isinstance(func, ast.Attribute):
-        assert is_name(func.value, "nn") and func.attr in TORCH_CLASSES | {"Sequential"}, ast.dump(func)
+        assert is_name(func.value, "nn") and func.attr in TORCH_CLASSES | {
+            "Sequential"
+        }, ast.dump(func)
     else:
-        assert isinstance(func, ast.Name) and func.id in defined | {"OrderedDict"}, ast.dump(func)
+        assert isinstance(func, ast.Name) and func.id in defined | {
+            "OrderedDict"
+        }, ast.dump(func)
     for arg in node.args:
         if isinstance(arg, ast.List) and is_name(func, "OrderedDict"):
             for pair in arg.elts:
-                assert isinstance(pair, ast.Tuple) and isinstance(pair.elts[0], ast.Constant)
-                assert isinstance(pair.elts[0].value, str) and pair.elts[0].value.isidentifier()
+                assert isinstance(pair, ast.Tuple) and isinstance(
+                    pair.elts[0], ast.Constant
+                )
+                assert (
+                    isinstance(pair.elts[0].value, str)
+                    and pair.elts[0].value.isidentifier()
+                )
                 _assert_value(pair.elts[1], names, defined)
         else:
             _assert_value(arg, names, defined)
@@ -288,20 +320,32 @@ def _assert_wiring(node: ast.AST, variables: set[str], children: set[str]) -> No
         for arg in node.args:
             assert isinstance(arg, ast.Name) and arg.id in variables
         return
-    if isinstance(node, ast.Subscript):  # h[-1], x[:, 0], self.pos1.weight[: x.shape[1]]
-        assert (isinstance(node.value, ast.Name) and node.value.id in variables) or _is_child_weight(
-            node.value, children), ast.dump(node)
+    if isinstance(
+        node, ast.Subscript
+    ):  # h[-1], x[:, 0], self.pos1.weight[: x.shape[1]]
+        assert (
+            isinstance(node.value, ast.Name) and node.value.id in variables
+        ) or _is_child_weight(node.value, children), ast.dump(node)
         _assert_index(node.slice, variables)
         return
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_child_weight(
-            node.func.value, children):  # self.cls1.weight.expand(x.shape[0], -1, -1)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and _is_child_weight(node.func.value, children)
+    ):  # self.cls1.weight.expand(x.shape[0], -1, -1)
         assert node.func.attr == "expand" and not node.keywords and len(node.args) == 3
         _assert_shape_of(node.args[0], variables)
         assert [ast.literal_eval(a) for a in node.args[1:]] == [-1, -1]
         return
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(
-            node.func.value, ast.Name) and node.func.value.id != "torch":  # x.transpose(1, 2)
-        assert node.func.value.id in variables and node.func.attr in TENSOR_METHODS, ast.dump(node)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id != "torch"
+    ):  # x.transpose(1, 2)
+        assert (
+            node.func.value.id in variables and node.func.attr in TENSOR_METHODS
+        ), ast.dump(node)
         for value in [*node.args, *(kw.value for kw in node.keywords)]:
             assert is_literal(value), ast.dump(value)
         assert {kw.arg for kw in node.keywords} <= {"dim", "keepdim"}
@@ -318,12 +362,16 @@ def _assert_wiring(node: ast.AST, variables: set[str], children: set[str]) -> No
         _assert_wiring(node.left, variables, children)
         _assert_wiring(node.right, variables, children)
         return
-    assert isinstance(node, ast.Call) and is_attribute(node.func, "torch", "cat"), ast.dump(node)
+    assert isinstance(node, ast.Call) and is_attribute(
+        node.func, "torch", "cat"
+    ), ast.dump(node)
     (items,) = node.args
     assert isinstance(items, ast.List)
     for item in items.elts:
         _assert_wiring(item, variables, children)
-    assert [kw.arg for kw in node.keywords] == ["dim"] and is_literal(node.keywords[0].value)
+    assert [kw.arg for kw in node.keywords] == ["dim"] and is_literal(
+        node.keywords[0].value
+    )
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -333,7 +381,9 @@ def test_every_generated_module_is_inert(path):
     assert assert_inert_module(committed, spec.name) == [
         child.name
         for child in children(model_tree(spec).body)
-        if not getattr(getattr(child, "layer", None), "tensor_op", False)  # a line of forward
+        if not getattr(
+            getattr(child, "layer", None), "tensor_op", False
+        )  # a line of forward
     ]
 
 

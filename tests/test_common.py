@@ -18,7 +18,9 @@ def test_atomic_text_write_gives_a_normal_file_mode(tmp_path):
         os.umask(old)
     assert target.read_text() == "hello\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
-    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]  # no temporary file left
+    assert [p.name for p in target.parent.iterdir()] == [
+        "out.txt"
+    ]  # no temporary file left
 
 
 def test_atomic_text_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):

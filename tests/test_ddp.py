@@ -53,25 +53,51 @@ def child_env() -> dict:
 
 
 def nnspec(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=cwd, env=child_env(),
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def torchrun(*args, cwd) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{free_port()}"]
-    return subprocess.run([*launcher, "-m", "runtime", *args], cwd=cwd, env=child_env(),
-                          capture_output=True, text=True, timeout=240)
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"localhost:{free_port()}",
+    ]
+    return subprocess.run(
+        [*launcher, "-m", "runtime", *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def losses(out: Path) -> list[tuple[float, float]]:
     with open(out / "metrics.csv") as handle:
-        return [(float(row["train_loss"]), float(row["val_loss"])) for row in csv.DictReader(handle)]
+        return [
+            (float(row["train_loss"]), float(row["val_loss"]))
+            for row in csv.DictReader(handle)
+        ]
 
 
 def max_difference(a, b) -> float:
     assert len(a) == len(b)
-    return max(abs(x - y) for pair_a, pair_b in zip(a, b) for x, y in zip(pair_a, pair_b))
+    return max(
+        abs(x - y) for pair_a, pair_b in zip(a, b) for x, y in zip(pair_a, pair_b)
+    )
 
 
 def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alone(
@@ -80,14 +106,38 @@ def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alo
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
     two = tmp_path / "two"
-    done = nnspec("train", str(spec), "--out", str(two), "--nproc", "2", "--quiet",
-                  "--device", "cpu", cwd=tmp_path)
+    done = nnspec(
+        "train",
+        str(spec),
+        "--out",
+        str(two),
+        "--nproc",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best epoch") == 1  # one report: rank 0's
 
     one = tmp_path / "one"
-    assert main(["train", str(spec), "--out", str(one), "--epochs", "4", "--quiet",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(one),
+                "--epochs",
+                "4",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     reference = losses(one)
     assert max_difference(losses(two), reference[:3]) < 1e-5
 
@@ -99,8 +149,23 @@ def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alo
     assert evaluation["loss"] == pytest.approx(reference[2][1], abs=1e-5)
 
     # the two-process run continues in one process like the one-process run
-    assert main(["train", str(spec), "--out", str(two), "--epochs", "4", "--resume",
-                 "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(two),
+                "--epochs",
+                "4",
+                "--resume",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert max_difference(losses(two), reference) < 1e-5
 
 
@@ -109,10 +174,14 @@ def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_ou
 ):
     spec = tmp_path / "mlp.yaml"
     # epoch 1 improves on nothing; no later epoch can improve by 100: patience 0 stops at 2
-    spec.write_text(SPEC.replace(
-        "early_stopping: null",
-        "early_stopping: {monitor: val_loss, patience: 0, min_delta: 100}",
-    ).replace("epochs: 3", "epochs: 5").replace("  - relu\n", "  - batchnorm1d\n  - relu\n"))
+    spec.write_text(
+        SPEC.replace(
+            "early_stopping: null",
+            "early_stopping: {monitor: val_loss, patience: 0, min_delta: 100}",
+        )
+        .replace("epochs: 3", "epochs: 5")
+        .replace("  - relu\n", "  - batchnorm1d\n  - relu\n")
+    )
     done = torchrun("train", str(spec), "--out", "run", "--device", "cpu", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -120,22 +189,40 @@ def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_ou
     assert done.stdout.count("best epoch") == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mlp.yaml", "run"]
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
-        "best.pt", "curves.png", "last.pt", "metrics.csv", "summary.json"]
+        "best.pt",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+        "summary.json",
+    ]
     assert len(losses(tmp_path / "run")) == 2
 
     # with batch norm every process validates rank 0's running statistics: those it saves
     for name, epoch in (("best.pt", 1), ("last.pt", 2)):
         capsys.readouterr()
-        assert main(["evaluate", str(tmp_path / "run" / name), "--json", "--device", "cpu"]) == 0
+        assert (
+            main(
+                ["evaluate", str(tmp_path / "run" / name), "--json", "--device", "cpu"]
+            )
+            == 0
+        )
         evaluation = json.loads(capsys.readouterr().out)
-        assert evaluation["loss"] == pytest.approx(losses(tmp_path / "run")[epoch - 1][1], abs=1e-5)
+        assert evaluation["loss"] == pytest.approx(
+            losses(tmp_path / "run")[epoch - 1][1], abs=1e-5
+        )
 
 
 def launched(*args, cwd) -> subprocess.Popen:
     """Start `nnspec ARGS` in a session of its own, as a terminal runs a command."""
-    return subprocess.Popen([sys.executable, "-m", "runtime", *args], cwd=cwd, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=cwd,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def processes_naming(text: str) -> list[int]:
@@ -143,26 +230,47 @@ def processes_naming(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(
+                errors="replace"
+            ):
                 found.append(int(entry.name))
         except OSError:  # ended meanwhile
             pass
     return found
 
 
-@pytest.mark.parametrize("case", ["spec mistake", "out holds a run", "nothing to resume",
-                                  "resume of another spec"])
-def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(tmp_path, capsys, monkeypatch,
-                                                                    case):
-    monkeypatch.setattr(runtime.distributed, "launch",
-                        lambda *a: pytest.fail("processes were launched despite the mistake"))
+@pytest.mark.parametrize(
+    "case",
+    ["spec mistake", "out holds a run", "nothing to resume", "resume of another spec"],
+)
+def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(
+    tmp_path, capsys, monkeypatch, case
+):
+    monkeypatch.setattr(
+        runtime.distributed,
+        "launch",
+        lambda *a: pytest.fail("processes were launched despite the mistake"),
+    )
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
     out = tmp_path / "run"
-    args = ["train", str(spec), "--out", str(out), "--nproc", "2", "--quiet", "--device", "cpu"]
-    expected = {"spec mistake": "layers[3]", "out holds a run": "already holds a run",
-                "nothing to resume": "nothing to resume",
-                "resume of another spec": "trained from another spec"}[case]
+    args = [
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--nproc",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
+    expected = {
+        "spec mistake": "layers[3]",
+        "out holds a run": "already holds a run",
+        "nothing to resume": "nothing to resume",
+        "resume of another spec": "trained from another spec",
+    }[case]
     if case == "spec mistake":
         spec.write_text(SPEC.replace("linear: 10", "lineer: 10"))
     elif case == "out holds a run":
@@ -171,8 +279,22 @@ def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(tmp_path, ca
     elif case == "nothing to resume":
         args.append("--resume")
     else:
-        assert main(["train", str(spec), "--out", str(out), "--epochs", "1", "--quiet",
-                     "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    str(spec),
+                    "--out",
+                    str(out),
+                    "--epochs",
+                    "1",
+                    "--quiet",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         args += ["--resume", "--set", "layers.1.out_features=32"]
     capsys.readouterr()
@@ -188,11 +310,24 @@ def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(tmp_path, ca
 
 def test_ctrl_c_stops_every_process_with_exit_130_and_the_run_resumes_in_one(tmp_path):
     spec = tmp_path / "mlp.yaml"
-    spec.write_text(SPEC.replace("epochs: 3", "epochs: 200").replace("batch_size: 100",
-                                                                     "batch_size: 16"))
+    spec.write_text(
+        SPEC.replace("epochs: 3", "epochs: 200").replace(
+            "batch_size: 100", "batch_size: 16"
+        )
+    )
     out = tmp_path / "interrupted"
-    process = launched("train", str(spec), "--out", str(out), "--nproc", "2", "--quiet",
-                       "--device", "cpu", cwd=tmp_path)
+    process = launched(
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--nproc",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 120
     while not (out / "metrics.csv").is_file() or len(losses(out)) < 1:
         assert process.poll() is None, process.communicate()[1][-3000:]
@@ -210,26 +345,62 @@ def test_ctrl_c_stops_every_process_with_exit_130_and_the_run_resumes_in_one(tmp
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] >= 1 and len(last["metrics"]) == last["epoch"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stop_reason"] == "interrupted" and summary["epochs_run"] == last["epoch"]
+    assert (
+        summary["stop_reason"] == "interrupted"
+        and summary["epochs_run"] == last["epoch"]
+    )
 
     # one process continues the two-process run from its last finished epoch
     more = last["epoch"] + 1
-    assert main(["train", str(spec), "--out", str(out), "--resume", "--epochs", str(more),
-                 "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(out),
+                "--resume",
+                "--epochs",
+                str(more),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed_from_epoch"] == last["epoch"] and summary["epochs_run"] == more
+    assert (
+        summary["resumed_from_epoch"] == last["epoch"] and summary["epochs_run"] == more
+    )
     rows = losses(out)
     assert len(rows) == more
-    assert rows[: last["epoch"]] == [(r["train_loss"], r["val_loss"]) for r in last["metrics"]]
+    assert rows[: last["epoch"]] == [
+        (r["train_loss"], r["val_loss"]) for r in last["metrics"]
+    ]
 
 
 def test_a_diverging_run_ends_both_processes_with_exit_1_and_one_message(tmp_path):
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
     out = tmp_path / "run"
-    process = launched("train", str(spec), "--out", str(out), "--nproc", "2", "--quiet",
-                       "--device", "cpu", "--set", "training.optimizer.lr=1e30", cwd=tmp_path)
-    stdout, stderr = process.communicate(timeout=120)  # no process waits for another forever
+    process = launched(
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--nproc",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--set",
+        "training.optimizer.lr=1e30",
+        cwd=tmp_path,
+    )
+    stdout, stderr = process.communicate(
+        timeout=120
+    )  # no process waits for another forever
     assert process.returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr
     assert stderr.count("is not finite") == 1, stderr
@@ -245,10 +416,37 @@ def test_a_one_process_run_resumed_in_two_follows_one_process(tmp_path):
     spec.write_text(SPEC)
     reference, out = tmp_path / "reference", tmp_path / "run"
     for folder, epochs in ((reference, "4"), (out, "2")):
-        assert main(["train", str(spec), "--out", str(folder), "--epochs", epochs, "--quiet",
-                     "--device", "cpu"]) == 0
-    done = nnspec("train", str(spec), "--out", str(out), "--epochs", "4", "--resume", "--nproc",
-                  "2", "--quiet", "--device", "cpu", cwd=tmp_path)
+        assert (
+            main(
+                [
+                    "train",
+                    str(spec),
+                    "--out",
+                    str(folder),
+                    "--epochs",
+                    epochs,
+                    "--quiet",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
+    done = nnspec(
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--epochs",
+        "4",
+        "--resume",
+        "--nproc",
+        "2",
+        "--quiet",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["resumed_from_epoch"] == 2
     assert max_difference(losses(out), losses(reference)) < 1e-5
@@ -260,7 +458,10 @@ def test_the_launcher_ends_with_rank_0s_exit_code(capsys):
     assert failed_exit_code({1: 2}) == 2
     assert capsys.readouterr().err == ""
     # rank 1 was killed; torchrun then stopped rank 0 with SIGTERM: the cause is rank 1
-    assert failed_exit_code({0: -signal.SIGTERM, 1: -signal.SIGKILL}) == 128 + signal.SIGKILL
+    assert (
+        failed_exit_code({0: -signal.SIGTERM, 1: -signal.SIGKILL})
+        == 128 + signal.SIGKILL
+    )
     assert "process 1 was killed by SIGKILL" in capsys.readouterr().err
     assert failed_exit_code({0: -signal.SIGTERM, 1: 2}) == 2
     assert failed_exit_code({0: -signal.SIGTERM}) == 128 + signal.SIGTERM

@@ -11,12 +11,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_layer_reference_is_fresh():
     committed = (ROOT / "docs" / "layers.md").read_text(encoding="utf-8")
-    assert committed == layer_reference(), "docs/layers.md is stale: run `python -m compiler.reference > docs/layers.md`"
+    assert (
+        committed == layer_reference()
+    ), "docs/layers.md is stale: run `python -m compiler.reference > docs/layers.md`"
 
 
 def test_committed_schema_is_fresh():
-    committed = json.loads((ROOT / "docs" / "nnspec.schema.json").read_text(encoding="utf-8"))
-    assert committed == json_schema(), "docs/nnspec.schema.json is stale: run `nnspec schema --out docs/nnspec.schema.json`"
+    committed = json.loads(
+        (ROOT / "docs" / "nnspec.schema.json").read_text(encoding="utf-8")
+    )
+    assert (
+        committed == json_schema()
+    ), "docs/nnspec.schema.json is stale: run `nnspec schema --out docs/nnspec.schema.json`"
 
 
 def test_reference_lists_every_registered_layer():
@@ -31,5 +37,9 @@ def test_reference_lists_every_registered_layer():
 
 
 def test_readme_opens_with_the_two_commands():
-    lines = [l for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if l.startswith("make ")]
+    lines = [
+        l
+        for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if l.startswith("make ")
+    ]
     assert [l.split()[1] for l in lines[:2]] == ["train", "test"]

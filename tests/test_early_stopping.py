@@ -58,7 +58,8 @@ TABLE = [
 
 
 @pytest.mark.parametrize(
-    "values, patience, min_delta, delta_mode, monitor, mode, stop_epoch, best_epoch", TABLE
+    "values, patience, min_delta, delta_mode, monitor, mode, stop_epoch, best_epoch",
+    TABLE,
 )
 def test_stop_and_best_epoch_table(
     values, patience, min_delta, delta_mode, monitor, mode, stop_epoch, best_epoch
@@ -118,7 +119,9 @@ def test_stops_exactly_patience_epochs_after_the_best(values, patience):
 )
 def test_state_dict_round_trip_decides_like_an_uninterrupted_run(values, cut):
     cut = min(cut, len(values) - 1)
-    kwargs = dict(monitor="val_accuracy", patience=3, min_delta=0.01, min_delta_mode="rel")
+    kwargs = dict(
+        monitor="val_accuracy", patience=3, min_delta=0.01, min_delta_mode="rel"
+    )
     whole = EarlyStopping(**kwargs)
     expected = [whole.evaluate(v) for v in values]
     first = EarlyStopping(**kwargs)
@@ -139,7 +142,10 @@ def test_state_of_another_monitor_is_refused():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"monitor": "val_acc"}, "`monitor` can be val_loss, val_accuracy, train_loss; got 'val_acc'"),
+        (
+            {"monitor": "val_acc"},
+            "`monitor` can be val_loss, val_accuracy, train_loss; got 'val_acc'",
+        ),
         ({"mode": "up"}, "`mode` can be min or max; got 'up'"),
         ({"patience": -1}, "`patience` must be an integer >= 0"),
         ({"patience": 2.5}, "`patience` must be an integer >= 0"),
@@ -157,11 +163,17 @@ def test_arguments_are_checked_at_construction(kwargs, message):
 
 
 def test_from_config_reads_the_spec_section_and_none_never_stops():
-    config = EarlyStoppingConfig(monitor="val_accuracy", patience=4, min_delta=0.5, min_delta_mode="rel")
-    stopper = EarlyStopping.from_config(config)
-    assert (stopper.monitor, stopper.mode, stopper.patience, stopper.min_delta, stopper.min_delta_mode) == (
-        "val_accuracy", "max", 4, 0.5, "rel"
+    config = EarlyStoppingConfig(
+        monitor="val_accuracy", patience=4, min_delta=0.5, min_delta_mode="rel"
     )
+    stopper = EarlyStopping.from_config(config)
+    assert (
+        stopper.monitor,
+        stopper.mode,
+        stopper.patience,
+        stopper.min_delta,
+        stopper.min_delta_mode,
+    ) == ("val_accuracy", "max", 4, 0.5, "rel")
     never = EarlyStopping.from_config(None)
     assert (never.monitor, never.mode, never.patience) == ("val_loss", "min", None)
     assert run([1.0] * 50, patience=None)[0] is None

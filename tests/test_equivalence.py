@@ -18,7 +18,13 @@ import pytest
 import torch
 from torchsummary import summary
 
-from compiler import build_sequential, count_params, load_spec, model_tree, resolved_layers
+from compiler import (
+    build_sequential,
+    count_params,
+    load_spec,
+    model_tree,
+    resolved_layers,
+)
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf, children
 from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
@@ -48,8 +54,11 @@ def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Mod
 
 def torchsummary_sees(spec) -> bool:
     """Return whether torchsummary can count the spec's model (it reads only .weight and .bias,
-    and fails on inner modules that return tuples, as recurrent and attention layers do)."""
-    return all(REGISTRY[layer.type].torchsummary_sees for layer in resolved_layers(spec))
+    and fails on inner modules that return tuples, as recurrent and attention layers do).
+    """
+    return all(
+        REGISTRY[layer.type].torchsummary_sees for layer in resolved_layers(spec)
+    )
 
 
 def torchsummary_total(model: torch.nn.Module, spec) -> int:
@@ -102,7 +111,9 @@ def test_same_children_keys_and_initial_weights(path):
     kids = list(children(model_tree(spec).body))
     ops = {kid.name for kid in kids if isinstance(kid, Leaf) and kid.layer.tensor_op}
     built = [n for n, _ in sequential.named_children()]
-    assert [n for n in built if n not in ops] == [n for n, _ in generated.named_children()]
+    assert [n for n in built if n not in ops] == [
+        n for n, _ in generated.named_children()
+    ]
     assert built == [kid.name for kid in kids]
     seq_state, gen_state = sequential.state_dict(), generated.state_dict()
     assert list(seq_state) == list(gen_state)

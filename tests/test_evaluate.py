@@ -13,17 +13,22 @@ from runtime.errors import UserError
 from runtime.evaluation import evaluate_checkpoint
 from runtime.train import train_spec
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec(**data):
-    return load_spec({
-        "name": "Tiny",
-        "input": [1, 8, 8],
-        "layers": ["flatten", {"linear": 16}, "relu", {"linear": 10}],
-        "training": {"epochs": 2, "optimizer": {"lr": 0.01}, "data": {"dataset": "digits", **data}},
-    })
+    return load_spec(
+        {
+            "name": "Tiny",
+            "input": [1, 8, 8],
+            "layers": ["flatten", {"linear": 16}, "relu", {"linear": 10}],
+            "training": {
+                "epochs": 2,
+                "optimizer": {"lr": 0.01},
+                "data": {"dataset": "digits", **data},
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,10 @@ def test_test_split_when_the_spec_has_one(run_dir):
 
 def test_no_test_split_says_how_to_get_one(tmp_path):
     train_spec(spec(), out_dir=tmp_path / "run", quiet=True)
-    with pytest.raises(UserError, match="digits has no test split; use --split val, or set training.data.test_fraction"):
+    with pytest.raises(
+        UserError,
+        match="digits has no test split; use --split val, or set training.data.test_fraction",
+    ):
         evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", "cpu")
 
 
@@ -66,7 +74,9 @@ def test_a_checkpoint_whose_spec_was_edited_is_refused(run_dir, tmp_path):
     payload = torch.load(out / "best.pt", weights_only=True)
     payload["spec"]["layers"][1]["out_features"] = 17
     write_checkpoint_atomically(tmp_path / "edited.pt", payload)
-    with pytest.raises(UserError, match="its spec does not match the spec_sha256 it records"):
+    with pytest.raises(
+        UserError, match="its spec does not match the spec_sha256 it records"
+    ):
         evaluate_checkpoint(tmp_path / "edited.pt")
 
 
@@ -82,7 +92,9 @@ def test_cli_prints_the_confusion_matrix_and_json(run_dir, capsys):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
-def test_cli_on_a_damaged_checkpoint_exits_2_with_one_line(run_dir, tmp_path, capsys, damage):
+def test_cli_on_a_damaged_checkpoint_exits_2_with_one_line(
+    run_dir, tmp_path, capsys, damage
+):
     out, _ = run_dir
     path = tmp_path / "bad.pt"
     if damage == "truncate":

@@ -22,26 +22,44 @@ from runtime.checkpoint import FORMAT, FORMAT_VERSION, write_checkpoint_atomical
 from runtime.cli import main
 from runtime.evaluation import evaluate_checkpoint
 from runtime.errors import UserError
-from runtime.export import CHECK_BATCH, export_program, graph_module_clashes, write_onnx, write_torch_export
+from runtime.export import (
+    CHECK_BATCH,
+    export_program,
+    graph_module_clashes,
+    write_onnx,
+    write_torch_export,
+)
 from tests.layer_examples import EXAMPLES
 
-onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'nnspec[export]'")
+onnx = pytest.importorskip(
+    "onnx", reason="the export extra: pip install 'nnspec[export]'"
+)
 onnxruntime = pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPECS = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def checkpoint(path: Path, spec_path: Path = ROOT / "specs" / "digits_cnn.yaml", epoch: int = 3) -> Path:
+def checkpoint(
+    path: Path, spec_path: Path = ROOT / "specs" / "digits_cnn.yaml", epoch: int = 3
+) -> Path:
     """Write an nnspec checkpoint of a spec's freshly built model (seed 0) to `path`."""
     spec = load_spec(spec_path)
     torch.manual_seed(0)
     model = build_module(spec)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec_data(spec),
-               "spec_sha256": spec_digest(spec), "model": model.state_dict(), "epoch": epoch,
-               "task": "classification"}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec": spec_data(spec),
+        "spec_sha256": spec_digest(spec),
+        "model": model.state_dict(),
+        "epoch": epoch,
+        "task": "classification",
+    }
     write_checkpoint_atomically(path, payload)
     return path
 
@@ -62,13 +80,23 @@ RUN_SLOW = bool(os.environ.get("NNSPEC_SLOW_TESTS"))
 
 
 def layer_count(path: Path) -> int:
-    return sum(isinstance(node, Leaf) for _, node in walk(model_tree(load_spec(path)).body))
+    return sum(
+        isinstance(node, Leaf) for _, node in walk(model_tree(load_spec(path)).body)
+    )
 
 
 CASES = [
-    *(pytest.param(p, id=p.stem, marks=pytest.mark.skipif(
-        not RUN_SLOW and layer_count(p) > SLOW_LAYERS,
-        reason=f"over {SLOW_LAYERS} layers: NNSPEC_SLOW_TESTS=1 exports it")) for p in SPECS),
+    *(
+        pytest.param(
+            p,
+            id=p.stem,
+            marks=pytest.mark.skipif(
+                not RUN_SLOW and layer_count(p) > SLOW_LAYERS,
+                reason=f"over {SLOW_LAYERS} layers: NNSPEC_SLOW_TESTS=1 exports it",
+            ),
+        )
+        for p in SPECS
+    ),
     *(pytest.param(spec, id=f"example-{name}") for name, spec in EXAMPLES.items()),
 ]
 
@@ -82,34 +110,60 @@ def test_exports_to_torch_export_and_onnx(case, tmp_path):
     # each writer runs its file on a batch of CHECK_BATCH, not the traced size: the batch is dynamic
     pt2 = write_torch_export(traced, model, spec, tmp_path / "model.pt2")
     assert not pt2.mismatch, pt2.lines
-    assert pt2.lines[-1].startswith(f"torch.export.load on a batch of {CHECK_BATCH}: max abs difference")
+    assert pt2.lines[-1].startswith(
+        f"torch.export.load on a batch of {CHECK_BATCH}: max abs difference"
+    )
     report = write_onnx(traced, model, spec, tmp_path / "model.onnx")
     assert not report.mismatch, report.lines
     assert report.lines[-2] == "onnx.checker: ok"
-    assert report.lines[-1].startswith(f"onnxruntime {onnxruntime.__version__} on a batch of {CHECK_BATCH}: max abs")
+    assert report.lines[-1].startswith(
+        f"onnxruntime {onnxruntime.__version__} on a batch of {CHECK_BATCH}: max abs"
+    )
     graph = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False).graph
     assert graph.input[0].name == "input" and graph.output[0].name == "output"
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.pt2"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.onnx",
+        "model.pt2",
+    ]  # no temporary left
 
 
 def test_a_layer_named_like_a_graph_module_attribute_exports_under_model(tmp_path):
-    spec = load_spec({"name": "M", "input": [4], "layers": [{"linear": {"out_features": 3, "name": "code"}},
-                                                           {"linear": {"out_features": 2, "name": "graph"}}]})
+    spec = load_spec(
+        {
+            "name": "M",
+            "input": [4],
+            "layers": [
+                {"linear": {"out_features": 3, "name": "code"}},
+                {"linear": {"out_features": 2, "name": "graph"}},
+            ],
+        }
+    )
     model = build_module(spec).eval()
     assert graph_module_clashes(model) == ["code", "graph"]
     traced = export_program(model, spec)
     report = write_torch_export(traced, model, spec, tmp_path / "m.pt2")
     assert not report.mismatch
-    assert "the exported model holds the model as `model`: its weights are named model.code.weight" in report.lines[1]
+    assert (
+        "the exported model holds the model as `model`: its weights are named model.code.weight"
+        in report.lines[1]
+    )
     assert set(torch.export.load(tmp_path / "m.pt2").state_dict) == {
-        "model.code.weight", "model.code.bias", "model.graph.weight", "model.graph.bias"}
+        "model.code.weight",
+        "model.code.bias",
+        "model.graph.weight",
+        "model.graph.bias",
+    }
 
 
-def test_a_layer_onnx_cannot_translate_is_one_clear_message_and_no_file(tmp_path, capsys):
+def test_a_layer_onnx_cannot_translate_is_one_clear_message_and_no_file(
+    tmp_path, capsys
+):
     spec_path = tmp_path / "pool.yaml"
-    spec_path.write_text("name: Pool\ninput: [2, 8, 8]\nlayers: [adaptivemaxpool2d: [2, 3], flatten, linear: 2]\n")
+    spec_path.write_text(
+        "name: Pool\ninput: [2, 8, 8]\nlayers: [adaptivemaxpool2d: [2, 3], flatten, linear: 2]\n"
+    )
     best = checkpoint(tmp_path / "best.pt", spec_path)
     code, out, err = nnspec(["export", best, "--format", "onnx"], capsys)
     assert (code, out) == (2, "")
@@ -128,9 +182,13 @@ def test_cli_writes_each_format_beside_the_checkpoint(tmp_path, capsys):
     lines = out.splitlines()
     assert lines[0].startswith(f"wrote {tmp_path / 'best.onnx'} (ONNX opset ")
     assert lines[1] == "onnx.checker: ok"
-    assert lines[2].startswith(f"onnxruntime {onnxruntime.__version__} on a batch of 3: max abs difference from torch ")
+    assert lines[2].startswith(
+        f"onnxruntime {onnxruntime.__version__} on a batch of 3: max abs difference from torch "
+    )
     code, out, _ = nnspec(["export", best, "--format", "torch-export"], capsys)
-    assert code == 0 and out.startswith(f"wrote {tmp_path / 'best.pt2'} (torch.export, ")
+    assert code == 0 and out.startswith(
+        f"wrote {tmp_path / 'best.pt2'} (torch.export, "
+    )
     loaded = torch.export.load(tmp_path / "best.pt2").module()
     model = build_module(load_spec(ROOT / "specs" / "digits_cnn.yaml"))
     model.load_state_dict(torch.load(best, weights_only=True)["model"])
@@ -143,30 +201,60 @@ def test_cli_writes_each_format_beside_the_checkpoint(tmp_path, capsys):
         f"wrote {tmp_path / 'best.safetensors'} (safetensors, {size:.1f} KiB: 11 tensors, the spec in its metadata)",
         "read back: the same tensors and spec",
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.onnx", "best.pt", "best.pt2", "best.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "best.onnx",
+        "best.pt",
+        "best.pt2",
+        "best.safetensors",
+    ]
 
 
-def test_an_existing_file_is_never_replaced_without_force_and_never_the_checkpoint(tmp_path, capsys):
+def test_an_existing_file_is_never_replaced_without_force_and_never_the_checkpoint(
+    tmp_path, capsys
+):
     best = checkpoint(tmp_path / "best.pt")
     mine = tmp_path / "best.pt2"
     mine.write_bytes(b"the user's own file")
     code, out, err = nnspec(["export", best, "--format", "torch-export"], capsys)
     assert (code, out) == (2, "")
-    assert err.strip() == f"nnspec export: error: {mine} exists; pass --force to replace it, or --out another file"
+    assert (
+        err.strip()
+        == f"nnspec export: error: {mine} exists; pass --force to replace it, or --out another file"
+    )
     assert mine.read_bytes() == b"the user's own file"
-    code, _, err = nnspec(["export", best, "--format", "torch-export", "--force"], capsys)
+    code, _, err = nnspec(
+        ["export", best, "--format", "torch-export", "--force"], capsys
+    )
     assert code == 0 and mine.read_bytes() != b"the user's own file"
     before = best.read_bytes()
-    code, _, err = nnspec(["export", best, "--format", "safetensors", "--out", best, "--force"], capsys)
+    code, _, err = nnspec(
+        ["export", best, "--format", "safetensors", "--out", best, "--force"], capsys
+    )
     assert code == 2 and "is the checkpoint itself; give another file" in err
     assert best.read_bytes() == before
-    code, _, err = nnspec(["export", best, "--format", "onnx", "--out", tmp_path / "no" / "m.onnx"], capsys)
+    code, _, err = nnspec(
+        ["export", best, "--format", "onnx", "--out", tmp_path / "no" / "m.onnx"],
+        capsys,
+    )
     assert code == 2 and f"the folder {tmp_path / 'no'} does not exist" in err
 
 
 def test_evaluate_reads_the_safetensors_file_alone(tmp_path, capsys):
     best = checkpoint(tmp_path / "best.pt")
-    assert nnspec(["export", best, "--format", "safetensors", "--out", tmp_path / "w.safetensors"], capsys)[0] == 0
+    assert (
+        nnspec(
+            [
+                "export",
+                best,
+                "--format",
+                "safetensors",
+                "--out",
+                tmp_path / "w.safetensors",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     alone = tmp_path / "moved"
     alone.mkdir()
     (tmp_path / "w.safetensors").rename(alone / "w.safetensors")
@@ -177,7 +265,9 @@ def test_evaluate_reads_the_safetensors_file_alone(tmp_path, capsys):
     assert result["loss"] == pytest.approx(reference["loss"], rel=1e-6)
     assert result["confusion"] == reference["confusion"]
     # and it exports on, to ONNX, as a checkpoint would
-    code, out, err = nnspec(["export", alone / "w.safetensors", "--format", "torch-export"], capsys)
+    code, out, err = nnspec(
+        ["export", alone / "w.safetensors", "--format", "torch-export"], capsys
+    )
     assert code == 0, err
     assert (alone / "w.pt2").is_file()
 
@@ -187,15 +277,34 @@ def test_files_that_are_not_nnspec_weights_are_refused_with_one_line(tmp_path, c
 
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, foreign)
-    code, out, err = nnspec(["export", foreign, "--format", "onnx", "--out", tmp_path / "f.onnx"], capsys)
+    code, out, err = nnspec(
+        ["export", foreign, "--format", "onnx", "--out", tmp_path / "f.onnx"], capsys
+    )
     assert code == 2 and out == ""
-    assert "is a safetensors file, but not one nnspec wrote (no spec in its metadata)" in err
+    assert (
+        "is a safetensors file, but not one nnspec wrote (no spec in its metadata)"
+        in err
+    )
     truncated = tmp_path / "cut.safetensors"
     good = checkpoint(tmp_path / "best.pt")
-    nnspec(["export", good, "--format", "safetensors", "--out", tmp_path / "whole.safetensors"], capsys)
+    nnspec(
+        [
+            "export",
+            good,
+            "--format",
+            "safetensors",
+            "--out",
+            tmp_path / "whole.safetensors",
+        ],
+        capsys,
+    )
     truncated.write_bytes((tmp_path / "whole.safetensors").read_bytes()[:5000])
     code, _, err = nnspec(["evaluate", truncated], capsys)
-    assert code == 2 and "is not a loadable safetensors file" in err and "Traceback" not in err
+    assert (
+        code == 2
+        and "is not a loadable safetensors file" in err
+        and "Traceback" not in err
+    )
 
 
 class Boom:
@@ -205,7 +314,9 @@ class Boom:
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     hostile = tmp_path / "hostile.pt"
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "model": Boom()}, hostile)
+    torch.save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "model": Boom()}, hostile
+    )
     code, out, err = nnspec(["export", hostile, "--format", "torch-export"], capsys)
     assert code == 2 and "CODE RAN" not in out
     assert "refused for safety" in err
@@ -217,7 +328,13 @@ def test_without_the_export_extra_onnx_says_what_to_install(tmp_path):
         "import sys\nsys.modules['onnx'] = None\nfrom runtime.cli import main\n"
         f"sys.exit(main(['export', {str(best)!r}, '--format', 'onnx']))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "nnspec export: error: --format onnx needs the packages onnx and onnxscript (onnx is not "
@@ -226,7 +343,9 @@ def test_without_the_export_extra_onnx_says_what_to_install(tmp_path):
     assert not (tmp_path / "best.onnx").exists()
 
 
-def test_without_onnxruntime_the_file_is_checked_but_not_run(tmp_path, capsys, monkeypatch):
+def test_without_onnxruntime_the_file_is_checked_but_not_run(
+    tmp_path, capsys, monkeypatch
+):
     best = checkpoint(tmp_path / "best.pt")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code, out, _ = nnspec(["export", best, "--format", "onnx"], capsys)
@@ -237,7 +356,9 @@ def test_without_onnxruntime_the_file_is_checked_but_not_run(tmp_path, capsys, m
     ]
 
 
-def test_outputs_that_differ_from_torch_exit_1_and_say_so(tmp_path, capsys, monkeypatch):
+def test_outputs_that_differ_from_torch_exit_1_and_say_so(
+    tmp_path, capsys, monkeypatch
+):
     import runtime.export as export
 
     best = checkpoint(tmp_path / "best.pt")
@@ -251,4 +372,6 @@ def test_outputs_that_differ_from_torch_exit_1_and_say_so(tmp_path, capsys, monk
     code, out, _ = nnspec(["export", best, "--format", "torch-export"], capsys)
     assert code == 1
     assert "max abs difference from torch 1.0e+00, more than the tolerance" in out
-    assert out.splitlines()[-1].endswith("best.pt2 is kept for a look, do not deploy it")
+    assert out.splitlines()[-1].endswith(
+        "best.pt2 is kept for a look, do not deploy it"
+    )

@@ -40,7 +40,9 @@ def static_verdict(layer_type: str, args: dict[str, Any], shape: tuple[int, ...]
     return layer, None
 
 
-def torch_kwargs(layer_type: str, args: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+def torch_kwargs(
+    layer_type: str, args: dict[str, Any], shape: tuple[int, ...]
+) -> dict[str, Any]:
     """Return torch constructor arguments: the written ones, with inferred ones from `shape`."""
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     cls = REGISTRY[layer_type]
@@ -53,7 +55,9 @@ def torch_kwargs(layer_type: str, args: dict[str, Any], shape: tuple[int, ...]) 
     for arg in cls.inferred:
         kwargs.setdefault(arg, inferred[arg])
     if layer_type in ("softmax", "logsoftmax"):
-        kwargs.setdefault("dim", -1)  # the spec's documented default (torch's None is legacy)
+        kwargs.setdefault(
+            "dim", -1
+        )  # the spec's documented default (torch's None is legacy)
     return kwargs
 
 
@@ -80,8 +84,12 @@ def torch_verdict(layer_type: str, kwargs: dict[str, Any], shape: tuple[int, ...
     return outputs.pop(), numel
 
 
-def compare(layer_type: str, grid: list[dict[str, Any]], shapes: list[tuple[int, ...]],
-            deliberate: Callable[[dict, tuple], str | None] | None = None) -> tuple[int, list[str]]:
+def compare(
+    layer_type: str,
+    grid: list[dict[str, Any]],
+    shapes: list[tuple[int, ...]],
+    deliberate: Callable[[dict, tuple], str | None] | None = None,
+) -> tuple[int, list[str]]:
     """Return (cases, cases the compiler refused, disagreements) of the compiler and torch.
 
     `deliberate(args, shape)` names the message fragment of a refusal the spec language makes on
@@ -97,23 +105,35 @@ def compare(layer_type: str, grid: list[dict[str, Any]], shapes: list[tuple[int,
             fragment = deliberate(args, shape) if deliberate else None
             if fragment is not None:
                 if layer is not None or fragment not in str(error):
-                    mismatches.append(f"{where}: expected the deliberate refusal {fragment!r}, got {error}")
+                    mismatches.append(
+                        f"{where}: expected the deliberate refusal {fragment!r}, got {error}"
+                    )
                 continue
             if layer is None:
                 refused += 1
-                theirs = torch_verdict(layer_type, torch_kwargs(layer_type, args, shape), shape)
+                theirs = torch_verdict(
+                    layer_type, torch_kwargs(layer_type, args, shape), shape
+                )
                 if theirs is not None:
-                    mismatches.append(f"{where}: compiler refuses ({error}), torch gives {theirs}")
+                    mismatches.append(
+                        f"{where}: compiler refuses ({error}), torch gives {theirs}"
+                    )
                 continue
             # accepted: torch gets exactly the resolved kwargs, which keep what the user wrote
             expected_kwargs = torch_kwargs(layer_type, args, shape)
             if any(layer.kwargs.get(k) != v for k, v in expected_kwargs.items()):
-                mismatches.append(f"{where}: resolved kwargs {layer.kwargs} lose written {expected_kwargs}")
+                mismatches.append(
+                    f"{where}: resolved kwargs {layer.kwargs} lose written {expected_kwargs}"
+                )
             theirs = torch_verdict(layer_type, layer.kwargs, shape)
             if theirs is None:
-                mismatches.append(f"{where}: compiler accepts ({layer.output_shape}), torch refuses")
+                mismatches.append(
+                    f"{where}: compiler accepts ({layer.output_shape}), torch refuses"
+                )
             elif (layer.output_shape, layer.params) != theirs:
-                mismatches.append(f"{where}: compiler says {(layer.output_shape, layer.params)}, torch {theirs}")
+                mismatches.append(
+                    f"{where}: compiler says {(layer.output_shape, layer.params)}, torch {theirs}"
+                )
     return cases, refused, mismatches
 
 
@@ -126,8 +146,14 @@ def grid(**axes: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def assert_agrees(layer_type: str, args_grid: list[dict[str, Any]], shapes: list[tuple[int, ...]], minimum: int,
-                  deliberate: Callable[[dict, tuple], str | None] | None = None, refusals: bool = True) -> None:
+def assert_agrees(
+    layer_type: str,
+    args_grid: list[dict[str, Any]],
+    shapes: list[tuple[int, ...]],
+    minimum: int,
+    deliberate: Callable[[dict, tuple], str | None] | None = None,
+    refusals: bool = True,
+) -> None:
     """Assert that the compiler and torch agree on every case.
 
     `minimum` guards against a grid that silently shrank; with `refusals`, the grid must hold both
@@ -136,8 +162,12 @@ def assert_agrees(layer_type: str, args_grid: list[dict[str, Any]], shapes: list
     cases, refused, mismatches = compare(layer_type, args_grid, shapes, deliberate)
     assert cases >= minimum
     if refusals:
-        assert 0 < refused < cases, f"{refused} of {cases} refused: the grid tests only one direction"
-    assert not mismatches, f"{len(mismatches)} of {cases} cases disagree:\n" + "\n".join(mismatches[:20])
+        assert (
+            0 < refused < cases
+        ), f"{refused} of {cases} refused: the grid tests only one direction"
+    assert (
+        not mismatches
+    ), f"{len(mismatches)} of {cases} cases disagree:\n" + "\n".join(mismatches[:20])
 
 
 # -- convolutions ------------------------------------------------------------------------------
@@ -177,17 +207,31 @@ def test_conv1d_matches_torch(shape):
 
 @pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
 def test_conv_padding_modes_match_torch(padding_mode):
-    limited = padding_mode != "replicate"  # replicate pads any amount; the others have limits
-    args = grid(out_channels=[4], kernel_size=[1, 3], padding=[1, 2, [1, 3], "same"], padding_mode=[padding_mode])
+    limited = (
+        padding_mode != "replicate"
+    )  # replicate pads any amount; the others have limits
+    args = grid(
+        out_channels=[4],
+        kernel_size=[1, 3],
+        padding=[1, 2, [1, 3], "same"],
+        padding_mode=[padding_mode],
+    )
     assert_agrees("conv2d", args, [(4, 2, 3), (4, 1, 6)], minimum=10, refusals=limited)
-    args = grid(out_channels=[4], kernel_size=[1, 3, 4], padding=[1, 2, 3, "same"], padding_mode=[padding_mode])
+    args = grid(
+        out_channels=[4],
+        kernel_size=[1, 3, 4],
+        padding=[1, 2, 3, "same"],
+        padding_mode=[padding_mode],
+    )
     assert_agrees("conv1d", args, [(4, 2), (4, 3)], minimum=10, refusals=limited)
 
 
 def test_conv_written_in_channels_must_match():
     args = grid(out_channels=[4], kernel_size=[1], in_channels=[4, 5])
     assert_agrees("conv2d", args, [(4, 3, 3)], minimum=2)
-    layer, error = static_verdict("conv2d", {"out_channels": 4, "kernel_size": 1, "in_channels": 5}, (4, 3, 3))
+    layer, error = static_verdict(
+        "conv2d", {"out_channels": 4, "kernel_size": 1, "in_channels": 5}, (4, 3, 3)
+    )
     assert layer is None and "layers[0].conv2d.in_channels: written as 5" in str(error)
 
 
@@ -197,7 +241,11 @@ def test_conv_written_in_channels_must_match():
 @pytest.mark.parametrize("layer_type", ["maxpool2d", "avgpool2d"])
 @pytest.mark.parametrize("shape", [(4, 6, 7), (4, 2, 3), (4, 1, 1), (5, 5, 5)])
 def test_pool2d_matches_torch(layer_type, shape):
-    extra = {"dilation": [None, 2]} if layer_type == "maxpool2d" else {"count_include_pad": [None, False]}
+    extra = (
+        {"dilation": [None, 2]}
+        if layer_type == "maxpool2d"
+        else {"count_include_pad": [None, False]}
+    )
     args = grid(
         kernel_size=[1, 2, 3, [2, 3]],
         stride=[None, 1, 2, [2, 1]],
@@ -211,7 +259,11 @@ def test_pool2d_matches_torch(layer_type, shape):
 @pytest.mark.parametrize("layer_type", ["maxpool1d", "avgpool1d"])
 @pytest.mark.parametrize("shape", [(4, 7), (4, 2), (4, 1), (5, 5)])
 def test_pool1d_matches_torch(layer_type, shape):
-    extra = {"dilation": [None, 2]} if layer_type == "maxpool1d" else {"count_include_pad": [None, False]}
+    extra = (
+        {"dilation": [None, 2]}
+        if layer_type == "maxpool1d"
+        else {"count_include_pad": [None, False]}
+    )
     args = grid(
         kernel_size=[1, 2, 3, [4]],
         stride=[None, 1, 2, 3],
@@ -227,10 +279,13 @@ def test_avgpool2d_divisor_override_matches_torch():
     assert_agrees("avgpool2d", args, [(4, 5, 5), (4, 2, 2)], minimum=12)
 
 
-@pytest.mark.parametrize("layer_type,shapes,sizes", [
-    ("adaptiveavgpool1d", [(4, 7), (4, 1)], [1, 3, [2], [2, 2], 10]),
-    ("adaptiveavgpool2d", [(4, 6, 7), (4, 1, 1)], [1, 3, [2, 4], [1, 9], [2], 10]),
-])
+@pytest.mark.parametrize(
+    "layer_type,shapes,sizes",
+    [
+        ("adaptiveavgpool1d", [(4, 7), (4, 1)], [1, 3, [2], [2, 2], 10]),
+        ("adaptiveavgpool2d", [(4, 6, 7), (4, 1, 1)], [1, 3, [2, 4], [1, 9], [2], 10]),
+    ],
+)
 def test_adaptive_pools_match_torch(layer_type, shapes, sizes):
     # a list of the wrong length is refused by both; any output size >= 1 is fine for torch
     assert_agrees(layer_type, grid(output_size=sizes), shapes, minimum=8)
@@ -258,12 +313,25 @@ def test_batchnorm_matches_torch(layer_type):
             return "num_features: written as 4"
         return None
 
-    assert_agrees(layer_type, args, RANKS, minimum=60, deliberate=written_num_features_must_match)
+    assert_agrees(
+        layer_type, args, RANKS, minimum=60, deliberate=written_num_features_must_match
+    )
 
 
 def test_layernorm_matches_torch():
     args = grid(
-        normalized_shape=[None, 5, 6, 7, [7], [6, 7], [5, 6, 7], [4, 5, 6, 7], [5, 5], [1, 4, 5, 6, 7]],
+        normalized_shape=[
+            None,
+            5,
+            6,
+            7,
+            [7],
+            [6, 7],
+            [5, 6, 7],
+            [4, 5, 6, 7],
+            [5, 5],
+            [1, 4, 5, 6, 7],
+        ],
         elementwise_affine=[None, False],
         bias=[None, False],
     )
@@ -279,7 +347,10 @@ def test_flatten_matches_torch():
 
     def batch_dimension(args: dict, shape: tuple) -> str | None:
         start = args.get("start_dim", 1)
-        if start + len(shape) + 1 == 0 and args.get("end_dim", -1) in (0, -len(shape) - 1):
+        if start + len(shape) + 1 == 0 and args.get("end_dim", -1) in (
+            0,
+            -len(shape) - 1,
+        ):
             return "start_dim 0 would flatten the batch dimension"
         return None
 
@@ -291,7 +362,11 @@ def test_softmax_dims_match_torch(layer_type):
     args = grid(dim=[None, -4, -3, -2, -1, 1, 2, 3, 4])
 
     def batch_dimension(args: dict, shape: tuple) -> str | None:
-        return "dim 0 is the batch dimension" if args.get("dim") == -len(shape) - 1 else None
+        return (
+            "dim 0 is the batch dimension"
+            if args.get("dim") == -len(shape) - 1
+            else None
+        )
 
     assert_agrees(layer_type, args, RANKS[:3], minimum=27, deliberate=batch_dimension)
 
@@ -334,22 +409,46 @@ def test_channel_dropouts_match_torch_on_their_ranks():
     "layer_type,args,shape,fragment",
     [
         # torch would flatten or normalize over the batch dimension: never what a spec means
-        ("flatten", {"start_dim": 0}, (4, 5), "start_dim 0 would flatten the batch dimension"),
-        ("flatten", {"start_dim": -3, "end_dim": -3}, (4, 5), "start_dim 0 would flatten the batch"),
+        (
+            "flatten",
+            {"start_dim": 0},
+            (4, 5),
+            "start_dim 0 would flatten the batch dimension",
+        ),
+        (
+            "flatten",
+            {"start_dim": -3, "end_dim": -3},
+            (4, 5),
+            "start_dim 0 would flatten the batch",
+        ),
         ("softmax", {"dim": 0}, (4,), "dim 0 is the batch dimension"),
         ("logsoftmax", {"dim": -2}, (4,), "dim 0 is the batch dimension"),
         # a written in_* argument must equal the inferred one, even where torch would not notice
-        ("batchnorm1d", {"num_features": 5, "affine": False, "track_running_stats": False}, (4,),
-         "num_features: written as 5, but the shape reaching it is [4]"),
+        (
+            "batchnorm1d",
+            {"num_features": 5, "affine": False, "track_running_stats": False},
+            (4,),
+            "num_features: written as 5, but the shape reaching it is [4]",
+        ),
         # torch reads a batch of the wrong rank as one unbatched sample and drops other elements
         ("dropout1d", {}, (7,), "dropout1d needs a 2-D input (C, L)"),
         ("dropout1d", {}, (4, 5, 6), "dropout1d needs a 2-D input (C, L)"),
         ("dropout2d", {}, (4, 5), "dropout2d needs a 3-D input (C, H, W)"),
         ("dropout2d", {}, (4, 5, 6, 7), "dropout2d needs a 3-D input (C, H, W)"),
         # pools on a sample without channels: torch would take the batch for the channels
-        ("maxpool2d", {"kernel_size": 2}, (6, 6), "maxpool2d needs a 3-D input (C, H, W)"),
+        (
+            "maxpool2d",
+            {"kernel_size": 2},
+            (6, 6),
+            "maxpool2d needs a 3-D input (C, H, W)",
+        ),
         ("avgpool1d", {"kernel_size": 2}, (6,), "avgpool1d needs a 2-D input (C, L)"),
-        ("adaptiveavgpool2d", {"output_size": 2}, (6, 6), "adaptiveavgpool2d needs a 3-D input"),
+        (
+            "adaptiveavgpool2d",
+            {"output_size": 2},
+            (6, 6),
+            "adaptiveavgpool2d needs a 3-D input",
+        ),
     ],
 )
 def test_deliberate_restrictions(layer_type, args, shape, fragment):

@@ -50,7 +50,14 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_the_four_layer_forms_mean_the_same(tmp_path):
     from_yaml = load_spec(write(tmp_path, "forms.yaml", FOUR_FORMS_YAML))
     assert spec_data(from_yaml) == spec_data(load_spec(CANONICAL))
-    assert [layer.name for layer in from_yaml.layers] == ["conv1", "relu1", "relu2", "pool1", "flatten1", "fc1"]
+    assert [layer.name for layer in from_yaml.layers] == [
+        "conv1",
+        "relu1",
+        "relu2",
+        "pool1",
+        "flatten1",
+        "fc1",
+    ]
 
 
 def test_yaml_layer_lines(tmp_path):
@@ -72,7 +79,9 @@ def test_json_layer_lines_and_windows_line_endings(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_spec(path)
     line = next(i + 1 for i, l in enumerate(bad.split("\r\n")) if "-2" in l)
-    assert [(p.line, p.path) for p in caught.value.problems] == [(line, "layers[3].maxpool2d.kernel_size")]
+    assert [(p.line, p.path) for p in caught.value.problems] == [
+        (line, "layers[3].maxpool2d.kernel_size")
+    ]
 
 
 def test_windows_line_endings_in_yaml(tmp_path):
@@ -102,9 +111,18 @@ layers:
     with pytest.raises(SpecError) as caught:
         load_spec(write(tmp_path, "many.yaml", text))
     got = [(p.line, p.path) for p in caught.value.problems]
-    assert got == [(1, "name"), (2, "input[0]"), (4, "layers[0].linear.out_features"),
-                   (5, "layers[1].dropout.p"), (6, "layers[2]")]
-    assert str(caught.value).splitlines()[0].startswith(f"{tmp_path / 'many.yaml'}:1: name: ")
+    assert got == [
+        (1, "name"),
+        (2, "input[0]"),
+        (4, "layers[0].linear.out_features"),
+        (5, "layers[1].dropout.p"),
+        (6, "layers[2]"),
+    ]
+    assert (
+        str(caught.value)
+        .splitlines()[0]
+        .startswith(f"{tmp_path / 'many.yaml'}:1: name: ")
+    )
 
 
 def test_yaml_reads_exponent_floats_as_numbers(tmp_path):
@@ -125,7 +143,9 @@ layers:
 """
     spec = load_spec(write(tmp_path, "alias.yaml", text))
     assert spec.input == [1, 8, 8]
-    assert spec.layers[0].arguments() == spec.layers[2].arguments() | {"in_channels": None}
+    assert spec.layers[0].arguments() == spec.layers[2].arguments() | {
+        "in_channels": None
+    }
 
 
 @pytest.mark.parametrize("suffix", [".yml", ".YAML", ".Json"])
@@ -144,7 +164,9 @@ def test_path_objects_and_strings_load_the_same():
 # -- limits of the readers ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("read,open_,close", [(read_json, "[", "]"), (read_yaml, "[", "]")])
+@pytest.mark.parametrize(
+    "read,open_,close", [(read_json, "[", "]"), (read_yaml, "[", "]")]
+)
 def test_nesting_limit_is_exact(read, open_, close):
     assert read(open_ * MAX_DEPTH + close * MAX_DEPTH).data is not None
     with pytest.raises(LoadError) as caught:
@@ -154,28 +176,38 @@ def test_nesting_limit_is_exact(read, open_, close):
 
 @pytest.mark.parametrize("read", [read_json, read_yaml])
 def test_number_digit_limit_is_exact(read):
-    assert read("[" + "9" * MAX_NUMBER_DIGITS + "]").data == [int("9" * MAX_NUMBER_DIGITS)]
+    assert read("[" + "9" * MAX_NUMBER_DIGITS + "]").data == [
+        int("9" * MAX_NUMBER_DIGITS)
+    ]
     with pytest.raises(LoadError) as caught:
         read("[" + "9" * (MAX_NUMBER_DIGITS + 1) + "]")
     assert caught.value.problem.path == "[0]"
 
 
 def test_json_strings_keep_their_escapes_and_unicode():
-    doc = read_json('{"description": "caf\\u00e9 \\"quoted\\" \\\\ tab\\t", "name": "\u00e9"}')
+    doc = read_json(
+        '{"description": "caf\\u00e9 \\"quoted\\" \\\\ tab\\t", "name": "\u00e9"}'
+    )
     assert doc.data == {"description": 'caf\u00e9 "quoted" \\ tab\t', "name": "\u00e9"}
 
 
 def test_json_duplicate_keys_in_nested_mappings():
     with pytest.raises(LoadError) as caught:
         read_json('{"training": {\n "optimizer": {"lr": 0.1,\n "lr": 0.2}}}')
-    assert (caught.value.problem.line, caught.value.problem.path) == (3, "training.optimizer.lr")
+    assert (caught.value.problem.line, caught.value.problem.path) == (
+        3,
+        "training.optimizer.lr",
+    )
     assert "duplicate key 'lr' (first at line 2)" in caught.value.problem.message
 
 
 def test_yaml_duplicate_keys_in_nested_mappings():
     with pytest.raises(LoadError) as caught:
         read_yaml("training:\n  optimizer:\n    lr: 0.1\n    type: sgd\n    lr: 0.2\n")
-    assert (caught.value.problem.line, caught.value.problem.path) == (5, "training.optimizer.lr")
+    assert (caught.value.problem.line, caught.value.problem.path) == (
+        5,
+        "training.optimizer.lr",
+    )
     assert "(first at line 3)" in caught.value.problem.message
 
 
@@ -187,7 +219,9 @@ def test_a_mapping_is_not_changed_by_loading():
     before = json.dumps(mapping)
     spec = load_spec(mapping)
     assert json.dumps(mapping) == before
-    assert spec.source == "<spec>" and spec.layer_lines == (None,) * len(CANONICAL["layers"])
+    assert spec.source == "<spec>" and spec.layer_lines == (None,) * len(
+        CANONICAL["layers"]
+    )
 
 
 def test_tuples_in_a_mapping_count_as_lists():
@@ -215,7 +249,11 @@ def test_mapping_values_that_are_not_plain_data(value, fragment):
 def test_read_data_copies_and_records_no_lines():
     source = {"a": [1, {"b": None}]}
     doc = read_data(source)
-    assert doc.data == source and doc.data is not source and doc.data["a"] is not source["a"]
+    assert (
+        doc.data == source
+        and doc.data is not source
+        and doc.data["a"] is not source["a"]
+    )
     assert doc.line_of(("a", 1, "b")) is None
 
 
@@ -235,7 +273,9 @@ def test_libyaml_and_pure_python_parsers_read_the_same(monkeypatch):
         re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
         list("-+0123456789"),
     )
-    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.yaml"))]
+    texts = [
+        p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.yaml"))
+    ]
     texts += [FOUR_FORMS_YAML, FOUR_FORMS_YAML.replace("\n", "\r\n")]
     fast = [read_yaml(t) for t in texts]
     monkeypatch.setattr(readers, "_SpecYamlLoader", PureLoader)
@@ -247,8 +287,18 @@ def test_unpaired_surrogate_is_refused_in_files_and_mappings(tmp_path):
     from compiler import SpecError, load_spec
 
     path = tmp_path / "sur.json"
-    path.write_text('{"name": "N", "description": "a \\ud800 b", "input": [4], "layers": [{"linear": 2}]}')
-    for source in (path, {"name": "N", "description": "a \ud800 b", "input": [4], "layers": [{"linear": 2}]}):
+    path.write_text(
+        '{"name": "N", "description": "a \\ud800 b", "input": [4], "layers": [{"linear": 2}]}'
+    )
+    for source in (
+        path,
+        {
+            "name": "N",
+            "description": "a \ud800 b",
+            "input": [4],
+            "layers": [{"linear": 2}],
+        },
+    ):
         with pytest.raises(SpecError) as err:
             load_spec(source)
         assert err.value.problems[0].path == "description"

@@ -4,7 +4,11 @@ import pytest
 
 from compiler import SpecError
 from runtime.errors import UserError
-from runtime.overrides import apply_overrides, load_spec_with_overrides, parse_assignment
+from runtime.overrides import (
+    apply_overrides,
+    load_spec_with_overrides,
+    parse_assignment,
+)
 
 SPEC = """\
 name: Net
@@ -38,7 +42,11 @@ def spec_file(tmp_path):
         ("layers.3.p=0.5", ["layers", 3, "p"], 0.5),
         ("training.amp=true", ["training", "amp"], True),
         ("training.early_stopping=null", ["training", "early_stopping"], None),
-        ("training.scheduler={type: cosine}", ["training", "scheduler"], {"type": "cosine"}),
+        (
+            "training.scheduler={type: cosine}",
+            ["training", "scheduler"],
+            {"type": "cosine"},
+        ),
         ("input=[1, 8, 8]", ["input"], [1, 8, 8]),
         ("name=Other", ["name"], "Other"),
         ("training.data.target='1e3'", ["training", "data", "target"], "1e3"),
@@ -53,12 +61,22 @@ def test_apply_by_name_index_and_section_without_touching_the_input():
     data = {
         "name": "Net",
         "input": [4],
-        "layers": ["relu", {"linear": 8}, {"dropout": 0.1}, {"linear": {"out_features": 2, "name": "head"}}],
+        "layers": [
+            "relu",
+            {"linear": 8},
+            {"dropout": 0.1},
+            {"linear": {"out_features": 2, "name": "head"}},
+        ],
     }
     out = apply_overrides(
         data,
-        ["layers.fc1.out_features=16", "layers.2.p=0.3", "layers.head.bias=false",
-         "training.optimizer.lr=0.1", "layers.0=gelu"],
+        [
+            "layers.fc1.out_features=16",
+            "layers.2.p=0.3",
+            "layers.head.bias=false",
+            "training.optimizer.lr=0.1",
+            "layers.0=gelu",
+        ],
     )
     assert out["layers"] == [
         "gelu",
@@ -71,8 +89,17 @@ def test_apply_by_name_index_and_section_without_touching_the_input():
 
 
 def test_automatic_names_count_per_type_over_the_whole_spec():
-    data = {"layers": [{"linear": 8}, "relu", {"linear": {"out_features": 4, "name": "mid"}}, {"linear": 2}]}
-    out = apply_overrides(data, ["layers.fc3.out_features=3"])  # the third linear, even though the 2nd is named
+    data = {
+        "layers": [
+            {"linear": 8},
+            "relu",
+            {"linear": {"out_features": 4, "name": "mid"}},
+            {"linear": 2},
+        ]
+    }
+    out = apply_overrides(
+        data, ["layers.fc3.out_features=3"]
+    )  # the third linear, even though the 2nd is named
     assert out["layers"][3] == {"type": "linear", "out_features": 3}
 
 
@@ -82,9 +109,15 @@ def test_automatic_names_count_per_type_over_the_whole_spec():
         ("training.optimizer.lr", "--set training.optimizer.lr: expected PATH=VALUE"),
         ("=3", "--set =3: expected PATH=VALUE"),
         ("training..lr=3", "empty step in the path 'training..lr'"),
-        ("layers.fc9.out_features=3", "no layer is named 'fc9' (did you mean 'fc1'?); the layers are flatten1, fc1, relu1, drop1, head"),
+        (
+            "layers.fc9.out_features=3",
+            "no layer is named 'fc9' (did you mean 'fc1'?); the layers are flatten1, fc1, relu1, drop1, head",
+        ),
         ("layers.7.p=0.1", "there are 5 layers, indexed 0 to 4"),
-        ("training.epochs.max=3", "training.epochs is 5, not a section; it has no 'max'"),
+        (
+            "training.epochs.max=3",
+            "training.epochs is 5, not a section; it has no 'max'",
+        ),
         ("input.5=3", "input is a list of 3 items; 5 is not an index of it"),
         ("training.optimizer.lr=[1, 2", "the value is not valid YAML"),
     ],
@@ -98,7 +131,12 @@ def test_errors_name_the_assignment(spec_file, text, message):
 
 def test_result_is_validated_again_like_a_file(spec_file):
     spec = load_spec_with_overrides(
-        spec_file, ["layers.fc1.out_features=64", "training.optimizer.lr=1e-2", "layers.drop1.p=0.5"]
+        spec_file,
+        [
+            "layers.fc1.out_features=64",
+            "training.optimizer.lr=1e-2",
+            "layers.drop1.p=0.5",
+        ],
     )
     assert spec.layers[1].out_features == 64
     assert spec.layers[3].p == 0.5
@@ -109,7 +147,9 @@ def test_result_is_validated_again_like_a_file(spec_file):
 
 def test_invalid_values_are_spec_errors_that_name_the_assignment(spec_file):
     with pytest.raises(SpecError) as info:
-        load_spec_with_overrides(spec_file, ["layers.fc1.out_features=-3", "training.optimizer.lr=0.01"])
+        load_spec_with_overrides(
+            spec_file, ["layers.fc1.out_features=-3", "training.optimizer.lr=0.01"]
+        )
     text = str(info.value)
     assert f"{spec_file}:5: layers[1].linear.out_features:" in text
     assert "(set by --set layers.fc1.out_features=-3)" in text
@@ -130,6 +170,8 @@ def test_a_set_can_repair_an_invalid_file(tmp_path):
 
 def test_hostile_values_stay_data(spec_file):
     with pytest.raises(UserError, match="not valid YAML"):
-        load_spec_with_overrides(spec_file, ["name=!!python/object/apply:os.system ['touch x']"])
+        load_spec_with_overrides(
+            spec_file, ["name=!!python/object/apply:os.system ['touch x']"]
+        )
     with pytest.raises(UserError, match="longer than"):
         load_spec_with_overrides(spec_file, ["name=" + "x" * 20_000])

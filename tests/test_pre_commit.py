@@ -22,14 +22,24 @@ HOOKS = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
 GIT = shutil.which("git")
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
 
-pytestmark = pytest.mark.skipif(GIT is None or not PRE_COMMIT.exists(), reason="needs git and pre-commit (dev extra)")
+pytestmark = pytest.mark.skipif(
+    GIT is None or not PRE_COMMIT.exists(),
+    reason="needs git and pre-commit (dev extra)",
+)
 
 
 def test_the_manifest_declares_the_three_hooks():
-    assert [hook["id"] for hook in HOOKS] == ["nnspec-validate", "nnspec-lint", "nnspec-codegen-check"]
+    assert [hook["id"] for hook in HOOKS] == [
+        "nnspec-validate",
+        "nnspec-lint",
+        "nnspec-codegen-check",
+    ]
     assert {hook["language"] for hook in HOOKS} == {"python"}
-    result = subprocess.run([str(PRE_COMMIT), "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(PRE_COMMIT), "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -42,16 +52,22 @@ def repo(tmp_path):
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT),
     }
 
     def run(*args):
-        return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            args, cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
 
     shutil.copy(ROOT / "specs" / "digits_cnn.yaml", folder / "specs" / "good.yaml")
     hooks = [{**hook, "language": "system"} for hook in HOOKS]
-    (folder / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": hooks}]}))
+    (folder / ".pre-commit-config.yaml").write_text(
+        yaml.safe_dump({"repos": [{"repo": "local", "hooks": hooks}]})
+    )
     assert run(GIT, "init", "-q").returncode == 0
     result = run(sys.executable, "-m", "runtime", "codegen")
     assert result.returncode == 0, result.stderr
@@ -84,23 +100,39 @@ def test_a_good_spec_passes_every_hook(repo):
     code, out = pre_commit(run)
     assert code == 0, out
     for name in ("nnspec validate", "nnspec lint", "nnspec codegen --check"):
-        assert any(line.startswith(name) and line.endswith("Passed") for line in out.splitlines()), out
+        assert any(
+            line.startswith(name) and line.endswith("Passed")
+            for line in out.splitlines()
+        ), out
 
 
 def test_a_bad_spec_fails_validate_and_lint_with_located_problems(repo):
     folder, run = repo
-    shutil.copy(ROOT / "tests" / "bad_specs" / "five_mistakes.yaml", folder / "specs" / "bad.yaml")
+    shutil.copy(
+        ROOT / "tests" / "bad_specs" / "five_mistakes.yaml",
+        folder / "specs" / "bad.yaml",
+    )
     run(GIT, "add", ".")
     code, out = pre_commit(run)
     assert code == 1
     lines = out.splitlines()
-    assert any(line.startswith("nnspec validate") and line.endswith("Failed") for line in lines), out
+    assert any(
+        line.startswith("nnspec validate") and line.endswith("Failed") for line in lines
+    ), out
     assert "- hook id: nnspec-validate" in lines and "- exit code: 2" in lines
-    for hook in ("nnspec-validate", "nnspec-lint", "nnspec-codegen-check"):  # each reports the five
+    for hook in (
+        "nnspec-validate",
+        "nnspec-lint",
+        "nnspec-codegen-check",
+    ):  # each reports the five
         problems = [line for line in sections(out)[hook] if line.startswith("specs/")]
-        assert problems[0].startswith("specs/bad.yaml:4: layers[0].linear.out_featurs: unknown argument"), hook
+        assert problems[0].startswith(
+            "specs/bad.yaml:4: layers[0].linear.out_featurs: unknown argument"
+        ), hook
         assert [p.split(":")[1] for p in problems] == ["4", "5", "6", "7", "9"], hook
-    assert any(line.startswith("nnspec lint") and line.endswith("Failed") for line in lines), out
+    assert any(
+        line.startswith("nnspec lint") and line.endswith("Failed") for line in lines
+    ), out
     assert "Traceback" not in out
 
 
@@ -112,6 +144,11 @@ def test_a_spec_changed_without_codegen_fails_the_check(repo):
     code, out = pre_commit(run)
     assert code == 1
     lines = out.splitlines()
-    assert any(line.startswith("nnspec codegen --check") and line.endswith("Failed") for line in lines), out
-    assert any(line.startswith("nnspec validate") and line.endswith("Passed") for line in lines), out
+    assert any(
+        line.startswith("nnspec codegen --check") and line.endswith("Failed")
+        for line in lines
+    ), out
+    assert any(
+        line.startswith("nnspec validate") and line.endswith("Passed") for line in lines
+    ), out
     assert "generated/good.py" in out

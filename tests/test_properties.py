@@ -42,20 +42,28 @@ from runtime.inputs import sample_batch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-SPEC_FILES = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPEC_FILES = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 
 SMALL = 2  # how far above its lower bound a drawn integer may go: shapes stay tiny
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
-    pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Using padding=.same. with even kernel:UserWarning"
+    ),
 ]
 
 PROPERTY_SETTINGS = settings(
     derandomize=True,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
@@ -69,7 +77,9 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, bool, bool
     for item in metadata:
         if isinstance(item, FieldInfo):
             nested = _bounds(item.metadata)
-            low, high = nested[0] if nested[0] is not None else low, nested[1] if nested[1] is not None else high
+            low, high = nested[0] if nested[0] is not None else low, (
+                nested[1] if nested[1] is not None else high
+            )
             low_open, high_open = nested[2] or low_open, nested[3] or high_open
         elif isinstance(item, annotated_types.Gt):
             low, low_open = item.gt, True
@@ -89,7 +99,9 @@ def values_of(annotation: Any, metadata: list[Any]) -> st.SearchStrategy:
         base, *extra = typing.get_args(annotation)
         return values_of(base, [*metadata, *extra])
     if origin in (typing.Union, types.UnionType):
-        return st.one_of([values_of(arg, metadata) for arg in typing.get_args(annotation)])
+        return st.one_of(
+            [values_of(arg, metadata) for arg in typing.get_args(annotation)]
+        )
     if origin is typing.Literal:
         return st.sampled_from(typing.get_args(annotation))
     if origin is list:
@@ -108,8 +120,12 @@ def values_of(annotation: Any, metadata: list[Any]) -> st.SearchStrategy:
         return st.integers(first, last)
     if annotation is float:
         return st.floats(
-            min_value=-3.0 if low is None else low, max_value=3.0 if high is None else high,
-            exclude_min=low_open, exclude_max=high_open, allow_nan=False, allow_infinity=False,
+            min_value=-3.0 if low is None else low,
+            max_value=3.0 if high is None else high,
+            exclude_min=low_open,
+            exclude_max=high_open,
+            allow_nan=False,
+            allow_infinity=False,
         )
     raise AssertionError(f"no strategy for {annotation!r}: teach values_of about it")
 
@@ -136,13 +152,21 @@ def draw_arguments(draw, cls) -> dict[str, Any]:
 
 
 @st.composite
-def layer_at(draw, shape: tuple[int, ...], only: str | None = None) -> tuple[str, dict[str, Any], tuple[int, ...]]:
+def layer_at(
+    draw, shape: tuple[int, ...], only: str | None = None
+) -> tuple[str, dict[str, Any], tuple[int, ...]]:
     """Return (type, written arguments, output shape) of a layer the compiler accepts on `shape`."""
-    candidates = [only] if only else sorted(t for t, cls in REGISTRY.items() if accepts(cls, shape))
+    candidates = (
+        [only]
+        if only
+        else sorted(t for t, cls in REGISTRY.items() if accepts(cls, shape))
+    )
     for _ in range(3):
         type_name = draw(st.sampled_from(candidates))
         cls = REGISTRY[type_name]
-        for _ in range(6):  # the same type again with other arguments: shape rules refuse many
+        for _ in range(
+            6
+        ):  # the same type again with other arguments: shape rules refuse many
             args = draw_arguments(draw, cls)
             try:
                 kwargs, out, _ = cls.model_validate(args).resolve(shape)
@@ -158,8 +182,13 @@ def layer_at(draw, shape: tuple[int, ...], only: str | None = None) -> tuple[str
     if only:
         reject()  # rare: no arguments drawn fitted this shape
     # nothing drawn fitted: a layer type without required arguments that takes any shape
-    fallback = sorted(t for t, cls in REGISTRY.items() if cls.ranks is None and
-                      not any(f.is_required() for f in argument_fields(cls).values()) and not cls.inferred)
+    fallback = sorted(
+        t
+        for t, cls in REGISTRY.items()
+        if cls.ranks is None
+        and not any(f.is_required() for f in argument_fields(cls).values())
+        and not cls.inferred
+    )
     return draw(st.sampled_from(fallback)), {}, shape
 
 
@@ -202,7 +231,9 @@ def valid_specs(draw, first: str | None = None) -> dict[str, Any]:
     input_shape = shape
     layers, used = [], set()
     for index in range(draw(st.integers(1, 6))):
-        type_name, args, shape = draw(layer_at(shape, only=first if index == 0 else None))
+        type_name, args, shape = draw(
+            layer_at(shape, only=first if index == 0 else None)
+        )
         name = draw(st.none() | layer_names)
         if name in used:
             name = None
@@ -211,7 +242,11 @@ def valid_specs(draw, first: str | None = None) -> dict[str, Any]:
     written_input: Any = list(input_shape)
     if first and REGISTRY[first].takes_ids:  # ids: an int64 input
         written_input = {"shape": list(input_shape), "dtype": "int64"}
-    return {"name": draw(st.sampled_from(["M", "Net", "Tiny_Model2"])), "input": written_input, "layers": layers}
+    return {
+        "name": draw(st.sampled_from(["M", "Net", "Tiny_Model2"])),
+        "input": written_input,
+        "layers": layers,
+    }
 
 
 # -- the valid-spec property --------------------------------------------------------------------
@@ -222,12 +257,16 @@ def assert_keeps_its_promises(mapping: dict[str, Any]) -> None:
     spec = load_spec(mapping)
     model = build_sequential(spec)
     assert count_params(spec) == sum(p.numel() for p in model.parameters())
-    assert [n for n, _ in model.named_children()] == [layer.name for layer in spec.layers]
+    assert [n for n, _ in model.named_children()] == [
+        layer.name for layer in spec.layers
+    ]
     with torch.no_grad():
         out = model.train()(sample_batch(spec, 2))
     assert tuple(out.shape) == (2, *output_shape(spec))
     for layer in resolved_layers(spec):
-        assert layer.params == sum(p.numel() for p in getattr(model, layer.name).parameters())
+        assert layer.params == sum(
+            p.numel() for p in getattr(model, layer.name).parameters()
+        )
     # the normalized form round-trips
     assert spec_data(load_spec(spec_data(spec))) == spec_data(spec)
 
@@ -244,7 +283,9 @@ def test_every_layer_type_in_random_valid_specs(type_name):
     @given(valid_specs(first=type_name))
     def check(mapping):
         first = mapping["layers"][0]
-        assert first == type_name or type_name in first or first.get("type") == type_name
+        assert (
+            first == type_name or type_name in first or first.get("type") == type_name
+        )
         assert_keeps_its_promises(mapping)
 
     check()
@@ -255,7 +296,11 @@ def test_every_layer_type_in_random_valid_specs(type_name):
 def test_random_valid_specs_read_the_same_from_files(tmp_path_factory, mapping, kind):
     folder = tmp_path_factory.mktemp("spec")
     path = folder / f"spec.{kind}"
-    text = yaml.safe_dump(mapping, sort_keys=False) if kind == "yaml" else json.dumps(mapping, indent=1)
+    text = (
+        yaml.safe_dump(mapping, sort_keys=False)
+        if kind == "yaml"
+        else json.dumps(mapping, indent=1)
+    )
     path.write_text(text, encoding="utf-8")
     from_file, from_data = load_spec(path), load_spec(mapping)
     assert spec_data(from_file) == spec_data(from_data)
@@ -272,8 +317,27 @@ junk_scalars = st.one_of(
     st.sampled_from([0, -1, 1, 2**31, 2**63, -(2**63)]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
-    st.sampled_from(["same", "valid", "relu", "linear", "conv2d", "forward", "__class__", "os.system",
-                     "name", "type", "layers", "", "\u2028", '"""', "{x}", "../x", "1e999"]),
+    st.sampled_from(
+        [
+            "same",
+            "valid",
+            "relu",
+            "linear",
+            "conv2d",
+            "forward",
+            "__class__",
+            "os.system",
+            "name",
+            "type",
+            "layers",
+            "",
+            "\u2028",
+            '"""',
+            "{x}",
+            "../x",
+            "1e999",
+        ]
+    ),
     st.binary(max_size=4),
     st.just(object()),
     st.frozensets(st.integers(0, 3), max_size=2),
@@ -281,12 +345,18 @@ junk_scalars = st.one_of(
 )
 junk = st.recursive(
     junk_scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=6,
 )
-junk_keys = st.one_of(st.text(max_size=8), st.integers(-3, 3), st.none(), st.booleans(),
-                      st.sampled_from(["type", "name", "out_features", "kernel_size", "p", "epochs"]),
-                      st.tuples(st.integers(0, 2)))
+junk_keys = st.one_of(
+    st.text(max_size=8),
+    st.integers(-3, 3),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["type", "name", "out_features", "kernel_size", "p", "epochs"]),
+    st.tuples(st.integers(0, 2)),
+)
 
 
 def containers(data: Any, path: tuple = ()) -> list[tuple[tuple, Any]]:
@@ -345,15 +415,25 @@ def assert_only_located_spec_errors(data: Any) -> None:
         assert exc.problems, "a SpecError without problems"
         for problem in exc.problems:
             # a mapping has no lines: every problem names its path, or says it is the whole top level
-            assert problem.path or "top-level" in problem.message or "at the top" in problem.message, problem
-            assert "function-" not in problem.path and "tagged-union" not in problem.path, problem
+            assert (
+                problem.path
+                or "top-level" in problem.message
+                or "at the top" in problem.message
+            ), problem
+            assert (
+                "function-" not in problem.path and "tagged-union" not in problem.path
+            ), problem
             assert problem.message and "Traceback" not in problem.message
         text = str(exc)
         assert text.count("\n") == len(exc.problems) - 1
         return
     # still valid after the mutation: then it keeps every promise of a valid spec
     # (built and run only when small: a mutation may leave a valid but large model)
-    if count_params(spec) <= 20_000 and sum(math.prod(layer.output_shape) for layer in resolved_layers(spec)) <= 20_000:
+    if (
+        count_params(spec) <= 20_000
+        and sum(math.prod(layer.output_shape) for layer in resolved_layers(spec))
+        <= 20_000
+    ):
         model = build_sequential(spec)
         assert count_params(spec) == sum(p.numel() for p in model.parameters())
         with torch.no_grad():
@@ -372,7 +452,15 @@ def test_mutated_specs_raise_nothing_but_located_spec_errors(data):
 @given(junk)
 def test_junk_in_place_of_each_top_level_section(value):
     smallest = min(SPEC_DOCUMENTS, key=lambda d: len(json.dumps(d)))
-    for key in ("name", "input", "layers", "training", "description", "spec_version", "lint"):
+    for key in (
+        "name",
+        "input",
+        "layers",
+        "training",
+        "description",
+        "spec_version",
+        "lint",
+    ):
         base = json.loads(json.dumps(smallest))
         base[key] = value
         assert_only_located_spec_errors(base)
@@ -390,8 +478,20 @@ def test_deeply_nested_mappings_are_refused_without_recursion(depth):
 
 # -- text-level fuzzing of the readers ------------------------------------------------------------
 
-SYNTAX = st.sampled_from(list("{}[],:-'\"#&*!|>%@`\t\n ") + ["\u2028", "\ufeff", "\x00", "\\", "1e999", "NaN",
-                                                               "!!python/object:os.system", "<<: ", "---\n"])
+SYNTAX = st.sampled_from(
+    list("{}[],:-'\"#&*!|>%@`\t\n ")
+    + [
+        "\u2028",
+        "\ufeff",
+        "\x00",
+        "\\",
+        "1e999",
+        "NaN",
+        "!!python/object:os.system",
+        "<<: ",
+        "---\n",
+    ]
+)
 
 
 @st.composite
@@ -399,13 +499,17 @@ def damaged_text(draw) -> tuple[str, str]:
     """Return (suffix, text): a valid spec written as YAML or JSON, then damaged in a few places."""
     mapping = draw(st.sampled_from(SPEC_DOCUMENTS[:2]) | valid_specs())
     suffix = draw(st.sampled_from([".yaml", ".json"]))
-    text = yaml.safe_dump(mapping, sort_keys=False) if suffix == ".yaml" else json.dumps(mapping, indent=2)
+    text = (
+        yaml.safe_dump(mapping, sort_keys=False)
+        if suffix == ".yaml"
+        else json.dumps(mapping, indent=2)
+    )
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(text)))
         if draw(st.booleans()):
             text = text[:at] + draw(SYNTAX | st.text(max_size=3)) + text[at:]
         else:
-            text = text[:at] + text[at + draw(st.integers(1, 8)):]
+            text = text[:at] + text[at + draw(st.integers(1, 8)) :]
     return suffix, text
 
 

@@ -12,7 +12,9 @@ def draws() -> tuple:
     return random.random(), float(np.random.rand()), float(torch.rand(1))
 
 
-def test_a_saved_state_replays_the_same_draws_after_a_round_trip_through_torch_save(tmp_path):
+def test_a_saved_state_replays_the_same_draws_after_a_round_trip_through_torch_save(
+    tmp_path,
+):
     seed_everything(7)
     draws()
     path = tmp_path / "rng.pt"
@@ -29,6 +31,9 @@ def test_pythons_state_is_one_tensor_and_the_older_list_form_still_restores():
     assert isinstance(state["python"]["internal"], torch.Tensor)
     expected = draws()
     seed_everything(4)
-    older = dict(state, python=dict(state["python"], internal=state["python"]["internal"].tolist()))
+    older = dict(
+        state,
+        python=dict(state["python"], internal=state["python"]["internal"].tolist()),
+    )
     set_rng_state(older)
     assert draws() == expected

@@ -29,7 +29,9 @@ def test_a_schema_key_is_accepted_and_changes_nothing(tmp_path):
 
 def test_a_schema_key_that_is_not_a_string_is_a_located_error(tmp_path, capsys):
     path = tmp_path / "m.json"
-    path.write_text('{\n  "name": "M",\n  "$schema": 3,\n  "input": [4],\n  "layers": ["relu"]\n}\n')
+    path.write_text(
+        '{\n  "name": "M",\n  "$schema": 3,\n  "input": [4],\n  "layers": ["relu"]\n}\n'
+    )
     assert main(["validate", "--no-cache", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == (

@@ -11,7 +11,14 @@ import pytest
 import torch
 from torchsummary import summary
 
-from compiler import build_sequential, count_params, load_spec, model_tree, output_shape, resolved_layers
+from compiler import (
+    build_sequential,
+    count_params,
+    load_spec,
+    model_tree,
+    output_shape,
+    resolved_layers,
+)
 from compiler.layers import REGISTRY
 from compiler.tree import children, leaves
 from runtime.inputs import sample_batch, spec_inputs
@@ -20,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SPECS = sorted(p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json"))
+SPECS = sorted(
+    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
+)
 
 
 def torchsummary_report(model: torch.nn.Module, spec) -> str:
@@ -43,7 +52,9 @@ def test_static_count_equals_torch_and_torchsummary(path):
     static = count_params(spec)
     assert static == sum(p.numel() for p in model.parameters())
     assert static == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if not all(REGISTRY[layer.type].torchsummary_sees for layer in resolved_layers(spec)):
+    if not all(
+        REGISTRY[layer.type].torchsummary_sees for layer in resolved_layers(spec)
+    ):
         return  # torchsummary counts only .weight/.bias and fails on tuple outputs (LSTM, attention)
     report = torchsummary_report(model, spec)
     total = re.search(r"Total params: ([\d,]+)", report)
@@ -51,17 +62,31 @@ def test_static_count_equals_torch_and_torchsummary(path):
     assert total and int(total.group(1).replace(",", "")) == static
     assert trainable and int(trainable.group(1).replace(",", "")) == static
     # torchsummary's per-layer rows: output shapes and counts, in order, as the static inference says
-    rows = re.findall(r"^\s*(\w+)-\d+\s+\[(-1(?:, \d+)*)\]\s+([\d,]+)\s*$", report, re.M)
+    rows = re.findall(
+        r"^\s*(\w+)-\d+\s+\[(-1(?:, \d+)*)\]\s+([\d,]+)\s*$", report, re.M
+    )
     rows = [r for r in rows if r[0] != "WiredModule"]  # a module's wiring, not a layer
     # torchsummary lists layers as forward runs them: a residual's shortcut before its layers
     layers = [leaf for _, leaf in leaves(model_tree(spec).body, running=True)]
-    layers = [type("Row", (), {"torch_class": leaf.layer.torch_class, "output_shape": leaf.info.output_shape,
-                               "params": leaf.info.params}) for leaf in layers]
+    layers = [
+        type(
+            "Row",
+            (),
+            {
+                "torch_class": leaf.layer.torch_class,
+                "output_shape": leaf.info.output_shape,
+                "params": leaf.info.params,
+            },
+        )
+        for leaf in layers
+    ]
     assert [r[0] for r in rows] == [layer.torch_class for layer in layers]
     assert [tuple(int(d) for d in r[1].split(", ")[1:]) for r in rows] == [
         layer.output_shape for layer in layers
     ]
-    assert [int(r[2].replace(",", "")) for r in rows] == [layer.params for layer in layers]
+    assert [int(r[2].replace(",", "")) for r in rows] == [
+        layer.params for layer in layers
+    ]
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)

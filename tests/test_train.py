@@ -30,8 +30,18 @@ def tiny_mlp(inputs=2, outputs=3, **training) -> dict:
         "name": "Tiny",
         "input": [inputs] if inputs != 64 else [1, 8, 8],
         "layers": ([{"flatten": None}] if inputs == 64 else [])
-        + [{"linear": 16}, "relu", {"dropout": 0.2}, {"linear": {"out_features": outputs, "name": "head"}}],
-        "training": {"epochs": 3, "batch_size": 64, "optimizer": {"type": "adam", "lr": 0.01}, **training},
+        + [
+            {"linear": 16},
+            "relu",
+            {"dropout": 0.2},
+            {"linear": {"out_features": outputs, "name": "head"}},
+        ],
+        "training": {
+            "epochs": 3,
+            "batch_size": 64,
+            "optimizer": {"type": "adam", "lr": 0.01},
+            **training,
+        },
     }
 
 
@@ -51,24 +61,46 @@ def synthetic(task: str, n=96, features=2, seed=0) -> DataSplits:
         y = 2 * x[:, 0] - x[:, 1]
     cut = n * 3 // 4
     classes = {"classification": 3, "binary": 2, "regression": None}[task]
-    return DataSplits(x[:cut], y[:cut], x[cut:], y[cut:], None, None, classes, None, f"synthetic {task}")
+    return DataSplits(
+        x[:cut],
+        y[:cut],
+        x[cut:],
+        y[cut:],
+        None,
+        None,
+        classes,
+        None,
+        f"synthetic {task}",
+    )
 
 
 def rows_without_seconds(path):
     with open(path) as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        return [
+            {k: v for k, v in row.items() if k != "seconds"}
+            for row in csv.DictReader(f)
+        ]
 
 
 @pytest.mark.parametrize(
     "task, outputs, metric",
-    [("classification", 3, "accuracy"), ("binary", 1, "accuracy"), ("regression", 1, "mae")],
+    [
+        ("classification", 3, "accuracy"),
+        ("binary", 1, "accuracy"),
+        ("regression", 1, "mae"),
+    ],
 )
 def test_each_task_trains_with_its_loss_and_metric(task, outputs, metric):
     torch.manual_seed(0)
     model = build_sequential(load_spec(tiny_mlp(2, outputs)))
     training = TrainingConfig.model_validate(
-        {"task": task, "epochs": 15, "batch_size": 16, "optimizer": {"lr": 0.02},
-         "early_stopping": None}
+        {
+            "task": task,
+            "epochs": 15,
+            "batch_size": 16,
+            "optimizer": {"lr": 0.02},
+            "early_stopping": None,
+        }
     )
     result = fit(model, synthetic(task), training, device=CPU, quiet=True)
     first, last = result.history[0], result.history[-1]
@@ -99,15 +131,31 @@ def test_validation_metrics_are_those_of_the_model_in_eval_mode():
 
 def test_a_model_whose_output_does_not_fit_the_task_is_a_user_error():
     model = build_sequential(load_spec(tiny_mlp(2, 2)))
-    with pytest.raises(UserError, match="the data has 3 classes but the model gives 2 scores"):
-        fit(model, synthetic("classification"), TrainingConfig(), device=CPU, quiet=True)
-    with pytest.raises(UserError, match=r"binary needs an output of shape \(N, 1\) or \(N,\)"):
-        fit(model, synthetic("binary"), TrainingConfig(task="binary"), device=CPU, quiet=True)
+    with pytest.raises(
+        UserError, match="the data has 3 classes but the model gives 2 scores"
+    ):
+        fit(
+            model, synthetic("classification"), TrainingConfig(), device=CPU, quiet=True
+        )
+    with pytest.raises(
+        UserError, match=r"binary needs an output of shape \(N, 1\) or \(N,\)"
+    ):
+        fit(
+            model,
+            synthetic("binary"),
+            TrainingConfig(task="binary"),
+            device=CPU,
+            quiet=True,
+        )
 
 
 def test_penalty_covers_linear_and_conv_weights_only():
     model = nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LayerNorm(8), nn.Linear(8, 3)
+        nn.Conv2d(1, 2, 3),
+        nn.BatchNorm2d(2),
+        nn.Flatten(),
+        nn.LayerNorm(8),
+        nn.Linear(8, 3),
     )
     weights = penalized_weights(model)
     assert [w.shape for w in weights] == [torch.Size([2, 1, 3, 3]), torch.Size([3, 8])]
@@ -116,16 +164,25 @@ def test_penalty_covers_linear_and_conv_weights_only():
 
 
 @pytest.mark.parametrize("l1, l2", [(0.5, 0.0), (0.0, 0.5), (0.3, 0.2)])
-def test_one_sgd_step_with_l1_l2_moves_weights_by_the_penalty_gradient_and_biases_not(l1, l2):
+def test_one_sgd_step_with_l1_l2_moves_weights_by_the_penalty_gradient_and_biases_not(
+    l1, l2
+):
     def one_step(l1, l2):
         torch.manual_seed(0)
         model = build_sequential(load_spec(tiny_mlp(2, 3)))
         initial = {k: v.clone() for k, v in model.state_dict().items()}
         training = TrainingConfig.model_validate(
-            {"epochs": 1, "batch_size": 1000, "early_stopping": None,
-             "optimizer": {"type": "sgd", "lr": 0.1}, "regularization": {"l1": l1, "l2": l2}}
+            {
+                "epochs": 1,
+                "batch_size": 1000,
+                "early_stopping": None,
+                "optimizer": {"type": "sgd", "lr": 0.1},
+                "regularization": {"l1": l1, "l2": l2},
+            }
         )
-        result = fit(model, synthetic("classification"), training, device=CPU, quiet=True)
+        result = fit(
+            model, synthetic("classification"), training, device=CPU, quiet=True
+        )
         return model.state_dict(), initial, result
 
     plain, initial, plain_result = one_step(0.0, 0.0)
@@ -151,7 +208,9 @@ def overfitting_data(seed=0) -> DataSplits:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(160, 10, generator=g)
     y = torch.randint(0, 3, (160,), generator=g)
-    return DataSplits(x[:120], y[:120], x[120:], y[120:], None, None, 3, None, "random labels")
+    return DataSplits(
+        x[:120], y[:120], x[120:], y[120:], None, None, 3, None, "random labels"
+    )
 
 
 def record_weights(store):
@@ -167,8 +226,12 @@ def test_restore_best_leaves_the_best_weights_on_every_way_out(way_out):
     model = build_sequential(load_spec(tiny_mlp(10, 3)))
     patience = 3 if way_out == "patience" else 100
     training = TrainingConfig.model_validate(
-        {"epochs": 12, "batch_size": 16, "optimizer": {"lr": 0.05},
-         "early_stopping": {"patience": patience, "restore_best": True}}
+        {
+            "epochs": 12,
+            "batch_size": 16,
+            "optimizer": {"lr": 0.05},
+            "early_stopping": {"patience": patience, "restore_best": True},
+        }
     )
     seen = {}
     flag = InterruptFlag()
@@ -182,18 +245,33 @@ def test_restore_best_leaves_the_best_weights_on_every_way_out(way_out):
             with torch.no_grad():
                 state.model.head.weight.fill_(math.inf)
 
-    result = fit(model, overfitting_data(), training, device=CPU, on_epoch_end=on_epoch_end,
-                 interrupt=flag, quiet=True)
-    expected = {"patience": "early_stopping", "epochs": "max_epochs", "interrupt": "interrupted",
-                "not_finite": "not_finite"}[way_out]
+    result = fit(
+        model,
+        overfitting_data(),
+        training,
+        device=CPU,
+        on_epoch_end=on_epoch_end,
+        interrupt=flag,
+        quiet=True,
+    )
+    expected = {
+        "patience": "early_stopping",
+        "epochs": "max_epochs",
+        "interrupt": "interrupted",
+        "not_finite": "not_finite",
+    }[way_out]
     assert result.stop_reason == expected
-    assert 1 <= result.best_epoch < max(seen)  # a real test: the last epoch is not the best
+    assert (
+        1 <= result.best_epoch < max(seen)
+    )  # a real test: the last epoch is not the best
     assert result.restored_best
     for key, value in model.state_dict().items():
         assert torch.equal(value, seen[result.best_epoch][key]), key
     if way_out == "not_finite":
-        assert result.stop_message == "loss is not finite (nan) at epoch 9 (train_loss)" or \
-            result.stop_message.startswith("loss is not finite (")
+        assert (
+            result.stop_message == "loss is not finite (nan) at epoch 9 (train_loss)"
+            or result.stop_message.startswith("loss is not finite (")
+        )
         assert "at epoch 9" in result.stop_message
     if way_out == "interrupt":
         assert result.epochs_run == 8 and len(result.history) == 8
@@ -203,12 +281,22 @@ def test_without_restore_best_the_model_keeps_the_last_epoch():
     torch.manual_seed(0)
     model = build_sequential(load_spec(tiny_mlp(10, 3)))
     training = TrainingConfig.model_validate(
-        {"epochs": 6, "batch_size": 16, "optimizer": {"lr": 0.05},
-         "early_stopping": {"patience": 100, "restore_best": False}}
+        {
+            "epochs": 6,
+            "batch_size": 16,
+            "optimizer": {"lr": 0.05},
+            "early_stopping": {"patience": 100, "restore_best": False},
+        }
     )
     seen = {}
-    result = fit(model, overfitting_data(), training, device=CPU, on_epoch_end=record_weights(seen),
-                 quiet=True)
+    result = fit(
+        model,
+        overfitting_data(),
+        training,
+        device=CPU,
+        on_epoch_end=record_weights(seen),
+        quiet=True,
+    )
     assert result.best_epoch < 6 and not result.restored_best
     assert torch.equal(model.head.weight, seen[6]["head.weight"])
 
@@ -217,20 +305,37 @@ def test_scheduler_changes_lr_per_epoch_and_plateau_watches_the_monitor():
     torch.manual_seed(0)
     model = build_sequential(load_spec(tiny_mlp(2, 3)))
     training = TrainingConfig.model_validate(
-        {"epochs": 4, "optimizer": {"lr": 0.1}, "early_stopping": None,
-         "scheduler": {"type": "step", "step_size": 2, "gamma": 0.5}}
+        {
+            "epochs": 4,
+            "optimizer": {"lr": 0.1},
+            "early_stopping": None,
+            "scheduler": {"type": "step", "step_size": 2, "gamma": 0.5},
+        }
     )
     result = fit(model, synthetic("classification"), training, device=CPU, quiet=True)
     assert [row["lr"] for row in result.history] == [0.1, 0.1, 0.05, 0.05]
     training = TrainingConfig.model_validate(
-        {"epochs": 3, "optimizer": {"lr": 0.1}, "early_stopping": None,
-         "scheduler": {"type": "cosine"}}
+        {
+            "epochs": 3,
+            "optimizer": {"lr": 0.1},
+            "early_stopping": None,
+            "scheduler": {"type": "cosine"},
+        }
     )
     result = fit(model, synthetic("classification"), training, device=CPU, quiet=True)
-    assert [round(row["lr"], 6) for row in result.history] == [0.1, 0.075, 0.025]  # T_max = epochs
+    assert [round(row["lr"], 6) for row in result.history] == [
+        0.1,
+        0.075,
+        0.025,
+    ]  # T_max = epochs
     training = TrainingConfig.model_validate(
-        {"epochs": 5, "batch_size": 16, "optimizer": {"lr": 0.05},
-         "early_stopping": {"patience": 100}, "scheduler": {"type": "plateau", "patience": 0, "factor": 0.5}}
+        {
+            "epochs": 5,
+            "batch_size": 16,
+            "optimizer": {"lr": 0.05},
+            "early_stopping": {"patience": 100},
+            "scheduler": {"type": "plateau", "patience": 0, "factor": 0.5},
+        }
     )
     model = build_sequential(load_spec(tiny_mlp(10, 3)))
     result = fit(model, overfitting_data(), training, device=CPU, quiet=True)
@@ -249,7 +354,9 @@ def test_a_task_without_accuracy_cannot_monitor_it_a_located_spec_error(tmp_path
         load_spec(path)
     (problem,) = caught.value.problems
     assert (problem.path, problem.line) == ("training.early_stopping.monitor", 7)
-    assert f"task {task} has no accuracy to monitor; monitor val_loss" in problem.message
+    assert (
+        f"task {task} has no accuracy to monitor; monitor val_loss" in problem.message
+    )
 
 
 # --- train_spec: the run folder ---------------------------------------------------------
@@ -266,14 +373,37 @@ def test_run_folder_outputs(tmp_path):
     assert header == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds"
     assert len(rows_without_seconds(run / "metrics.csv")) == 3
     assert json.loads((run / "summary.json").read_text()) == summary
-    for key in ("best_epoch", "epochs_run", "stopped_early", "stop_reason", "monitor", "best",
-                "params", "device"):
+    for key in (
+        "best_epoch",
+        "epochs_run",
+        "stopped_early",
+        "stop_reason",
+        "monitor",
+        "best",
+        "params",
+        "device",
+    ):
         assert key in summary
-    assert summary["epochs_run"] == 3 and summary["params"] == 64 * 16 + 16 + 16 * 10 + 10
+    assert (
+        summary["epochs_run"] == 3 and summary["params"] == 64 * 16 + 16 + 16 * 10 + 10
+    )
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     last = torch.load(run / "last.pt", weights_only=True)  # plain torch, weights only
-    for key in ("model", "optimizer", "scheduler", "epoch", "early_stopping", "rng", "metrics",
-                "spec", "spec_sha256", "nnspec_version", "form", "task", "class_names"):
+    for key in (
+        "model",
+        "optimizer",
+        "scheduler",
+        "epoch",
+        "early_stopping",
+        "rng",
+        "metrics",
+        "spec",
+        "spec_sha256",
+        "nnspec_version",
+        "form",
+        "task",
+        "class_names",
+    ):
         assert key in last
     assert last["epoch"] == 3 and len(last["metrics"]) == 3
 
@@ -281,19 +411,39 @@ def test_run_folder_outputs(tmp_path):
 def test_regression_metrics_csv_has_mae_columns(tmp_path):
     x = np.random.default_rng(0).normal(size=(80, 2)).astype(np.float32)
     np.savez(tmp_path / "reg.npz", x=x, y=x[:, 0] - x[:, 1])
-    spec = load_spec(tiny_mlp(2, 1, task="regression", data={"dataset": "npz", "path": str(tmp_path / "reg.npz")}))
+    spec = load_spec(
+        tiny_mlp(
+            2,
+            1,
+            task="regression",
+            data={"dataset": "npz", "path": str(tmp_path / "reg.npz")},
+        )
+    )
     train_spec(spec, out_dir=tmp_path / "run", quiet=True)
     rows = rows_without_seconds(tmp_path / "run" / "metrics.csv")
-    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-                             "train_mae", "val_mae"]
+    assert list(rows[0]) == [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "train_mae",
+        "val_mae",
+    ]
     assert rows[0]["val_accuracy"] == "" and float(rows[0]["val_mae"]) > 0
 
 
 def test_resume_gives_exactly_the_metrics_of_an_uninterrupted_run(tmp_path):
-    spec = digits_spec(epochs=4, scheduler={"type": "step", "step_size": 1, "gamma": 0.7})
+    spec = digits_spec(
+        epochs=4, scheduler={"type": "step", "step_size": 1, "gamma": 0.7}
+    )
     train_spec(spec, out_dir=tmp_path / "whole", quiet=True)
-    train_spec(digits_spec(epochs=2, scheduler={"type": "step", "step_size": 1, "gamma": 0.7}),
-               out_dir=tmp_path / "split", quiet=True)
+    train_spec(
+        digits_spec(epochs=2, scheduler={"type": "step", "step_size": 1, "gamma": 0.7}),
+        out_dir=tmp_path / "split",
+        quiet=True,
+    )
     summary = train_spec(spec, out_dir=tmp_path / "split", resume=True, quiet=True)
     assert summary["resumed_from_epoch"] == 2 and summary["epochs_run"] == 4
     whole = rows_without_seconds(tmp_path / "whole" / "metrics.csv")
@@ -305,11 +455,13 @@ def test_resume_gives_exactly_the_metrics_of_an_uninterrupted_run(tmp_path):
 
 def test_both_forms_give_identical_metrics(tmp_path):
     train_spec(digits_spec(), out_dir=tmp_path / "seq", quiet=True)
-    summary = train_spec(digits_spec(), out_dir=tmp_path / "gen", form="generated", quiet=True)
-    assert summary["form"] == "generated"
-    assert rows_without_seconds(tmp_path / "gen" / "metrics.csv") == rows_without_seconds(
-        tmp_path / "seq" / "metrics.csv"
+    summary = train_spec(
+        digits_spec(), out_dir=tmp_path / "gen", form="generated", quiet=True
     )
+    assert summary["form"] == "generated"
+    assert rows_without_seconds(
+        tmp_path / "gen" / "metrics.csv"
+    ) == rows_without_seconds(tmp_path / "seq" / "metrics.csv")
 
 
 def test_resume_refuses_another_spec_and_says_what_differs(tmp_path):
@@ -323,21 +475,42 @@ def test_resume_refuses_another_spec_and_says_what_differs(tmp_path):
 
 def test_after_a_resume_best_pt_is_never_replaced_by_a_worse_model(tmp_path):
     g = np.random.default_rng(0)
-    np.savez(tmp_path / "noise.npz", x=g.normal(size=(160, 10)).astype(np.float32), y=g.integers(0, 3, 160))
+    np.savez(
+        tmp_path / "noise.npz",
+        x=g.normal(size=(160, 10)).astype(np.float32),
+        y=g.integers(0, 3, 160),
+    )
+
     def spec(epochs):
-        return load_spec(tiny_mlp(10, 3, epochs=epochs, batch_size=16, optimizer={"lr": 0.05},
-                                  early_stopping={"patience": 100},
-                                  data={"dataset": "npz", "path": str(tmp_path / "noise.npz")}))
+        return load_spec(
+            tiny_mlp(
+                10,
+                3,
+                epochs=epochs,
+                batch_size=16,
+                optimizer={"lr": 0.05},
+                early_stopping={"patience": 100},
+                data={"dataset": "npz", "path": str(tmp_path / "noise.npz")},
+            )
+        )
+
     first = train_spec(spec(3), out_dir=tmp_path / "run", quiet=True)
     before = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     summary = train_spec(spec(10), out_dir=tmp_path / "run", resume=True, quiet=True)
     after = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-    val = [row["val_loss"] for row in torch.load(tmp_path / "run" / "last.pt", weights_only=True)["metrics"]]
+    val = [
+        row["val_loss"]
+        for row in torch.load(tmp_path / "run" / "last.pt", weights_only=True)[
+            "metrics"
+        ]
+    ]
     assert len(val) == summary["epochs_run"] == 10
     assert after["epoch"] == summary["best_epoch"]
     assert val[after["epoch"] - 1] == min(val[: summary["epochs_run"]])
     assert val[after["epoch"] - 1] <= before["early_stopping"]["best"] == first["best"]
-    assert max(val[3:]) > first["best"]  # later epochs were worse: resetting on resume would show
+    assert (
+        max(val[3:]) > first["best"]
+    )  # later epochs were worse: resetting on resume would show
 
 
 def test_resume_rewrites_a_best_pt_that_lags_last_pt(tmp_path):
@@ -345,7 +518,9 @@ def test_resume_rewrites_a_best_pt_that_lags_last_pt(tmp_path):
     train_spec(digits_spec(epochs=3), out_dir=tmp_path / "b", quiet=True)
     # a kill between writing last.pt and best.pt of epoch 3: best.pt still holds epoch 2
     (tmp_path / "b" / "best.pt").write_bytes((tmp_path / "a" / "best.pt").read_bytes())
-    summary = train_spec(digits_spec(epochs=3), out_dir=tmp_path / "b", resume=True, quiet=True)
+    summary = train_spec(
+        digits_spec(epochs=3), out_dir=tmp_path / "b", resume=True, quiet=True
+    )
     assert summary["best_epoch"] == 3
     assert torch.load(tmp_path / "b" / "best.pt", weights_only=True)["epoch"] == 3
 
@@ -354,7 +529,10 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     run = tmp_path / "run"
     train_spec(digits_spec(epochs=1), out_dir=run, quiet=True)
     before = (run / "best.pt").read_bytes()
-    with pytest.raises(UserError, match="already holds a run .* --resume, choose another --out, or pass --force"):
+    with pytest.raises(
+        UserError,
+        match="already holds a run .* --resume, choose another --out, or pass --force",
+    ):
         train_spec(digits_spec(epochs=1), out_dir=run, quiet=True)
     assert (run / "best.pt").read_bytes() == before
     summary = train_spec(digits_spec(epochs=2), out_dir=run, force=True, quiet=True)
@@ -368,14 +546,20 @@ def test_unwritable_out_and_nothing_to_resume(tmp_path):
     with pytest.raises(UserError, match="is a file, not a folder"):
         train_spec(digits_spec(epochs=1), out_dir=tmp_path / "file", quiet=True)
     with pytest.raises(UserError, match="nothing to resume"):
-        train_spec(digits_spec(epochs=1), out_dir=tmp_path / "empty", resume=True, quiet=True)
+        train_spec(
+            digits_spec(epochs=1), out_dir=tmp_path / "empty", resume=True, quiet=True
+        )
 
 
 def test_cuda_asked_for_without_cuda_is_a_user_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the error cannot happen")
-    with pytest.raises(UserError, match="device 'cuda' was asked for, but torch sees no CUDA GPU"):
-        train_spec(digits_spec(epochs=1), out_dir=tmp_path / "run", device="cuda", quiet=True)
+    with pytest.raises(
+        UserError, match="device 'cuda' was asked for, but torch sees no CUDA GPU"
+    ):
+        train_spec(
+            digits_spec(epochs=1), out_dir=tmp_path / "run", device="cuda", quiet=True
+        )
     assert not (tmp_path / "run" / "last.pt").exists()
 
 

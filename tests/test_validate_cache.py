@@ -1,5 +1,6 @@
 """`nnspec validate` remembers valid specs: an unchanged spec is answered without pydantic or the
-layer registry, with the same output; anything changed, and every problem, is checked in full."""
+layer registry, with the same output; anything changed, and every problem, is checked in full.
+"""
 
 import importlib.metadata
 import json
@@ -33,18 +34,32 @@ sys.exit(code)
 
 def validate(*args, cwd) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", PROBE, "validate", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, "validate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-def test_an_unchanged_valid_spec_is_answered_from_the_cache_with_the_same_output(tmp_path):
+def test_an_unchanged_valid_spec_is_answered_from_the_cache_with_the_same_output(
+    tmp_path,
+):
     (tmp_path / "tiny.yaml").write_text(SPEC)
     first = validate("tiny.yaml", cwd=tmp_path)
     assert first.returncode == 0 and "PYDANTIC" in first.stderr.split()
     second = validate("tiny.yaml", cwd=tmp_path)
     assert second.returncode == 0 and "NO-PYDANTIC" in second.stderr
-    assert second.stdout == first.stdout == "tiny.yaml: ok (Tiny, 3 layers, 23 parameters)\n"
-    entries = json.loads((Path(os.environ["NNSPEC_CACHE_DIR"]) / CACHE_FILE).read_text())["entries"]
+    assert (
+        second.stdout
+        == first.stdout
+        == "tiny.yaml: ok (Tiny, 3 layers, 23 parameters)\n"
+    )
+    entries = json.loads(
+        (Path(os.environ["NNSPEC_CACHE_DIR"]) / CACHE_FILE).read_text()
+    )["entries"]
     assert list(entries.values()) == ['["Tiny", 3, 23]']
 
 
@@ -53,10 +68,15 @@ def test_a_changed_spec_is_checked_again_and_a_problem_is_never_cached(tmp_path)
     spec.write_text(SPEC)
     assert validate("tiny.yaml", cwd=tmp_path).returncode == 0
     spec.write_text(SPEC.replace("linear: 3", "linaer: 3"))
-    for _ in range(2):  # the second time too: the problem was not remembered as anything
+    for _ in range(
+        2
+    ):  # the second time too: the problem was not remembered as anything
         broken = validate("tiny.yaml", cwd=tmp_path)
         assert broken.returncode == 2 and "PYDANTIC" in broken.stderr.split()
-        assert "tiny.yaml:4: layers[0]" in broken.stderr and "did you mean 'linear'" in broken.stderr
+        assert (
+            "tiny.yaml:4: layers[0]" in broken.stderr
+            and "did you mean 'linear'" in broken.stderr
+        )
     spec.write_text(SPEC.replace("linear: 2", "linear: 5"))
     again = validate("tiny.yaml", cwd=tmp_path)
     assert again.stdout == "tiny.yaml: ok (Tiny, 3 layers, 35 parameters)\n"

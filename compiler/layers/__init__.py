@@ -11,7 +11,14 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from .base import REGISTRY, LayerSpec, Shape, ShapeProblem, check_identifier, format_shape
+from .base import (
+    REGISTRY,
+    LayerSpec,
+    Shape,
+    ShapeProblem,
+    check_identifier,
+    format_shape,
+)
 from .conv import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,

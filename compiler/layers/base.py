@@ -35,7 +35,9 @@ def check_identifier(value: Any, what: str = "name") -> str:
         raise ValueError(f"a {what} must be a string, got {type(value).__name__}")
     shown = value if len(value) <= 40 else value[:40] + "..."
     if len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"a {what} is at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+        raise ValueError(
+            f"a {what} is at most {MAX_NAME_LENGTH} characters, got {len(value)}"
+        )
     if not _IDENTIFIER.match(value):
         raise ValueError(
             f"a {what} must be an ASCII Python identifier (letters, digits, _; not starting "
@@ -53,7 +55,9 @@ def _ints(minimum: int, allow: tuple[str, ...] = ()):
         if isinstance(value, str) and value in allow:
             return value
         items = value if isinstance(value, list) else [value]
-        ints = bool(items) and all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        ints = bool(items) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in items
+        )
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         if ints and any(v > MAX_SIZE for v in items):
             raise ValueError(f"must be at most {MAX_SIZE:,}, got {shown}")
@@ -70,7 +74,9 @@ def _ints(minimum: int, allow: tuple[str, ...] = ()):
 _SizeInt = Annotated[int, Field(ge=1, le=MAX_SIZE)]
 _PadInt = Annotated[int, Field(ge=0, le=MAX_SIZE)]
 Size = Annotated[_SizeInt | list[_SizeInt], _ints(1)]
-Padding = Annotated[_PadInt | list[_PadInt] | Literal["same", "valid"], _ints(0, ("same", "valid"))]
+Padding = Annotated[
+    _PadInt | list[_PadInt] | Literal["same", "valid"], _ints(0, ("same", "valid"))
+]
 NonNegSize = Annotated[_PadInt | list[_PadInt], _ints(0)]
 
 
@@ -109,7 +115,9 @@ class LayerSpec(BaseModel):
         if field is not None and isinstance(field.default, str):
             REGISTRY[field.default] = cls
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True
+    )
 
     name: Annotated[str, BeforeValidator(check_identifier)] | None = None
 
@@ -117,15 +125,21 @@ class LayerSpec(BaseModel):
     primary: ClassVar[str | None] = None  # argument set by `- type: VALUE`
     prefix: ClassVar[str]  # automatic names are prefix + counter
     inferred: ClassVar[tuple[str, ...]] = ()  # arguments computed from the input shape
-    ranks: ClassVar[tuple[int, ...] | None] = None  # accepted sample ranks; None = any >= 1
+    ranks: ClassVar[tuple[int, ...] | None] = (
+        None  # accepted sample ranks; None = any >= 1
+    )
     rank_hint: ClassVar[str] = ""  # how the accepted shape reads, e.g. "(C, H, W)"
     # inferred argument -> the input dimension it reads (for symbolic sizes in generated blocks)
     inferred_dims: ClassVar[dict[str, int]] = {}
     # arguments generated code always writes, even at their default (a deliberate default)
     always_written: ClassVar[tuple[str, ...]] = ()
     group: ClassVar[str] = ""  # where docs/layers.md lists it: one of GROUPS
-    feature_map: ClassVar[bool] = False  # its output is a map of channels over positions (lint)
-    takes_ids: ClassVar[bool] = False  # its input is int64 ids (embedding), not float values
+    feature_map: ClassVar[bool] = (
+        False  # its output is a map of channels over positions (lint)
+    )
+    takes_ids: ClassVar[bool] = (
+        False  # its input is int64 ids (embedding), not float values
+    )
     # constructor arguments the spec language fixes (recurrent and attention layers always run
     # batch_first); they are not written in a spec and generated code always writes them
     fixed: ClassVar[dict[str, Any]] = {}
@@ -147,9 +161,12 @@ class LayerSpec(BaseModel):
         in an nn.Sequential of the generated class)."""
         return not cls.tensor_op and cls.build_class is None
 
-    def forward_lines(self, call: str, source: str, target: str, kwargs: dict[str, Any]) -> list[str]:
+    def forward_lines(
+        self, call: str, source: str, target: str, kwargs: dict[str, Any]
+    ) -> list[str]:
         """Return the generated forward's lines for this layer: `call` is `self.<name>`, `source`
-        the variable in, `target` the variable out; the shape comment goes on the last line."""
+        the variable in, `target` the variable out; the shape comment goes on the last line.
+        """
         return [f"{target} = {call}({source})"]
 
     def constructor_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +180,11 @@ class LayerSpec(BaseModel):
 
     def arguments(self) -> dict[str, Any]:
         """Return the written arguments in torch's order (no `type`, no `name`)."""
-        return {k: getattr(self, k) for k in type(self).model_fields if k not in ("type", "name")}
+        return {
+            k: getattr(self, k)
+            for k in type(self).model_fields
+            if k not in ("type", "name")
+        }
 
     def check_rank(self, shape: Shape) -> None:
         """Raise ShapeProblem when this layer cannot take a sample of `shape`'s rank."""
@@ -210,7 +231,9 @@ class LayerSpec(BaseModel):
         inferred = self.infer(shape)
         for arg, value in inferred.items():
             written = getattr(self, arg)
-            if written is not None and normalize_value(written) != normalize_value(value):
+            if written is not None and normalize_value(written) != normalize_value(
+                value
+            ):
                 raise ShapeProblem(
                     f"written as {written!r}, but the shape reaching it is {format_shape(shape)}"
                     f"{{origin}}; remove it or write {value!r}",
@@ -227,15 +250,21 @@ class LayerSpec(BaseModel):
                 "beyond any model that fits in memory"
             )
         kwargs = {**self.arguments(), **inferred, **self.fixed}
-        return {k: normalize_value(v) for k, v in kwargs.items()}, out, self.count_params(shape)
+        return (
+            {k: normalize_value(v) for k, v in kwargs.items()},
+            out,
+            self.count_params(shape),
+        )
 
 
 def _sibling_hint(type_name: str, rank: int) -> str:
     """Return `; for this shape use batchnorm1d` when a sibling type (same stem) takes the rank."""
     stem = re.sub(r"[123]d$", "", type_name)
     fits = [
-        other for other, cls in REGISTRY.items()
-        if other != type_name and re.sub(r"[123]d$", "", other) == stem
+        other
+        for other, cls in REGISTRY.items()
+        if other != type_name
+        and re.sub(r"[123]d$", "", other) == stem
         and (cls.ranks is None or rank in cls.ranks)
     ]
     return f"; for this shape use {' or '.join(fits)}" if fits else ""
@@ -251,14 +280,18 @@ def format_shape(shape: Shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def expand(value: int | list[int] | tuple[int, ...], n: int, arg: str) -> tuple[int, ...]:
+def expand(
+    value: int | list[int] | tuple[int, ...], n: int, arg: str
+) -> tuple[int, ...]:
     """Return `value` as an n-tuple (an int repeats); raise ShapeProblem on a wrong length."""
     if isinstance(value, int):
         return (value,) * n
     if len(value) == 1 and n == 1:
         return tuple(value)
     if len(value) != n:
-        raise ShapeProblem(f"needs 1 value or a list of {n}, got a list of {len(value)}", arg)
+        raise ShapeProblem(
+            f"needs 1 value or a list of {n}, got a list of {len(value)}", arg
+        )
     return tuple(value)
 
 

@@ -19,7 +19,13 @@ _DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 def _spatial_output(
-    size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool, dim: str
+    size: int,
+    kernel: int,
+    stride: int,
+    pad: int,
+    dilation: int,
+    ceil_mode: bool,
+    dim: str,
 ) -> int:
     """Return the output length of one spatial dimension, exactly as torch computes it."""
     effective = dilation * (kernel - 1) + 1
@@ -93,9 +99,15 @@ class _ConvNd(_Convolution):
         self._check_groups(shape)
         if self.padding == "same":
             if any(v != 1 for v in s):
-                raise ShapeProblem("padding 'same' needs stride 1 (torch refuses it otherwise)", "padding")
+                raise ShapeProblem(
+                    "padding 'same' needs stride 1 (torch refuses it otherwise)",
+                    "padding",
+                )
             # torch pads total = dilation*(kernel-1), the smaller half on the left
-            sides = [(dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2) for kk, dd in zip(k, d)]
+            sides = [
+                (dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2)
+                for kk, dd in zip(k, d)
+            ]
             self._check_padding_mode(shape, sides)
             return (self.out_channels, *shape[1:])
         p = (0,) * n if self.padding == "valid" else expand(self.padding, n, "padding")
@@ -243,7 +255,8 @@ class _PoolNd(LayerSpec):
         for kk, pp in zip(k, p):
             if pp > kk // 2:
                 raise ShapeProblem(
-                    f"padding {pp} must be at most half of kernel_size {kk} (torch's rule)", "padding"
+                    f"padding {pp} must be at most half of kernel_size {kk} (torch's rule)",
+                    "padding",
                 )
         spatial = tuple(
             _spatial_output(*args, ceil_mode, dim)

@@ -14,13 +14,17 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a normal file is 0666 & ~umask
+            os.chmod(
+                tmp, default_file_mode()
+            )  # mkstemp makes 0600; a normal file is 0666 & ~umask
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):

@@ -30,14 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "NEW-FILE NEW-HEX NEW-MODE"
     )
     parser.add_argument(
-        "inputs", nargs="+", metavar="OLD NEW",
+        "inputs",
+        nargs="+",
+        metavar="OLD NEW",
         help="two spec files, git:REV:PATH or /dev/null (a spec that does not exist)",
     )
     form = parser.add_mutually_exclusive_group()
-    form.add_argument("--markdown", action="store_true", help="print Markdown, for a pull request")
+    form.add_argument(
+        "--markdown", action="store_true", help="print Markdown, for a pull request"
+    )
     form.add_argument("--json", action="store_true", help="print JSON, for tools")
     parser.add_argument(
-        "--git-diff-driver", action="store_true",
+        "--git-diff-driver",
+        action="store_true",
         help="take git's arguments of a diff driver (PATH OLD-FILE OLD-HEX OLD-MODE NEW-FILE "
         "NEW-HEX NEW-MODE); see docs/diff.md",
     )
@@ -49,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.git_diff_driver:
         return _run_driver(args)
     if len(args.inputs) != 2:
-        raise UserError(f"give two specs, OLD and NEW; got {len(args.inputs)} arguments")
+        raise UserError(
+            f"give two specs, OLD and NEW; got {len(args.inputs)} arguments"
+        )
     old_name, new_name = args.inputs
     specs, failed = [], []
     for name in (old_name, new_name):
@@ -89,25 +96,35 @@ def load_side(name: str):
     if name.startswith("git:"):
         rev, sep, path = name[4:].partition(":")
         if not sep or not rev or not path:
-            raise UserError(f"{name}: write git:REV:PATH, e.g. git:origin/main:specs/model.yaml")
+            raise UserError(
+                f"{name}: write git:REV:PATH, e.g. git:origin/main:specs/model.yaml"
+            )
         return validate_document(parse_document(git_show(rev, path), path), name)
     return load_spec(name)
 
 
 def git_show(rev: str, path: str) -> bytes:
     """Return the bytes of PATH at REV (`git show REV:PATH`, PATH from the repository's root, or
-    from the working directory when it starts with ./ or ../); raise UserError with git's reason."""
+    from the working directory when it starts with ./ or ../); raise UserError with git's reason.
+    """
     try:
         result = subprocess.run(
-            ["git", "show", f"{rev}:{path}"], capture_output=True, timeout=60, check=False
+            ["git", "show", f"{rev}:{path}"],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
     except FileNotFoundError:
-        raise UserError("git:REV:PATH needs git, which is not installed or not on PATH") from None
+        raise UserError(
+            "git:REV:PATH needs git, which is not installed or not on PATH"
+        ) from None
     except subprocess.TimeoutExpired:
         raise UserError(f"git show {rev}:{path} did not answer within 60 s") from None
     if result.returncode != 0:
         reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UserError(f"git:{rev}:{path}: {reason[0] if reason else 'git show failed'}")
+        raise UserError(
+            f"git:{rev}:{path}: {reason[0] if reason else 'git show failed'}"
+        )
     return result.stdout
 
 
@@ -126,19 +143,26 @@ def _run_driver(args: argparse.Namespace) -> int:
     names = (f"a/{path}", f"b/{new_path}")
     print(f"nnspec diff {names[0]} {names[1]}")
     specs, failed = [], []
-    for file, name, shown in ((old_file, path, names[0]), (new_file, new_path, names[1])):
+    for file, name, shown in (
+        (old_file, path, names[0]),
+        (new_file, new_path, names[1]),
+    ):
         if file == ABSENT:
             specs.append(None)
             continue
         try:
-            specs.append(validate_document(parse_document(Path(file).read_bytes(), shown), shown))
+            specs.append(
+                validate_document(parse_document(Path(file).read_bytes(), shown), shown)
+            )
         except SpecError as exc:
             failed.append(str(exc))
         except OSError as exc:
             failed.append(f"{shown}: cannot read {file}: {exc.strerror or exc}")
     if failed:
         print("\n".join(failed))
-        print("(not compared: a side is not a valid spec; `git diff --no-ext-diff` shows the text)")
+        print(
+            "(not compared: a side is not a valid spec; `git diff --no-ext-diff` shows the text)"
+        )
         return 0
     if specs[0] is None and specs[1] is None:
         return 0

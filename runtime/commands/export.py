@@ -13,16 +13,25 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "checkpoint", metavar="CHECKPOINT",
+        "checkpoint",
+        metavar="CHECKPOINT",
         help="a best.pt or last.pt written by nnspec train (or a .safetensors nnspec exported)",
     )
     parser.add_argument(
-        "--format", required=True, choices=("onnx", "torch-export", "safetensors"),
+        "--format",
+        required=True,
+        choices=("onnx", "torch-export", "safetensors"),
         help="onnx (needs pip install 'nnspec[export]'), torch-export (.pt2) or safetensors",
     )
-    parser.add_argument("--out", metavar="FILE", help="the file to write (default: beside the checkpoint, "
-                        "e.g. runs/NAME/best.onnx)")
-    parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="the file to write (default: beside the checkpoint, "
+        "e.g. runs/NAME/best.onnx)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace FILE if it exists"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import read_weights
     from ..evaluation import model_from_checkpoint, spec_from_checkpoint
-    from ..export import export_program, write_onnx, write_safetensors, write_torch_export
+    from ..export import (
+        export_program,
+        write_onnx,
+        write_safetensors,
+        write_torch_export,
+    )
 
     payload = read_weights(checkpoint)
     if args.format == "safetensors":
@@ -50,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         report = writer(traced, model, spec, out)
     print("\n".join(report.lines))
     if report.mismatch:
-        print(f"the exported model does not match torch; {out} is kept for a look, do not deploy it")
+        print(
+            f"the exported model does not match torch; {out} is kept for a look, do not deploy it"
+        )
         return 1
     return 0

@@ -15,13 +15,22 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (.yaml, .yml, .json)")
     parser.add_argument(
-        "--ignore", action="append", default=[], metavar="CODE",
+        "specs", nargs="+", metavar="SPEC", help="spec files (.yaml, .yml, .json)"
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODE",
         help="skip a warning code (repeatable, or comma-separated: --ignore NS101,NS102)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text: FILE:LINE: PATH: CODE message (fix: ...); json: a list of objects")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: FILE:LINE: PATH: CODE message (fix: ...); json: a list of objects",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
 
@@ -29,7 +38,12 @@ def ignored_codes(values: list[str]) -> set[str]:
     """Return the codes of the --ignore options; raise UserError for a code that does not exist."""
     from compiler.lint import RULES
 
-    codes = {code.strip().upper() for value in values for code in value.split(",") if code.strip()}
+    codes = {
+        code.strip().upper()
+        for value in values
+        for code in value.split(",")
+        if code.strip()
+    }
     unknown = sorted(codes - set(RULES))
     if unknown:
         raise UserError(
@@ -64,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         count = len(args.specs)
         total = f"{count} spec{'s' if count != 1 else ''}"
-        parts = [f"{n} {what}" for n, what in ((invalid, "invalid"), (warned, "with warnings")) if n]
-        print(f"lint: {total}: {', '.join(parts)}" if parts else f"lint: {total} clean",
-              file=sys.stderr)
+        parts = [
+            f"{n} {what}"
+            for n, what in ((invalid, "invalid"), (warned, "with warnings"))
+            if n
+        ]
+        print(
+            f"lint: {total}: {', '.join(parts)}" if parts else f"lint: {total} clean",
+            file=sys.stderr,
+        )
     return 2 if invalid else 1 if warned else 0

@@ -9,7 +9,9 @@ HELP = "print the JSON Schema of the spec language (editor completion and checks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="FILE", help="write the schema to FILE instead of stdout")
+    parser.add_argument(
+        "--out", metavar="FILE", help="write the schema to FILE instead of stdout"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

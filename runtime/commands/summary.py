@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="spec file")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
-        "--torchsummary", action="store_true",
+        "--torchsummary",
+        action="store_true",
         help="also build the model and print torchsummary's own table (imports torch; CPU)",
     )
 
@@ -37,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
         from compiler import resolved_layers
         from compiler.layers import REGISTRY
 
-        blind = sorted({l.type for l in resolved_layers(spec) if not REGISTRY[l.type].torchsummary_sees})
+        blind = sorted(
+            {
+                l.type
+                for l in resolved_layers(spec)
+                if not REGISTRY[l.type].torchsummary_sees
+            }
+        )
         if blind:
             print(
                 f"\ntorchsummary cannot summarize this model: it counts only .weight and .bias "

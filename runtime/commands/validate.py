@@ -19,8 +19,12 @@ CACHE_FILE = "validate.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (.yaml, .yml, .json)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    parser.add_argument(
+        "specs", nargs="+", metavar="SPEC", help="spec files (.yaml, .yml, .json)"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print problems only"
+    )
     parser.add_argument(
         "--no-cache",
         action="store_true",

@@ -196,7 +196,11 @@ def _parse_ids(
             try:
                 value = int(text)
             except ValueError:
-                what = "is empty" if not text else f"holds '{text}', which is not a whole number"
+                what = (
+                    "is empty"
+                    if not text
+                    else f"holds '{text}', which is not a whole number"
+                )
                 raise UserError(
                     f"{path}:{lines[row_number]}: column '{header[index]}' {what}; the spec's "
                     f"input holds int64 ids (input.dtype), written as whole numbers such as 0, "

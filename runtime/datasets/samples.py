@@ -27,7 +27,9 @@ class Samples:
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     num_classes: int | None = None  # None: counted from the labels (classification)
-    locate: Callable[[int], str] = _sample  # index of a sample -> where it is ("line 7")
+    locate: Callable[[int], str] = (
+        _sample  # index of a sample -> where it is ("line 7")
+    )
 
 
 def float_tensor(array: np.ndarray) -> torch.Tensor:

@@ -54,7 +54,9 @@ def read_torchvision(dataset: str, data_dir: str, download: bool, task: str) -> 
             f"delete the folder to download them again"
         ) from None
     source = f"data set '{dataset}'"
-    if task == "reconstruction":  # the target is the image itself: the labels are not read
+    if (
+        task == "reconstruction"
+    ):  # the target is the image itself: the labels are not read
         y = y_test = None
     else:
         y, _, _ = encode_labels(
