@@ -25,7 +25,7 @@ from common import below, markdown_table, median
 # Runs the CLI in-process, then says whether torch (or anything under it) was ever imported.
 PROBE = (
     "import sys\n"
-    "from runtime.cli import main\n"
+    "from runtime.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
     "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
     "print('TORCH-MODULES', len(heavy), file=sys.stderr)\n"

@@ -27,7 +27,7 @@ def forward_backward_seconds(model, batch: torch.Tensor) -> float:
 def both_forms(path: str):
     """Return (spec, Sequential, generated instance) of a spec file, built from the same seed."""
     from compiler import build_sequential, load_spec
-    from runtime.generated_form import load_generated_model
+    from runtime.training.generated_form import load_generated_model
 
     spec = load_spec(path)
     torch.manual_seed(0)

@@ -2,12 +2,12 @@
 
     python benchmarks/gpu.py [--epochs 3] [--output FILE]
 
-The device is chosen by the runtime's own logic (`runtime.device.resolve_device("auto")`); without
+The device is chosen by the runtime's own logic (`runtime.parallel.device.resolve_device("auto")`); without
 a CUDA device the script says so in one line and exits 0, so it is safe to run anywhere. On a GPU
 it times, on 60,000 random 784-vectors (MLP 784-256-256-10) and 60,000 random 1x28x28 images
 (specs/mnist_cnn.yaml's CNN):
 
-- nnspec: `runtime.loop.fit` with `nnspec train`'s checkpoint writer, data resident on the device,
+- nnspec: `runtime.training.loop.fit` with `nnspec train`'s checkpoint writer, data resident on the device,
   bf16 autocast off and on (`training.amp`);
 - bare: a hand-written loop on device-resident tensors, autocast off and on;
 - DataLoader: the course's loop, CPU tensors moved to the device batch by batch.
@@ -56,7 +56,7 @@ def chosen_device(requested: str):
     """Return (device, "") for the runtime's choice, or (None, why) when `auto` finds no CUDA."""
     import torch
 
-    from runtime.device import resolve_device
+    from runtime.parallel.device import resolve_device
 
     device = resolve_device(requested)
     if requested == "auto" and device.type != "cuda":
@@ -72,7 +72,7 @@ def workloads(samples: int, device):
     import torch
 
     from compiler import load_spec
-    from runtime.data import DataSplits
+    from runtime.data.load import DataSplits
     from training import SYNTHETIC_SPEC
 
     n_val = max(samples // 6, 100)
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
         return 0
     from common import markdown_table, median
     from compiler import build_sequential
-    from runtime.device import describe_device
+    from runtime.parallel.device import describe_device
 
     started = time.perf_counter()
     cuda = device.type == "cuda"

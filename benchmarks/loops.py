@@ -9,7 +9,7 @@ epoch (training + validation + whatever the loop does between epochs).
   training loss summed on the device and read once per epoch, validation in large batches.
 - `dataloader_loop`: the course's loop: TensorDataset + DataLoader(shuffle=True), per-batch
   `loss.item()` and accuracy `.item()` accumulation, validation through a DataLoader too.
-- `nnspec_loop`: `runtime.loop.fit` with everything `nnspec train` does each epoch (metrics,
+- `nnspec_loop`: `runtime.training.loop.fit` with everything `nnspec train` does each epoch (metrics,
   early stopping, last.pt/best.pt/metrics.csv through the runtime's RunWriter, progress bar).
 - `lightning_loop`: the same model in a LightningModule, when lightning is installed.
 """
@@ -160,12 +160,12 @@ def nnspec_loop(
     device=CPU,
     amp: bool = False,
 ) -> list[float]:
-    """Return the epoch times of `runtime.loop.fit`, writing checkpoints as `nnspec train` does.
+    """Return the epoch times of `runtime.training.loop.fit`, writing checkpoints as `nnspec train` does.
 
     An epoch is timed from the end of one `on_epoch_end` to the end of the next, so it holds the
     training, the validation, the early-stopping step, the progress bar and the checkpoint writes.
     """
-    from runtime.loop import fit
+    from runtime.training.loop import fit
 
     training = training.model_copy(update={"epochs": epochs, "amp": amp})
     stamps: list[float] = []
@@ -203,9 +203,9 @@ def nnspec_loop(
 def run_writer(out: Path, spec, data, task: str):
     """Return the runtime's RunWriter (what writes last.pt, best.pt and metrics.csv each epoch)."""
     try:
-        from runtime.run_writer import RunWriter
+        from runtime.training.run_writer import RunWriter
     except ImportError:  # before the writer had a module of its own
-        from runtime.train import RunWriter
+        from runtime.training.train import RunWriter
     return RunWriter(out, spec, "sequential", data, task)
 
 

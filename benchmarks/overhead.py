@@ -77,8 +77,8 @@ def wall_ms(action, repeats: int) -> float:
 def trained_state(spec, data):
     """Return (model, optimizer, TrainingState) after one step, so Adam has its moments."""
     from compiler import build_sequential
-    from runtime.early_stopping import EarlyStopping
-    from runtime.loop import TrainingState
+    from runtime.training.early_stopping import EarlyStopping
+    from runtime.training.loop import TrainingState
 
     torch.manual_seed(0)
     model = build_sequential(spec)
@@ -97,7 +97,7 @@ def trained_state(spec, data):
 def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
     """Return (piece, where it runs, CPU ms per epoch) for one spec, the bare epoch first."""
     from compiler import load_spec
-    from runtime.data import load_data
+    from runtime.data.load import load_data
 
     from loops import bare_loop
 
@@ -150,12 +150,12 @@ def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
             )
         )
 
-    run_writer = optional("runtime.run_writer", "RunWriter") or optional(
-        "runtime.train", "RunWriter"
+    run_writer = optional("runtime.training.run_writer", "RunWriter") or optional(
+        "runtime.training.train", "RunWriter"
     )
-    checkpoint_bytes = optional("runtime.checkpoint", "checkpoint_bytes")
-    write_atomically = optional("runtime.checkpoint", "write_bytes_atomically")
-    write_csv = optional("runtime.metrics", "write_metrics_csv")
+    checkpoint_bytes = optional("runtime.storage.checkpoint", "checkpoint_bytes")
+    write_atomically = optional("runtime.storage.checkpoint", "write_bytes_atomically")
+    write_csv = optional("runtime.training.metrics", "write_metrics_csv")
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-overhead-") as folder:
         out = Path(folder)
         if run_writer is not None:
@@ -203,7 +203,7 @@ def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
                     ),
                 )
             )
-    progress = optional("runtime.progress", "EpochProgress")
+    progress = optional("runtime.training.progress", "EpochProgress")
     if progress is not None:
         found.append(
             ("progress bar update (to a file)", "main", progress_ms(progress, repeats))

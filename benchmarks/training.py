@@ -44,11 +44,11 @@ LEGEND = """\
 Median wall time of an epoch (training + validation + whatever the loop does between epochs),
 first epoch of each round dropped, loops interleaved round by round; in brackets the ratio to
 the bare loop (median over rounds of the ratio within a round). bare: tensors in memory, batches by index, loss summed on the device.
-nnspec: `runtime.loop.fit` with `nnspec train`'s RunWriter (last.pt, best.pt, metrics.csv every
+nnspec: `runtime.training.loop.fit` with `nnspec train`'s RunWriter (last.pt, best.pt, metrics.csv every
 epoch) and early stopping as in the spec, quiet, at the benchmark's thread count like every other
 loop. nnspec+bar: the same with the progress bar (to /dev/null). fit only: `fit` without the
 checkpoint writer. nnspec, own threads: as nnspec, with the thread count that `nnspec train`
-chooses for the model (`runtime.device.cpu_threads_for`: one thread for small models). DataLoader: the course's loop
+chooses for the model (`runtime.parallel.device.cpu_threads_for`: one thread for small models). DataLoader: the course's loop
 (TensorDataset + DataLoader(shuffle=True), per-batch loss.item() and accuracy .item(), validation
 through a DataLoader). Lightning: a LightningModule with logged loss/accuracy and Trainer defaults
 (end-of-epoch checkpoint), no progress bar or logger; shown only when lightning is installed."""
@@ -60,7 +60,7 @@ class Workload:
 
     name: str
     spec: object  # compiler.Spec
-    data: object  # runtime.data.DataSplits
+    data: object  # runtime.data.load.DataSplits
     rounds: int
     epochs: int  # per round; the first of each round is dropped
 
@@ -123,7 +123,7 @@ def thread_policy():
     """Return the runtime's `cpu_threads_for(spec, batch_size, device)` (how many threads
     `nnspec train` gives a model), or None in a runtime without one."""
     try:
-        from runtime.device import cpu_threads_for
+        from runtime.parallel.device import cpu_threads_for
     except ImportError:
         return None
     return cpu_threads_for
@@ -155,7 +155,7 @@ def time_workload(workload: Workload, include_variants: bool) -> Row:
 def digits_workload(path: str, quick: bool) -> Workload:
     """Return the digits workload of a spec file (its model, batch size, optimizer and split)."""
     from compiler import load_spec
-    from runtime.data import load_data
+    from runtime.data.load import load_data
 
     spec = load_spec(path)
     training = spec.training_or_default
@@ -168,7 +168,7 @@ def digits_workload(path: str, quick: bool) -> Workload:
 def synthetic_workload(quick: bool) -> Workload:
     """Return the MNIST-sized workload: 60,000 random 784-vectors (and 10,000 to validate)."""
     from compiler import load_spec
-    from runtime.data import DataSplits
+    from runtime.data.load import DataSplits
 
     spec = load_spec(SYNTHETIC_SPEC)
     generator = torch.Generator().manual_seed(0)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from compiler import SpecError, load_spec, spec_data
-from runtime.cli import main
+from runtime.cli.main import main
 
 CORPUS_DIR = Path(__file__).resolve().parent / "bad_specs"
 ROOT = CORPUS_DIR.parent.parent

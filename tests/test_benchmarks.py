@@ -70,7 +70,7 @@ def test_long_spec_loads_with_every_shape_inferred(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_workload():
     from compiler import load_spec
-    from runtime.data import DataSplits
+    from runtime.data.load import DataSplits
 
     spec = load_spec(
         {

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime import checkpoint
-from runtime.checkpoint import (
+from runtime.storage import checkpoint
+from runtime.storage.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     read_checkpoint,

@@ -13,7 +13,7 @@ import pytest
 from compiler import count_params, load_spec, resolved_layers
 from compiler.layers import REGISTRY
 from compiler.load import read_document
-from runtime.cli import main
+from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(
@@ -60,7 +60,7 @@ def test_validate_without_arguments_is_a_usage_error(capsys):
 
 NO_TORCH = """
 import sys
-from runtime.cli import main
+from runtime.cli.main import main
 code = main({args!r})
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'torchsummary'))
 print('HEAVY', heavy, file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.cli import main
+from runtime.cli.main import main
 
 SPEC = """\
 name: TinyDigits

@@ -27,8 +27,8 @@ from compiler import (
 from compiler.tree import Leaf, children
 from compiler.codegen import generate_package_index, generate_source, read_header
 from compiler.version import __version__
-from runtime.cli import main
-from runtime.generated_form import (
+from runtime.cli.main import main
+from runtime.training.generated_form import (
     StaleGeneratedCodeWarning,
     compile_generated_class,
     load_generated_class,
@@ -76,7 +76,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "NNSPEC_CACHE_DIR": str(cache), "PYTHONHASHSEED": hash_seed}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args],
+        [sys.executable, "-m", "runtime.cli.main", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -411,7 +411,7 @@ def test_no_specs_folder_is_a_user_error(tmp_path, monkeypatch, capsys):
 
 def test_codegen_never_imports_torch(project):
     code = (
-        "import sys\nfrom runtime.cli import main\n"
+        "import sys\nfrom runtime.cli.main import main\n"
         "codes = [main(['codegen', '--check', '--no-cache']), main(['codegen', '--stdout', 'specs/mnist_cnn.yaml'])]\n"
         "assert codes == [0, 0], codes\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy'))\n"
@@ -432,7 +432,7 @@ def test_codegen_never_imports_torch(project):
 
 
 def test_fingerprints_change_with_every_input(tmp_path):
-    from runtime.codegen_cache import input_fingerprint, toolchain_fingerprint
+    from runtime.storage.codegen_cache import input_fingerprint, toolchain_fingerprint
 
     tool = tmp_path / "tool.py"
     tool.write_text("a = 1\n")
@@ -452,7 +452,7 @@ def test_fingerprints_change_with_every_input(tmp_path):
 
 
 def test_cache_round_trip_and_damage(tmp_path, monkeypatch):
-    from runtime.codegen_cache import CACHE_FILE, OutputCache
+    from runtime.storage.codegen_cache import CACHE_FILE, OutputCache
 
     monkeypatch.setenv("NNSPEC_CACHE_DIR", str(tmp_path / "cache"))
     cache = OutputCache.open()

@@ -21,7 +21,7 @@ from compiler.layers import REGISTRY
 from compiler.naming import CodegenError, attribute_name, class_name, module_name
 from compiler.pyliteral import keyword_arguments, python_literal
 from compiler.reserved import RESERVED_ATTRIBUTES
-from runtime.generated_form import compile_generated_class
+from runtime.training.generated_form import compile_generated_class
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(

@@ -13,7 +13,7 @@ import torchvision.datasets
 import torchvision.datasets.cifar
 
 from compiler.training import TrainingConfig
-from runtime.data import DataSplits, load_data
+from runtime.data.load import DataSplits, load_data
 from runtime.errors import UserError
 from tests.data_files import CIFAR_CLASSES, write_cifar10, write_csv, write_mnist
 

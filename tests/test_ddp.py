@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import runtime.distributed
-from runtime.cli import main
-from runtime.launcher import failed_exit_code
+import runtime.parallel.distributed
+from runtime.cli.main import main
+from runtime.parallel.launcher import failed_exit_code
 
 SPEC = """\
 name: TinyMLP
@@ -247,7 +247,7 @@ def test_a_mistake_under_nproc_is_one_message_and_starts_no_process(
     tmp_path, capsys, monkeypatch, case
 ):
     monkeypatch.setattr(
-        runtime.distributed,
+        runtime.parallel.distributed,
         "launch",
         lambda *a: pytest.fail("processes were launched despite the mistake"),
     )

@@ -13,7 +13,7 @@ import pytest
 
 from compiler import load_spec
 from compiler.model_diff import spec_diff
-from runtime.cli import main
+from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 RESNET18 = (ROOT / "specs" / "resnet18.yaml").read_text()
@@ -366,7 +366,7 @@ def test_as_git_diff_driver_git_diff_shows_the_model_diff_and_never_stops(repo):
 def test_diff_never_imports_torch(resnets):
     old, new = resnets
     probe = (
-        "import sys\nfrom runtime.cli import main\n"
+        "import sys\nfrom runtime.cli.main import main\n"
         f"code = main(['diff', '--markdown', {str(old)!r}, {str(new)!r}])\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy'))\n"
         "print('HEAVY', heavy, file=sys.stderr)\nsys.exit(code)\n"

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.training import EarlyStoppingConfig
-from runtime.early_stopping import EarlyStopping
+from runtime.training.early_stopping import EarlyStopping
 
 
 def run(values, **kwargs) -> tuple[int | None, EarlyStopping]:

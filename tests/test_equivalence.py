@@ -27,8 +27,8 @@ from compiler import (
 )
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf, children
-from runtime.generated_form import StaleGeneratedCodeWarning, load_generated_class
-from runtime.inputs import sample_batch, spec_inputs
+from runtime.training.generated_form import StaleGeneratedCodeWarning, load_generated_class
+from runtime.data.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(

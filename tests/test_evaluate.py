@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from compiler import load_spec
-from runtime.checkpoint import write_checkpoint_atomically
-from runtime.cli import main
+from runtime.storage.checkpoint import write_checkpoint_atomically
+from runtime.cli.main import main
 from runtime.errors import UserError
-from runtime.evaluation import evaluate_checkpoint
-from runtime.train import train_spec
+from runtime.training.evaluation import evaluate_checkpoint
+from runtime.training.train import train_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -18,11 +18,11 @@ import torch
 from compiler import build_module, load_spec, model_tree, spec_data, spec_digest
 from compiler.costs import walk
 from compiler.tree import Leaf
-from runtime.checkpoint import FORMAT, FORMAT_VERSION, write_checkpoint_atomically
-from runtime.cli import main
-from runtime.evaluation import evaluate_checkpoint
+from runtime.storage.checkpoint import FORMAT, FORMAT_VERSION, write_checkpoint_atomically
+from runtime.cli.main import main
+from runtime.training.evaluation import evaluate_checkpoint
 from runtime.errors import UserError
-from runtime.export import (
+from runtime.storage.export import (
     CHECK_BATCH,
     export_program,
     graph_module_clashes,
@@ -325,7 +325,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
 def test_without_the_export_extra_onnx_says_what_to_install(tmp_path):
     best = checkpoint(tmp_path / "best.pt")
     probe = (
-        "import sys\nsys.modules['onnx'] = None\nfrom runtime.cli import main\n"
+        "import sys\nsys.modules['onnx'] = None\nfrom runtime.cli.main import main\n"
         f"sys.exit(main(['export', {str(best)!r}, '--format', 'onnx']))\n"
     )
     result = subprocess.run(
@@ -359,7 +359,7 @@ def test_without_onnxruntime_the_file_is_checked_but_not_run(
 def test_outputs_that_differ_from_torch_exit_1_and_say_so(
     tmp_path, capsys, monkeypatch
 ):
-    import runtime.export as export
+    import runtime.storage.export as export
 
     best = checkpoint(tmp_path / "best.pt")
     real = export._reference

@@ -12,7 +12,7 @@ import pytest
 
 from compiler import load_spec
 from compiler.lint import RULES, lint_file, lint_spec, training_sample_count
-from runtime.cli import main
+from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(
@@ -577,7 +577,7 @@ def test_cli_json_format(tmp_path, capsys):
 def test_lint_never_imports_torch(tmp_path):
     path = write(tmp_path, BAD_FILE)
     code = (
-        "import sys\nfrom runtime.cli import main\n"
+        "import sys\nfrom runtime.cli.main import main\n"
         f"rc = main(['lint', {str(path)!r}, {str(ROOT / 'specs' / 'cifar10_cnn.yaml')!r}])\n"
         "assert rc == 1, rc\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy'))\n"

@@ -34,7 +34,7 @@ from compiler import (
 )
 from compiler.expressions import evaluate, parse_expression
 from compiler.tree import Module, Repeat, Slot, children, leaves
-from runtime.generated_form import compile_generated_class
+from runtime.training.generated_form import compile_generated_class
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from compiler.training import OptimizerConfig
-from runtime.optim import build_optimizer, fused_if_supported
+from runtime.training.optim import build_optimizer, fused_if_supported
 
 CONFIGS = [
     OptimizerConfig(type="adam", lr=0.01),

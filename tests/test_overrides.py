@@ -4,7 +4,7 @@ import pytest
 
 from compiler import SpecError
 from runtime.errors import UserError
-from runtime.overrides import (
+from runtime.sweep.overrides import (
     apply_overrides,
     load_spec_with_overrides,
     parse_assignment,

@@ -37,7 +37,7 @@ from compiler import (
 from compiler.layers import REGISTRY, ShapeProblem
 from compiler.load import read_document
 from compiler.reserved import RESERVED_ATTRIBUTES
-from runtime.inputs import sample_batch
+from runtime.data.inputs import sample_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import torch
 
-from runtime.rng import rng_state, seed_everything, set_rng_state
+from runtime.training.rng import rng_state, seed_everything, set_rng_state
 
 
 def draws() -> tuple:

@@ -9,7 +9,7 @@ import jsonschema
 
 from compiler import load_spec, spec_digest
 from compiler.schema import json_schema
-from runtime.cli import main
+from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = {"name": "M", "input": [4], "layers": [{"linear": 3}, "relu", {"linear": 2}]}

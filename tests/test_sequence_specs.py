@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.evaluation import evaluate_checkpoint
-from runtime.overrides import load_spec_with_overrides
-from runtime.train import train_spec
+from runtime.training.evaluation import evaluate_checkpoint
+from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.training.train import train_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

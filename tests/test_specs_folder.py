@@ -21,7 +21,7 @@ from compiler import (
 )
 from compiler.layers import REGISTRY
 from compiler.tree import children, leaves
-from runtime.inputs import sample_batch, spec_inputs
+from runtime.data.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from compiler import count_params, load_spec, spec_digest
-from runtime.cli import main
-from runtime.complexity_plot import Point, write_complexity_plot
+from runtime.cli.main import main
+from runtime.sweep.complexity_plot import Point, write_complexity_plot
 from runtime.errors import UserError
-from runtime.overrides import load_spec_with_overrides
-from runtime.sweep import (
+from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.sweep.run import (
     expand_grid,
     parse_vary,
     planned_action,
@@ -21,7 +21,7 @@ from runtime.sweep import (
     split_values,
     variant_specs,
 )
-from runtime.sweep_results import best_index, format_table, results_csv
+from runtime.sweep.results import best_index, format_table, results_csv
 
 TINY = """\
 name: Tiny
@@ -434,16 +434,16 @@ def test_real_sweep_results_best_yaml_and_resume(tiny, tmp_path, capsys, monkeyp
     assert spec_digest(best) == spec_digest(expected)
 
     # interrupted after variant 32 wrote last.pt, before summary.json: only that one runs again
-    import runtime.train
+    import runtime.training.train
 
     calls = []
-    real = runtime.train.train_spec
+    real = runtime.training.train.train_spec
 
     def counting(spec, **kwargs):
         calls.append((Path(kwargs["out_dir"]).name, kwargs["resume"]))
         return real(spec, **kwargs)
 
-    monkeypatch.setattr(runtime.train, "train_spec", counting)
+    monkeypatch.setattr(runtime.training.train, "train_spec", counting)
     kept = out / "runs" / "fc1.out_features=4" / "summary.json"
     kept_mtime = kept.stat().st_mtime_ns
     (out / "runs" / "fc1.out_features=32" / "summary.json").unlink()
@@ -461,9 +461,9 @@ def test_real_sweep_results_best_yaml_and_resume(tiny, tmp_path, capsys, monkeyp
 def test_cli_interrupted_sweep_exits_130_and_says_how_to_continue(
     tiny, tmp_path, capsys, monkeypatch
 ):
-    import runtime.train
+    import runtime.training.train
 
-    monkeypatch.setattr(runtime.train, "train_spec", FakeTrain(interrupt_at=2))
+    monkeypatch.setattr(runtime.training.train, "train_spec", FakeTrain(interrupt_at=2))
     out = tmp_path / "sw"
     argv = [
         "sweep",
@@ -490,7 +490,7 @@ def test_cli_interrupted_sweep_exits_130_and_says_how_to_continue(
         and table[1].startswith("*  8")
         and table[2] == "* lowest validation error"
     )
-    monkeypatch.setattr(runtime.train, "train_spec", FakeTrain())
+    monkeypatch.setattr(runtime.training.train, "train_spec", FakeTrain())
     assert main(argv) == 0
     assert (
         "[1/3] fc1.out_features=8: finished before, skipped" in capsys.readouterr().err
@@ -515,7 +515,7 @@ def test_docs_examples_are_valid_sweeps_and_the_errors_are_real():
     doc shows it failing, and then it fails with the message shown."""
     import shlex
 
-    from runtime.cli import build_parser
+    from runtime.cli.main import build_parser
 
     root = Path(__file__).resolve().parent.parent
     text = (root / "docs" / "sweep.md").read_text().replace("\\\n", " ")

@@ -12,16 +12,16 @@ import torch
 
 from compiler import SpecError, build_sequential, load_spec
 from compiler.lint import lint_spec
-from runtime.cli import main
-from runtime.data import load_spec_data
-from runtime.distributed import Group
+from runtime.cli.main import main
+from runtime.data.load import load_spec_data
+from runtime.parallel.distributed import Group
 from runtime.errors import UserError
-from runtime.evaluation import evaluate_checkpoint
-from runtime.inputs import sample_batch, spec_inputs
-from runtime.loop import _batch_noise, fit
-from runtime.metrics import TaskMetrics
-from runtime.rng import noise_generator
-from runtime.train import train_spec
+from runtime.training.evaluation import evaluate_checkpoint
+from runtime.data.inputs import sample_batch, spec_inputs
+from runtime.training.loop import _batch_noise, fit
+from runtime.training.metrics import TaskMetrics
+from runtime.training.rng import noise_generator
+from runtime.training.train import train_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")

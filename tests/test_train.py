@@ -11,12 +11,12 @@ from torch import nn
 
 from compiler import SpecError, build_sequential, load_spec
 from compiler.training import TrainingConfig
-from runtime.data import DataSplits
+from runtime.data.load import DataSplits
 from runtime.errors import UserError
-from runtime.interrupt import InterruptFlag
-from runtime.loop import batch_starts, fit
-from runtime.optim import penalized_weights, weight_penalty
-from runtime.train import train_spec
+from runtime.training.interrupt import InterruptFlag
+from runtime.training.loop import batch_starts, fit
+from runtime.training.optim import penalized_weights, weight_penalty
+from runtime.training.train import train_spec
 
 CPU = torch.device("cpu")
 
@@ -564,7 +564,7 @@ def test_cuda_asked_for_without_cuda_is_a_user_error(tmp_path):
 
 
 def test_small_models_train_on_one_cpu_thread_unless_the_user_chose(monkeypatch):
-    from runtime.device import batch_macs, cpu_threads_for
+    from runtime.parallel.device import batch_macs, cpu_threads_for
 
     small, large = load_spec("specs/digits_cnn.yaml"), load_spec("specs/mnist_cnn.yaml")
     # parameters (biases included) times the positions each is used at: 8x8 for the conv

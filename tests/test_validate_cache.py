@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.codegen_cache import _DEPENDENCIES, installed_versions
-from runtime.commands.validate import CACHE_FILE
+from runtime.storage.codegen_cache import _DEPENDENCIES, installed_versions
+from runtime.cli.validate import CACHE_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = """\
@@ -25,7 +25,7 @@ layers:
 # runs the CLI in this process, then says whether pydantic (hence the compiler) was imported
 PROBE = """\
 import sys
-from runtime.cli import main
+from runtime.cli.main import main
 code = main(sys.argv[1:])
 print("PYDANTIC" if "pydantic" in sys.modules else "NO-PYDANTIC", file=sys.stderr)
 sys.exit(code)

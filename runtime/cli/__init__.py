@@ -1,0 +1,1 @@
+"""The command line: `main.py` is the entry point, and each other module is one `nnspec` subcommand."""

@@ -1,0 +1,183 @@
+"""`nnspec train SPEC`: train the spec's model, with early stopping, checkpoints and curves."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+HELP = "train a spec's model (early stopping, best.pt/last.pt, metrics.csv, curves.png)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="spec file (.yaml, .yml, .json)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="output folder (default: runs/SPEC_STEM)"
+    )
+    parser.add_argument(
+        "--form",
+        choices=("sequential", "generated"),
+        default="sequential",
+        help="train the nn.Sequential (default) or the class in generated/",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change the spec, e.g. training.optimizer.lr=0.01, "
+        "layers.fc1.out_features=128, layers.3.p=0.2 (repeatable)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="N", help="shortcut for --set training.epochs=N"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last.pt",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a previous run in --out instead of refusing",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="D",
+        help="auto, cpu, mps, cuda or cuda:N (default: the spec's training.device)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train in N processes on this machine with torch.distributed (DDP), "
+        "launched through torch.distributed.run (default: 1)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler import load_spec
+
+    from runtime.errors import UserError
+    from runtime.sweep.overrides import load_spec_with_overrides
+    from runtime.training.train import train_spec
+
+    if args.nproc is not None and args.nproc < 1:
+        raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
+    from runtime.parallel.distributed import env_group
+
+    group = env_group()
+    assignments = list(args.assignments)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UserError(f"--epochs must be a positive integer, got {args.epochs}")
+        assignments.append(f"training.epochs={args.epochs}")
+    spec = (
+        load_spec_with_overrides(args.spec, assignments)
+        if assignments
+        else load_spec(args.spec)
+    )
+    out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    if args.nproc is not None and args.nproc > 1 and not group.active:
+        from runtime.parallel.distributed import launch
+        from runtime.training.train import check_before_launch
+
+        # checked once here, so a mistake is one message and no process is started
+        check_before_launch(
+            spec,
+            out,
+            nproc=args.nproc,
+            device=args.device,
+            resume=args.resume,
+            force=args.force,
+        )
+        return launch(forwarded_argv(args), args.nproc)
+    summary = train_spec(
+        spec,
+        out_dir=out,
+        form=args.form,
+        spec_path=args.spec,
+        device=args.device,
+        resume=args.resume,
+        quiet=args.quiet,
+        force=args.force,
+    )
+    code = _report(summary, args, out, group)
+    if group.active:
+        # A torchrun worker ends here, its files written and closed, without the interpreter's
+        # teardown: gloo's threads can abort it ("terminate called without an active
+        # exception"), and torchrun would take that abort for the run's failure.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
+    """Print the run's report (rank 0 only); return the exit code of this process."""
+    from runtime.training.report import format_report
+
+    if not group.is_main:
+        # rank 0 reports the run and ends with its exit code; another rank ending first with
+        # a failure would make torchrun stop rank 0 before it has written and printed
+        return 0
+    print(format_report(summary, resume_command(args, out)))
+    if summary["stop_reason"] == "not_finite":
+        best = (
+            "; best.pt keeps epoch %d" % summary["best_epoch"]
+            if summary["best_epoch"]
+            else ""
+        )
+        print(
+            f"nnspec train: error: {summary['stop_message']}{best}; lower the learning rate "
+            "or check the data",
+            file=sys.stderr,
+        )
+        return 1
+    if summary["stop_reason"] == "interrupted":
+        print(
+            f"interrupted; continue with: {resume_command(args, out)}", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+def forwarded_argv(args: argparse.Namespace) -> list[str]:
+    """Return the `nnspec train ...` arguments each launched process gets (all but --nproc)."""
+    words = ["train", args.spec]
+    if args.out:
+        words += ["--out", args.out]
+    if args.form != "sequential":
+        words += ["--form", args.form]
+    for text in args.assignments:
+        words += ["--set", text]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    words += [
+        flag for flag in ("--resume", "--force", "--quiet") if getattr(args, flag[2:])
+    ]
+    if args.device:
+        words += ["--device", args.device]
+    return words
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that continues this run (same spec, --set and --form)."""
+    words = ["nnspec", "train", args.spec, "--out", str(out)]
+    for text in args.assignments:
+        words += ["--set", text]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    if args.form != "sequential":
+        words += ["--form", args.form]
+    from runtime.parallel.distributed import env_group
+
+    group = env_group()  # under torchrun (or --nproc) the world size the run had
+    nproc = group.world if group.active else (args.nproc or 1)
+    if nproc > 1:
+        words += ["--nproc", str(nproc)]
+    return shlex.join(words + ["--resume"])

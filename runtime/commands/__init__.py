@@ -1,1 +1,0 @@
-"""One module per `nnspec` subcommand (see runtime/cli.py for the protocol)."""

@@ -1,0 +1,237 @@
+"""A CSV file with a header row: numeric feature columns and one label column (`target`)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import torch
+
+from runtime.errors import UserError
+from runtime.data.files import did_you_mean, file_error, listing
+from runtime.data.labels import encode_labels, parse_numbers
+from runtime.data.samples import Samples
+
+
+def read_csv(
+    path: str,
+    target: str | int | None,
+    features: list[str] | None,
+    input_shape: list[int],
+    task: str,
+    dtype: str = "float32",
+) -> Samples:
+    """Return the file's feature columns as (N, *input_shape) samples and its target as labels.
+
+    Labels that are all numbers are used as they are; otherwise they are names, mapped to class
+    indices in sorted order and kept in `class_names`. Features are float32, or int64 ids when
+    `dtype` is int64 (then every cell must be a whole number). For reconstruction the target,
+    when one is named, is left out of the features and not read.
+    """
+    header, lines, rows = _read_rows(path)
+    target_index = _target_index(path, header, target) if target is not None else None
+    feature_indices = _feature_indices(path, header, features, target_index)
+    size = math.prod(input_shape)
+    if len(feature_indices) != size:
+        if features:
+            which = "listed in features"
+        elif target_index is None:
+            which = "every column"
+        else:
+            which = f"all but the target '{header[target_index]}'"
+        raise UserError(
+            f"{path} has {len(feature_indices)} feature columns ({which}), but the spec's input "
+            f"{input_shape} holds {size} values per sample; set input: [{len(feature_indices)}] "
+            f"or list the columns to use in training.data.features"
+        )
+    x = _parse_features(path, header, lines, rows, feature_indices, dtype)
+    samples = torch.from_numpy(x).reshape(len(rows), *input_shape)
+
+    def locate(index: int) -> str:
+        return f"line {lines[index]}"
+
+    if task == "reconstruction":
+        return Samples(name=path, x=samples, y=None, locate=locate)
+    target_name = header[target_index]
+    labels = [row[target_index].strip() for row in rows]
+    numbers = parse_numbers(labels)
+    y, class_names, num_classes = encode_labels(
+        numbers if numbers is not None else np.array(labels, dtype=str),
+        task,
+        f"{path}, column '{target_name}'",
+        locate,
+    )
+    return Samples(
+        name=path,
+        x=samples,
+        y=y,
+        class_names=class_names,
+        num_classes=num_classes,
+        locate=locate,
+    )
+
+
+def _read_rows(path: str) -> tuple[list[str], list[int], list[list[str]]]:
+    """Return the header (names stripped), each data row's line number, and the data rows."""
+    rows, lines = [], []
+    try:
+        # utf-8-sig: a byte-order mark written by spreadsheet programs is not part of a name
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = None
+            for row in reader:
+                if not row:  # a blank line
+                    continue
+                if header is None:
+                    header = [name.strip() for name in row]
+                    continue
+                if len(row) != len(header):
+                    raise UserError(
+                        f"{path}:{reader.line_num}: this row has {len(row)} fields, but the "
+                        f"header has {len(header)}"
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except OSError as exc:
+        raise file_error(path, "csv file", exc) from None
+    except UnicodeDecodeError:
+        raise UserError(f"csv file '{path}' is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    if header is None:
+        raise UserError(
+            f"csv file '{path}' is empty: expected a header row naming the columns, then one "
+            f"row per sample"
+        )
+    if parse_numbers(header) is not None:
+        raise UserError(
+            f"{path}:1: the first row must be a header naming the columns, but it holds only "
+            f"numbers"
+        )
+    if not rows:
+        raise UserError(f"csv file '{path}' has a header but no data rows")
+    return header, lines, rows
+
+
+def _target_index(path: str, header: list[str], target: str | int) -> int:
+    """Return the index of the label column, named or numbered by `target`."""
+    if isinstance(target, int):
+        if target >= len(header):
+            raise UserError(
+                f"{path}: target column {target} does not exist: the file has {len(header)} "
+                f"columns, numbered from 0"
+            )
+        return target
+    return _column_index(path, header, target, "target column")
+
+
+def _feature_indices(
+    path: str, header: list[str], features: list[str] | None, target_index: int | None
+) -> list[int]:
+    """Return the indices of the feature columns: those named, or all but the target (if any)."""
+    if features is None:
+        return [index for index in range(len(header)) if index != target_index]
+    indices = [_column_index(path, header, name, "feature column") for name in features]
+    if target_index is not None and target_index in indices:
+        raise UserError(
+            f"{path}: column '{header[target_index]}' is the target; it cannot also be a feature"
+        )
+    return indices
+
+
+def _column_index(path: str, header: list[str], name: str, role: str) -> int:
+    """Return the index of the column called `name`, which must occur once in the header."""
+    found = [index for index, column in enumerate(header) if column == name]
+    if not found:
+        raise UserError(
+            f"{path}: no {role} '{name}'{did_you_mean(name, header)}; the columns are "
+            f"{listing(header)}"
+        )
+    if len(found) > 1:
+        numbers = ", ".join(str(index) for index in found)
+        raise UserError(
+            f"{path}: the header has {len(found)} columns named '{name}' (columns {numbers}, "
+            f"numbered from 0); rename them apart"
+        )
+    return found[0]
+
+
+def _parse_features(
+    path: str,
+    header: list[str],
+    lines: list[int],
+    rows: list[list[str]],
+    indices: list[int],
+    dtype: str = "float32",
+) -> np.ndarray:
+    """Return the feature cells as float32 (N, F), or int64 ids for `dtype` int64; raise for the
+    first cell that is no number (no whole number for ids)."""
+    if dtype == "int64":
+        return _parse_ids(path, header, lines, rows, indices)
+    x = np.empty((len(rows), len(indices)), dtype=np.float32)
+    for row_number, row in enumerate(rows):
+        try:
+            values = [float(row[index]) for index in indices]
+        except ValueError:
+            values = None
+        if values is None or not all(map(math.isfinite, values)):
+            _raise_bad_cell(path, header, lines[row_number], row, indices)
+        x[row_number] = values
+    return x
+
+
+def _parse_ids(
+    path: str,
+    header: list[str],
+    lines: list[int],
+    rows: list[list[str]],
+    indices: list[int],
+) -> np.ndarray:
+    """Return the feature cells as int64 ids (N, F); raise for the first that is not one."""
+    x = np.empty((len(rows), len(indices)), dtype=np.int64)
+    for row_number, row in enumerate(rows):
+        for column, index in enumerate(indices):
+            text = row[index].strip()
+            try:
+                value = int(text)
+            except ValueError:
+                what = (
+                    "is empty"
+                    if not text
+                    else f"holds '{text}', which is not a whole number"
+                )
+                raise UserError(
+                    f"{path}:{lines[row_number]}: column '{header[index]}' {what}; the spec's "
+                    f"input holds int64 ids (input.dtype), written as whole numbers such as 0, "
+                    f"1, 2"
+                ) from None
+            if not -(2**63) <= value < 2**63:
+                raise UserError(
+                    f"{path}:{lines[row_number]}: column '{header[index]}' holds id {text}, "
+                    f"which does not fit in int64"
+                )
+            x[row_number, column] = value
+    return x
+
+
+def _raise_bad_cell(
+    path: str, header: list[str], line: int, row: list[str], indices: list[int]
+):
+    for index in indices:
+        text = row[index].strip()
+        if not text:
+            raise UserError(
+                f"{path}:{line}: column '{header[index]}' is empty; features must be numbers"
+            )
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(
+                f"{path}:{line}: column '{header[index]}' holds '{text}', which is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise UserError(
+                f"{path}:{line}: column '{header[index]}' holds '{text}'; features must be "
+                f"finite numbers"
+            )

@@ -1,0 +1,244 @@
+"""Data for training: read a spec's data set, check its shape, split it into train/val/test.
+
+`load_data(training, input_shape)` returns whole data sets as CPU tensors (`DataSplits`); the
+training loop moves them to the device and batches them by index. Images are scaled to [0, 1] and
+not normalized further (a `batchnorm2d` first layer does that job inside the model).
+
+Samples keep the spec's input dtype: float32 values, or int64 ids (`input: {shape, dtype: int64}`)
+read from an npz array of integers or csv cells of whole numbers, each checked to be a row of the
+embedding that reads them. For reconstruction the targets are the samples themselves (`y_*` is
+`x_*`, the same tensors), and no labels are read. Classification labels may hold one class per
+position (`(N, *positions)`, segmentation and tagging).
+
+Splits are deterministic: one permutation of the samples from `torch.Generator().manual_seed(seed)`;
+its first `test_fraction` becomes the test split (digits, csv, npz only: torchvision data sets have
+their own test split, and a `test_fraction` for one is an error), the next `val_fraction` of the remaining samples the validation split, the
+rest the training split. Nothing is cached on disk except what torchvision itself downloads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from runtime.data import Samples
+from runtime.errors import UserError
+
+if TYPE_CHECKING:
+    from compiler import Spec
+    from compiler.training import TrainingConfig
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """The ids an int64 input may hold: 0 to `limit - 1`, the rows of the embedding `owner`."""
+
+    limit: int
+    owner: str  # the argument that sets it, as problems name it: layers[0].embedding.num_embeddings
+
+
+@dataclass
+class DataSplits:
+    """Train, validation and (when there is one) test tensors of one data set, on the CPU."""
+
+    x_train: torch.Tensor  # (N, *input_shape) float32, or int64 ids
+    # (N,) or (N, *positions) int64 for classification; float32 for binary (0/1) and
+    # regression ((N,) or (N, k)); x_train itself for reconstruction
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    num_classes: int | None  # classification: number of classes; binary: 2; else None
+    class_names: list[str] | None  # index -> name, where the data set names its classes
+    description: str  # "digits: 1437 train, 360 val, no test split"
+
+
+def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
+    """Return the data set of a spec's training section, checked against its input (shape,
+    dtype and, for ids, the rows of the embedding that reads them)."""
+    training = spec.training_or_default
+    return load_data(
+        training,
+        spec.input,
+        task or training.task,
+        dtype=spec.input_dtype,
+        ids=id_range(spec),
+    )
+
+
+def id_range(spec: Spec) -> IdRange | None:
+    """Return the ids an int64 input may hold (those of its embedding), None when unknown."""
+    if spec.input_dtype != "int64":
+        return None
+    from compiler import resolved_layers
+    from compiler.layers import REGISTRY
+
+    for layer in resolved_layers(spec):
+        if getattr(REGISTRY.get(layer.type), "takes_ids", False):
+            limit = layer.kwargs.get("num_embeddings")
+            where = layer.path or f"layers[{layer.index}]"
+            if isinstance(limit, int):
+                return IdRange(limit, f"{where}.{layer.type}.num_embeddings")
+            return None
+    return None
+
+
+def load_data(
+    training: TrainingConfig,
+    input_shape: Sequence[int],
+    task: str | None = None,
+    *,
+    dtype: str = "float32",
+    ids: IdRange | None = None,
+) -> DataSplits:
+    """Return the spec's data set split into train/val(/test), with samples of `input_shape`.
+
+    `dtype` is the spec's input dtype (int64: ids, each below `ids.limit` when given).
+    Raises UserError (one line) for a missing or malformed file, or samples whose shape or
+    dtype is not the input's.
+    """
+    config = training.data
+    task = task or training.task
+    input_shape = [int(size) for size in input_shape]
+    if dtype == "int64" and config.dataset in IMAGE_DATASETS:
+        raise UserError(
+            f"data set '{config.dataset}' gives float pixel values, but the spec's input holds "
+            "int64 ids (input.dtype); read ids from an npz or csv file"
+        )
+    samples = read_samples(config, input_shape, task, dtype)
+    check_sample_shape(samples, input_shape)
+    if dtype == "int64":
+        check_ids(samples, ids)
+    return split_samples(
+        samples, config.val_fraction, config.test_fraction, training.seed
+    )
+
+
+def read_samples(
+    config, input_shape: list[int], task: str, dtype: str = "float32"
+) -> Samples:
+    """Return every sample of the data set that `config` (a DataConfig) names."""
+    if config.dataset == "digits":
+        from runtime.data.digits import read_digits
+
+        return read_digits(task)
+    if config.dataset in ("mnist", "fashion_mnist", "cifar10"):
+        from runtime.data.vision import read_torchvision
+
+        return read_torchvision(config.dataset, config.data_dir, config.download, task)
+    if config.dataset == "csv":
+        from runtime.data.csv_file import read_csv
+
+        return read_csv(
+            config.path, config.target, config.features, input_shape, task, dtype
+        )
+    if config.dataset == "npz":
+        from runtime.data.npz_file import read_npz
+
+        return read_npz(config.path, config.x_key, config.y_key, task, dtype)
+    raise UserError(
+        f"unknown data set '{config.dataset}'"
+    )  # the spec model forbids this
+
+
+def check_ids(samples: Samples, ids: IdRange | None) -> None:
+    """Raise UserError, naming the sample, for an id that is negative or not below `ids.limit`."""
+    x = samples.x.flatten(1)
+    bad = x < 0
+    if ids is not None:
+        bad |= x >= ids.limit
+    if not bool(bad.any()):
+        return
+    index = int(bad.any(dim=1).nonzero()[0])
+    value = int(x[index][bad[index]][0])
+    where = f"{samples.name}: {samples.locate(index)}"
+    if value < 0:
+        raise UserError(
+            f"{where}: id {value} is negative; ids number the embedding's rows from 0"
+        )
+    largest = int(x.max())
+    raise UserError(
+        f"{where}: id {value} is not a row of the embedding, which has {ids.limit} "
+        f"(ids 0 to {ids.limit - 1}, {ids.owner}); the largest id in the data is {largest}, "
+        f"so set num_embeddings to {largest + 1} or more"
+    )
+
+
+def check_sample_shape(samples: Samples, input_shape: list[int]) -> None:
+    """Raise UserError unless the samples have exactly the spec's `input` shape."""
+    shape = list(samples.x.shape[1:])
+    if shape == input_shape:
+        return
+    hint = f"set input: {shape}"
+    if len(shape) > 1 and len(input_shape) == 1 and _product(shape) == input_shape[0]:
+        hint += " and start the layers with flatten"
+    raise UserError(
+        f"data set '{samples.name}' gives samples of shape {shape}, but the spec's input is "
+        f"{input_shape}; {hint}"
+    )
+
+
+def split_samples(
+    samples: Samples, val_fraction: float, test_fraction: float, seed: int
+) -> DataSplits:
+    """Return `samples` split by one seeded permutation: test first, then validation, train."""
+    count = len(samples.x)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    x_test, y_test = samples.x_test, samples.y_test
+    n_test = 0
+    if samples.x_test is not None and test_fraction > 0:
+        raise UserError(
+            f"data set '{samples.name}' has its own test split; test_fraction is for digits, "
+            f"csv and npz: remove it from training.data"
+        )
+    if test_fraction > 0:
+        n_test = _share(count, test_fraction)
+        x_test = samples.x[order[:n_test]]
+        y_test = samples.y[order[:n_test]] if samples.y is not None else None
+    n_val = _share(count - n_test, val_fraction)
+    n_train = count - n_test - n_val
+    # (n_test is at least 1 whenever test_fraction > 0 and there are samples left to train)
+    if n_train < 1 or n_val < 1:
+        raise UserError(
+            f"data set '{samples.name}' has {count} samples: too few to split with val_fraction "
+            f"{val_fraction} and test_fraction {test_fraction} (each split needs one sample)"
+        )
+    val = order[n_test : n_test + n_val]
+    train = order[n_test + n_val :]
+    test_text = f"{len(x_test)} test" if x_test is not None else "no test split"
+    x_train, x_val = samples.x[train], samples.x[val]
+    if samples.y is None:  # reconstruction: the targets are the samples themselves
+        y_train, y_val, y_test = x_train, x_val, x_test
+    else:
+        y_train, y_val = samples.y[train], samples.y[val]
+    return DataSplits(
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=samples.num_classes,
+        class_names=samples.class_names,
+        description=f"{samples.name}: {n_train} train, {n_val} val, {test_text}",
+    )
+
+
+def _share(count: int, fraction: float) -> int:
+    # Rounded up, as scikit-learn's train_test_split does (1797 digits, 0.2 -> 360 val); the
+    # epsilon keeps 100 * 0.07 = 7.000000000000001 from becoming 8.
+    return math.ceil(count * fraction - 1e-9)
+
+
+def _product(shape: Sequence[int]) -> int:
+    result = 1
+    for size in shape:
+        result *= size
+    return result

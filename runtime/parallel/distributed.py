@@ -1,0 +1,163 @@
+"""Multi-process training on torch.distributed: the process group, its collectives, the launcher.
+
+Under `torchrun` (which sets RANK, WORLD_SIZE and LOCAL_RANK) every process trains the same model
+wrapped in DistributedDataParallel, on its part of every global batch. `Group` is what the loop
+needs to know about the other processes; the single-process `SINGLE` makes every collective a no-op,
+so one code path serves both.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the training processes (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1  # processes on this machine
+
+    @property
+    def active(self) -> bool:
+        """Return whether other processes train alongside this one."""
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Return whether this process writes the run's files and prints (rank 0)."""
+        return self.rank == 0
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Return `tensor` summed in place over every process (itself when not distributed)."""
+        if self.active:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Return whether `flag` is true in any process (every process gets the same answer)."""
+        if not self.active:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def from_main(self, flag: bool, device: torch.device) -> bool:
+        """Return rank 0's `flag` in every process: a decision made once, so ranks never split."""
+        if not self.active:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.broadcast(value, src=0)
+        return bool(value.item() > 0)
+
+    def copy_buffers_from_main(self, model: torch.nn.Module) -> None:
+        """Give `model`'s buffers (batch norm's running statistics) rank 0's values everywhere.
+
+        DDP copies them from rank 0 before each training forward pass, after which each process
+        updates its copy with its own part of the batch; copied once more after the epoch, every
+        process validates the very model that rank 0 saves.
+        """
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+SINGLE = Group()
+
+
+def env_group() -> Group:
+    """Return the Group that torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    LOCAL_WORLD_SIZE) describes."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return SINGLE
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    return Group(rank=rank, world=world, local_rank=local_rank, local_world=local_world)
+
+
+def process_device(group: Group, device: torch.device) -> torch.device:
+    """Return the device this process trains on: its own GPU (LOCAL_RANK) on CUDA."""
+    if group.active and device.type == "cuda":
+        return torch.device("cuda", group.local_rank)
+    return device
+
+
+@contextmanager
+def process_group(group: Group, device: torch.device) -> Iterator[None]:
+    """Join the process group for the run (gloo on CPU, NCCL on CUDA); leave it on every way out."""
+    if not group.active:
+        yield
+        return
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def wrap_model(model: torch.nn.Module, group: Group, device: torch.device):
+    """Return `model` in DistributedDataParallel when distributed (the model itself if not)."""
+    if not group.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Run `nnspec ARGV` in `nproc` processes through torch.distributed.run; return rank 0's
+    exit code (runtime/parallel/launcher.py).
+
+    The processes run on this machine (`--standalone`: torchrun picks a free port itself).
+    A Ctrl-C at the terminal reaches torchrun, which passes it on to each process (they run in
+    sessions of their own); they stop together after the batch in progress, since the flag is
+    reduced over the processes every batch, and rank 0 writes the run.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.parallel.launcher",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "runtime",
+        *argv,
+    ]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    child = subprocess.Popen(command, env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # the same Ctrl-C reached the launcher: wait for the processes to finish their batch
+        # and for rank 0 to write the run (a second Ctrl-C here stops waiting)
+        return child.wait()

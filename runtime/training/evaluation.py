@@ -1,0 +1,163 @@
+"""`evaluate_checkpoint`: rebuild a model from a checkpoint alone and measure it on a data split."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from compiler import SpecError, build_sequential, load_spec, spec_digest
+
+from runtime.storage.checkpoint import read_weights
+from runtime.parallel.device import autocast_for, describe_device, resolve_device
+from runtime.errors import UserError
+from runtime.training.loop import EVAL_BATCH
+from runtime.training.metrics import TaskMetrics
+from runtime.tasks import metric_name
+
+SPLITS = ("train", "val", "test")
+
+
+def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
+    """Return the Spec a checkpoint carries, checked against its sha256; raise UserError."""
+    try:
+        spec = load_spec(payload["spec"])
+    except SpecError as exc:
+        first = exc.problems[0] if exc.problems else None
+        raise UserError(
+            f"{path}: the spec inside is not valid for this nnspec "
+            f"({first.path}: {first.message})"
+            if first
+            else f"{path}: invalid spec inside"
+        ) from None
+    if spec_digest(spec) != payload["spec_sha256"]:
+        raise UserError(
+            f"{path} is damaged: its spec does not match the spec_sha256 it records"
+        )
+    return spec
+
+
+def model_from_checkpoint(payload: dict[str, Any], spec, path) -> torch.nn.Module:
+    """Return the spec's model (Sequential form: same state_dict keys as the class) with the weights."""
+    model = build_sequential(spec)
+    try:
+        model.load_state_dict(payload["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise UserError(
+            f"{path} is damaged: its weights do not fit its spec "
+            f"({str(exc).splitlines()[0][:200]})"
+        ) from None
+    return model
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike, split: str = "val", device: str | None = None
+) -> dict[str, Any]:
+    """Return loss, accuracy or MAE, and (classification, binary) the confusion matrix on `split`.
+
+    Per-position classification counts every position (accuracy and confusion matrix);
+    reconstruction reports its loss (mean squared error) and MAE against the input.
+
+    The data split is rebuilt from the spec inside the checkpoint, with the same seed, so `val`
+    is the very validation set the run was watched on.
+    """
+    if split not in SPLITS:
+        raise UserError(f"--split can be {', '.join(SPLITS)}; got {split!r}")
+    payload = read_weights(path)
+    spec = spec_from_checkpoint(payload, path)
+    training = spec.training_or_default
+    torch_device = resolve_device(device or training.device)
+
+    from runtime.data.load import load_spec_data
+
+    data = load_spec_data(spec)
+    x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+    if x is None:
+        raise UserError(
+            f"{data.description.split(':')[0]} has no test split; use --split val, or set "
+            "training.data.test_fraction in the spec (for digits, csv and npz)"
+        )
+    model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
+    task = TaskMetrics(training.task)
+    x = x.to(torch_device)
+    outputs = predict(
+        model,
+        x,
+        training.batch_size,
+        autocast_for(torch_device, training.amp),
+    )
+    y = x if task.reconstructs else y.to(torch_device)
+    problem = task.check_output(outputs[:2], y[:2], data.num_classes)
+    if problem:
+        raise UserError(problem)
+    n = y.numel()
+    result: dict[str, Any] = {
+        "checkpoint": str(path),
+        "name": spec.name,
+        "epoch": int(payload["epoch"]),
+        "split": split,
+        "samples": len(y),
+        "task": training.task,
+        "device": describe_device(torch_device),
+        "loss": float(task.loss(outputs, y)),
+        task.metric: float(task.metric_sum(outputs, y)) / n,
+    }
+    if training.task in ("classification", "binary"):
+        classes = data.num_classes or int(outputs.shape[1])
+        result["class_names"] = data.class_names or [str(i) for i in range(classes)]
+        result["confusion"] = confusion_matrix(outputs, y, training.task, classes)
+    return result
+
+
+def predict(
+    model: torch.nn.Module, x: torch.Tensor, batch_size: int, autocast
+) -> torch.Tensor:
+    """Return the model's float32 outputs for all of `x`, in eval mode, in large batches."""
+    size = max(batch_size, EVAL_BATCH)
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(x), size):
+            with autocast:
+                parts.append(model(x[start : start + size]).float())
+    return torch.cat(parts)
+
+
+def confusion_matrix(
+    outputs: torch.Tensor, y: torch.Tensor, task: str, classes: int
+) -> list[list[int]]:
+    """Return counts[true][predicted] as nested lists."""
+    if task == "binary":
+        scores = outputs.reshape(len(y))
+        predicted, truth, classes = (scores > 0).long(), (y > 0.5).long(), 2
+    else:  # one class per sample, or per position: every position counts once
+        predicted, truth = outputs.argmax(dim=1).flatten(), y.long().flatten()
+        classes = max(classes, int(outputs.shape[1]))
+    counts = torch.bincount(truth * classes + predicted, minlength=classes * classes)
+    return counts.reshape(classes, classes).tolist()
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """Return the evaluation as text: the numbers, then the confusion matrix (rows: true class)."""
+    metric = metric_name(result["task"])
+    lines = [
+        f"{result['name']} from {result['checkpoint']} (epoch {result['epoch']}) on the "
+        f"{result['split']} split: {result['samples']} samples, {result['device']}",
+        f"loss {result['loss']:.4f}   {metric} {result[metric]:.4f}",
+    ]
+    matrix = result.get("confusion")
+    if matrix is not None and len(matrix) <= 30:
+        names = [str(n)[:8] for n in result["class_names"]]
+        names += [str(i) for i in range(len(names), len(matrix))]
+        width = max(
+            5, max(len(n) for n in names), len(str(max(max(r) for r in matrix)))
+        )
+        lines.append("confusion matrix (rows: true class, columns: predicted):")
+        lines.append(" " * (width + 1) + " ".join(n.rjust(width) for n in names))
+        for name, row in zip(names, matrix):
+            lines.append(
+                name.rjust(width) + " " + " ".join(str(c).rjust(width) for c in row)
+            )
+    elif matrix is not None:
+        lines.append(f"confusion matrix: {len(matrix)} classes, see --json")
+    return "\n".join(lines)

@@ -1,0 +1,397 @@
+"""`fit`: the training loop that trains any nn.Module (both forms of a spec share it).
+
+The whole data set sits on the device as tensors and is batched by index, in an order drawn from
+(seed, epoch) alone. Loss and metric sums stay on the device and are read once per epoch, so the
+hot path never waits for the device. Early stopping, checkpoints and the progress bar act between
+epochs; Ctrl-C is a flag read between batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from runtime.parallel.device import autocast_for
+from runtime.parallel.distributed import SINGLE, Group, wrap_model
+from runtime.training.early_stopping import EarlyStopping
+from runtime.errors import UserError
+from runtime.training.interrupt import InterruptFlag
+from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
+from runtime.training.optim import build_optimizer, build_scheduler, penalized_weights, weight_penalty
+from runtime.training.progress import EpochProgress
+from runtime.training.rng import epoch_generator, noise_generator, set_rng_state
+
+# validation runs in batches at least this large (no gradients to keep)
+EVAL_BATCH = 1024
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes while training; what a checkpoint saves."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    stopper: EarlyStopping
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+
+
+@dataclass
+class FitResult:
+    """How training went: the metrics of every epoch, the best epoch and why it stopped."""
+
+    history: list[dict]
+    monitor: str
+    mode: str
+    best_epoch: int  # 0 when no epoch improved
+    best: float | None
+    epochs_run: int  # epochs completed, counting those before a resume
+    stop_reason: str  # early_stopping | max_epochs | interrupted | not_finite
+    stop_message: str
+    restored_best: bool  # the model holds the best epoch's weights
+
+    @property
+    def stopped_early(self) -> bool:
+        """Return whether early stopping ended the run."""
+        return self.stop_reason == "early_stopping"
+
+
+EpochHook = Callable[[TrainingState], None]
+
+
+@dataclass
+class _Epochs:
+    """What every epoch uses and nothing changes: tensors on the device, task, settings."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    task: TaskMetrics
+    training: object  # TrainingConfig
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    autocast: object
+    penalty: Callable[[], Tensor] | None
+    interrupt: InterruptFlag | None
+    group: Group = SINGLE
+    train_model: nn.Module | None = (
+        None  # `model` in DistributedDataParallel when distributed
+    )
+    noise: float = (
+        0.0  # std of the Gaussian noise added to training inputs (not to targets)
+    )
+
+
+def fit(
+    model: nn.Module,
+    data,
+    training,
+    *,
+    device: torch.device,
+    on_epoch_end: EpochHook | None = None,
+    start_state: dict | None = None,
+    best_weights: dict[str, Tensor] | None = None,
+    interrupt: InterruptFlag | None = None,
+    quiet: bool = False,
+    group: Group = SINGLE,
+) -> FitResult:
+    """Return how training `model` on `data` (a DataSplits) under a TrainingConfig went.
+
+    `on_epoch_end(state)` runs after every finished epoch with finite losses (checkpoints go
+    there; `state.stopper.improved` says whether it is the best so far). `start_state` is a
+    checkpoint payload to continue from, and `best_weights` the best epoch's weights before it.
+    The model is left with the best epoch's weights when `restore_best` is on.
+
+    With a distributed `group` every process calls fit alike: each trains on its part of every
+    global batch, metrics are summed over the processes, and stopping is decided by rank 0.
+    """
+    stopper = EarlyStopping.from_config(training.early_stopping)
+    run = _prepare(model, data, training, device, stopper, interrupt)
+    run.group = group
+    state = TrainingState(model, run.optimizer, None, stopper)
+    state.scheduler = build_scheduler(
+        run.optimizer, training.scheduler, training.epochs, stopper.mode
+    )
+    if start_state is not None:
+        _load_state(state, start_state)
+    restore_best = (
+        training.early_stopping is not None and training.early_stopping.restore_best
+    )
+    if restore_best and best_weights is None and 0 < stopper.best_epoch == state.epoch:
+        best_weights = _copy_weights(model)  # resumed right after the best epoch
+    if start_state is not None:
+        # restored last, so that nothing above draws from these streams
+        set_rng_state(start_state["rng"])
+    # wrapped after the weights are loaded (every process loads the same checkpoint)
+    run.train_model = wrap_model(model, group, device)
+    stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
+    if stopper.stop_reason():  # resumed from a run that had already stopped early
+        stop_reason, stop_message = "early_stopping", stopper.stop_reason()
+        first = training.epochs + 1
+    else:
+        first = state.epoch + 1
+    progress = EpochProgress(training.epochs, state.epoch, run.task.metric, quiet)
+    try:
+        for epoch in range(first, training.epochs + 1):
+            row = _run_epoch(run, epoch)
+            if row is None:
+                stop_reason = "interrupted"
+                stop_message = f"interrupted during epoch {epoch}"
+                break
+            state.history.append(row)
+            bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
+            if group.from_main(bool(bad), device):
+                bad = bad or [
+                    "train_loss"
+                ]  # rank 0 saw it; the sums are the same everywhere
+                stop_reason = "not_finite"
+                stop_message = (
+                    f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
+                )
+                break
+            should_stop, reason = stopper.evaluate(row[stopper.monitor])
+            should_stop = group.from_main(should_stop, device)
+            if stopper.improved and restore_best:
+                best_weights = _copy_weights(model)
+            _step_scheduler(state.scheduler, row[stopper.monitor])
+            state.epoch = epoch
+            if on_epoch_end is not None:
+                on_epoch_end(state)
+            progress.update(row)
+            if should_stop:
+                stop_reason, stop_message = "early_stopping", reason
+                break
+            if group.any(interrupt is not None and interrupt.requested, device):
+                stop_reason, stop_message = (
+                    "interrupted",
+                    f"interrupted after epoch {epoch}",
+                )
+                break
+    finally:
+        progress.close()
+    restored = restore_best and best_weights is not None
+    if restored:
+        # loaded even when the best epoch is the last one finished: after an interruption or
+        # a non-finite epoch, the model holds a half-trained epoch
+        model.load_state_dict(best_weights)
+    return FitResult(
+        history=state.history,
+        monitor=stopper.monitor,
+        mode=stopper.mode,
+        best_epoch=stopper.best_epoch,
+        best=stopper.best if stopper.best_epoch else None,
+        epochs_run=state.epoch,
+        stop_reason=stop_reason,
+        stop_message=stop_message,
+        restored_best=restored,
+    )
+
+
+def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
+    """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
+    # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
+    task = TaskMetrics(training.task)
+    model.to(device)
+    # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors either)
+    x_train, x_val = data.x_train.to(device), data.x_val.to(device)
+    if task.reconstructs:  # the targets are the inputs: one copy on the device
+        y_train, y_val = x_train, x_val
+    else:
+        y_train, y_val = data.y_train.to(device), data.y_val.to(device)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise UserError(
+            f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
+            "samples; both need at least one (check val_fraction and the data)"
+        )
+    autocast = autocast_for(device, training.amp)
+    _check_output(model, x_val[:2], y_val[:2], task, data.num_classes, autocast)
+    weights = penalized_weights(model)
+    l1, l2 = training.regularization.l1, training.regularization.l2
+    penalty = None
+    if weights and (l1 or l2):
+        penalty = lambda: weight_penalty(weights, l1, l2)  # noqa: E731
+    optimizer = build_optimizer(model, training.optimizer)
+    return _Epochs(
+        model,
+        optimizer,
+        task,
+        training,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        autocast,
+        penalty,
+        interrupt,
+        noise=training.data.noise,
+    )
+
+
+def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
+    """Return the metrics row of one epoch (training, then validation), None if interrupted."""
+    started = time.perf_counter()
+    sums = _train_epoch(run, epoch)
+    if sums is None:
+        return None
+    run.group.copy_buffers_from_main(run.model)
+    x_val, y_val = _val_part(run.x_val, run.y_val, run.group)
+    val_sums = evaluate_sums(
+        run.model, x_val, y_val, run.task, run.training.batch_size, run.autocast
+    )
+    # the one device sync of the epoch (and its one collective when distributed)
+    train_loss, train_metric, val_loss, val_metric = run.group.sum_(
+        torch.stack([*sums, *val_sums])
+    ).tolist()
+    n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
+    return epoch_row(
+        epoch,
+        run.task.task,
+        (train_loss / n_train, train_metric / n_train),
+        (val_loss / n_val, val_metric / n_val),
+        run.optimizer.param_groups[0]["lr"],
+        time.perf_counter() - started,
+    )
+
+
+def _val_part(x: Tensor, y: Tensor, group: Group) -> tuple[Tensor, Tensor]:
+    """Return this process's contiguous part of the validation set (all of it alone)."""
+    if not group.active:
+        return x, y
+    bounds = [len(x) * r // group.world for r in range(group.world + 1)]
+    start, stop = bounds[group.rank], bounds[group.rank + 1]
+    return x[start:stop], y[start:stop]
+
+
+def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Return (start, stop) of each batch; a last batch of one sample joins the one before it,
+    since BatchNorm cannot train on a single sample."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
+    """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
+    model, optimizer, task, penalty, interrupt = (
+        run.train_model or run.model,
+        run.optimizer,
+        run.task,
+        run.penalty,
+        run.interrupt,
+    )
+    x, y = run.x_train, run.y_train
+    model.train()
+    generator = epoch_generator(run.training.seed, epoch)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    noise = (
+        noise_generator(run.training.seed, epoch, x.device) if run.noise > 0 else None
+    )
+    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    group = run.group
+    per_sample = y[:1].numel()  # targets per sample
+    for start, stop in batch_starts(len(x), run.training.batch_size):
+        if group.active:
+            if group.any(interrupt is not None and interrupt.requested, x.device):
+                return None
+        elif interrupt is not None and interrupt.requested:
+            return None
+        index = order[start:stop]
+        if group.active:  # this process's part of the global batch
+            index = index[group.rank :: group.world]
+        xb, yb = x.index_select(0, index), y.index_select(0, index)
+        if noise is not None:
+            xb = xb + _batch_noise(noise, run.noise, stop - start, xb, group)
+        with run.autocast:
+            output = model(xb)
+            loss = task.loss(output, yb) if len(index) else output.sum() * 0.0
+        # DDP averages gradients over processes: scaled so the sum over processes is the
+        # gradient of the global batch's mean loss, whatever the size of each part
+        data_loss = (
+            loss * (yb.numel() * group.world / ((stop - start) * per_sample))
+            if group.active
+            else loss
+        )
+        objective = data_loss + penalty() if penalty is not None else data_loss
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * yb.numel()
+        metric_sum += task.metric_sum(output, yb)
+    return loss_sum, metric_sum
+
+
+def _batch_noise(
+    generator: torch.Generator, std: float, size: int, xb: Tensor, group: Group
+) -> Tensor:
+    """Return Gaussian noise of `std` for this process's part of a global batch of `size`.
+
+    The noise of the whole global batch is drawn, and each process takes the rows of its
+    samples: so the noise a sample gets depends on (seed, epoch, its place in the batch) alone,
+    the same with one process or several, and in a resumed run.
+    """
+    noise = torch.randn(
+        (size, *xb.shape[1:]), generator=generator, device=xb.device, dtype=xb.dtype
+    )
+    if group.active:
+        noise = noise[group.rank :: group.world]
+    return noise.mul_(std)
+
+
+def evaluate_sums(
+    model, x, y, task: TaskMetrics, batch_size: int, autocast
+) -> tuple[Tensor, Tensor]:
+    """Return the device sums (loss x targets, metric) of `model` on (x, y), in eval mode."""
+    model.eval()
+    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    size = max(batch_size, EVAL_BATCH)
+    with torch.inference_mode():
+        for start in range(0, len(x), size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            with autocast:
+                output = model(xb)
+                loss = task.loss(output, yb)
+            loss_sum += loss * yb.numel()
+            metric_sum += task.metric_sum(output, yb)
+    return loss_sum, metric_sum
+
+
+def _check_output(model, x, y, task: TaskMetrics, num_classes, autocast) -> None:
+    """Raise UserError when the model's output does not fit the task (checked on two samples)."""
+    model.eval()
+    with torch.inference_mode(), autocast:
+        output = model(x)
+    problem = task.check_output(output, y, num_classes)
+    if problem:
+        raise UserError(problem)
+
+
+def _step_scheduler(scheduler, monitored: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    else:
+        scheduler.step()
+
+
+def _copy_weights(model: nn.Module) -> dict[str, Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def _load_state(state: TrainingState, payload: dict) -> None:
+    """Continue from a checkpoint payload: weights, optimizer, scheduler, stopper, metrics."""
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    if state.scheduler is not None and payload.get("scheduler") is not None:
+        state.scheduler.load_state_dict(payload["scheduler"])
+    state.stopper.load_state_dict(payload["early_stopping"])
+    state.history = [dict(row) for row in payload["metrics"]]
+    state.epoch = int(payload["epoch"])

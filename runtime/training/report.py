@@ -1,0 +1,81 @@
+"""The one-screen report `nnspec train` prints at the end of a run."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from runtime.tasks import metric_name
+
+STOPS = {
+    "early_stopping": "stopped early",
+    "max_epochs": "ran all epochs",
+    "interrupted": "interrupted",
+    "not_finite": "diverged",
+}
+
+
+def format_metrics(row: dict[str, Any] | None, task: str) -> str:
+    """Return `train loss 0.1 acc 0.97 | val loss 0.1 acc 0.96` for one metrics row."""
+    if row is None:
+        return "-"
+    key = metric_name(task)
+    label = "acc" if key == "accuracy" else key
+    parts = []
+    for split in ("train", "val"):
+        loss, metric = row.get(f"{split}_loss"), row.get(f"{split}_{key}")
+        parts.append(f"{split} loss {_num(loss)} {label} {_num(metric)}")
+    return " | ".join(parts)
+
+
+def _num(value) -> str:
+    return "nan" if value is None else f"{value:.4f}"
+
+
+def format_report(summary: dict[str, Any], resume_command: str | None = None) -> str:
+    """Return the end-of-run report: what ran, why it stopped, the best epoch, the files.
+
+    `resume_command` is the command that continues the run (default: built from the summary).
+    """
+    task = summary["task"]
+    lines = [
+        f"{summary['name']} ({summary['form']}, {summary['params']:,} parameters) on "
+        f"{summary['data']}, {summary['device']}",
+        f"{STOPS.get(summary['stop_reason'], summary['stop_reason'])} after epoch "
+        f"{summary['epochs_run']} of {summary['epochs']}: {summary['stop_message']} "
+        f"({summary['seconds']:.1f} s)",
+    ]
+    if summary["best_epoch"]:
+        lines.append(
+            f"best epoch {summary['best_epoch']} ({summary['monitor']} "
+            f"{summary['best']:.4f}): {format_metrics(summary['best_metrics'], task)}"
+        )
+        if summary["restored_best"]:
+            lines.append(
+                f"the model was left at epoch {summary['best_epoch']}, the best one"
+            )
+    else:
+        lines.append(
+            "no epoch finished with a finite monitor value: there is no best.pt"
+        )
+    files = summary["files"]
+    lines.append(
+        f"files in {summary['out']}: {', '.join(sorted(_base(p) for p in files.values()))}"
+    )
+    if "best.pt" in files:
+        lines.append(f"evaluate: nnspec evaluate {shlex.quote(files['best.pt'])}")
+    if summary["stop_reason"] in ("interrupted", "max_epochs") and "last.pt" in files:
+        command = resume_command or (
+            f"nnspec train {shlex.quote(summary['spec'])} --out {shlex.quote(summary['out'])} --resume"
+        )
+        more = (
+            " (with --epochs N to go further)"
+            if summary["stop_reason"] == "max_epochs"
+            else ""
+        )
+        lines.append(f"resume:   {command}{more}")
+    return "\n".join(lines)
+
+
+def _base(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
