@@ -154,7 +154,7 @@ def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
         "runtime.training.train", "RunWriter"
     )
     checkpoint_bytes = optional("runtime.storage.checkpoint", "checkpoint_bytes")
-    write_atomically = optional("runtime.storage.checkpoint", "write_bytes_atomically")
+    write_atomically = optional("runtime.storage.atomic", "write_bytes_atomically")
     write_csv = optional("runtime.training.metrics", "write_metrics_csv")
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-overhead-") as folder:
         out = Path(folder)

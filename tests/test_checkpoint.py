@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.storage import checkpoint
+from runtime.storage import atomic, checkpoint
 from runtime.storage.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -64,7 +64,7 @@ def test_crash_between_write_and_replace_keeps_the_old_file_whole(
     def crash(src, dst):
         raise KeyboardInterrupt  # the process dies right before the rename
 
-    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         write_checkpoint_atomically(path, payload(2))
     assert path.read_bytes() == before
@@ -81,7 +81,7 @@ def test_disk_full_while_writing_keeps_the_old_file_and_says_why(tmp_path, monke
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(UserError, match="No space left on device"):
         write_checkpoint_atomically(path, payload(2))
     assert path.read_bytes() == before
@@ -197,10 +197,10 @@ def test_also_gives_the_other_name_the_same_bytes_and_a_later_write_leaves_it_al
     tmp_path,
 ):
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
-    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    atomic.write_bytes_atomically(last, b"epoch 1", also=[best])
     assert last.read_bytes() == best.read_bytes() == b"epoch 1"
     assert os.stat(last).st_ino == os.stat(best).st_ino  # one file, written once
-    checkpoint.write_bytes_atomically(last, b"epoch 2")
+    atomic.write_bytes_atomically(last, b"epoch 2")
     assert (last.read_bytes(), best.read_bytes()) == (b"epoch 2", b"epoch 1")
     assert leftovers(tmp_path) == []
 
@@ -211,9 +211,9 @@ def test_also_writes_the_bytes_again_where_hard_links_are_refused(
     def no_links(source, target):
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(checkpoint.os, "link", no_links)
+    monkeypatch.setattr(atomic.os, "link", no_links)
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
-    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    atomic.write_bytes_atomically(last, b"epoch 1", also=[best])
     assert last.read_bytes() == best.read_bytes() == b"epoch 1"
     assert os.stat(last).st_ino != os.stat(best).st_ino
     assert leftovers(tmp_path) == []
@@ -223,7 +223,7 @@ def test_a_crash_before_the_second_name_is_replaced_leaves_it_whole_and_no_tempo
     tmp_path, monkeypatch
 ):
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
-    checkpoint.write_bytes_atomically(last, b"epoch 1", also=[best])
+    atomic.write_bytes_atomically(last, b"epoch 1", also=[best])
     real_replace = os.replace
 
     def die_at_best(source, target):
@@ -231,9 +231,9 @@ def test_a_crash_before_the_second_name_is_replaced_leaves_it_whole_and_no_tempo
             raise KeyboardInterrupt
         real_replace(source, target)
 
-    monkeypatch.setattr(checkpoint.os, "replace", die_at_best)
+    monkeypatch.setattr(atomic.os, "replace", die_at_best)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.write_bytes_atomically(last, b"epoch 2", also=[best])
+        atomic.write_bytes_atomically(last, b"epoch 2", also=[best])
     # last.pt is ahead of best.pt, never the other way round
     assert (last.read_bytes(), best.read_bytes()) == (b"epoch 2", b"epoch 1")
     assert leftovers(tmp_path) == []

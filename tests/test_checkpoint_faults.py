@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.storage import checkpoint
+from runtime.storage import atomic, checkpoint
 from runtime.storage.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -81,7 +81,7 @@ def test_disk_full_during_the_write_itself(best, monkeypatch):
     before = best.read_bytes()
     real_fdopen = os.fdopen
     monkeypatch.setattr(
-        checkpoint.os,
+        atomic.os,
         "fdopen",
         lambda fd, mode="r", *a, **k: (
             FillsTheDisk(fd, "wb") if "w" in mode else real_fdopen(fd, mode, *a, **k)
@@ -107,7 +107,7 @@ def test_checkpoint_mode_follows_the_umask(tmp_path, umask):
         write_checkpoint_atomically(replaced, payload(2))
         plain = tmp_path / "plain"
         plain.write_bytes(b"")  # what any other new file gets
-        assert checkpoint.current_umask() == umask
+        assert atomic.current_umask() == umask
     finally:
         os.umask(previous)
     expected = stat.S_IMODE(plain.stat().st_mode)

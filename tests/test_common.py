@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from runtime.cli.common import write_text_atomically
+from runtime.storage.atomic import write_text_atomically
 from runtime.errors import UserError
 
 

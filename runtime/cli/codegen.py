@@ -248,7 +248,7 @@ def write(
     """Write every changed file atomically, remove stray generated modules; return 0."""
     from compiler.codegen import is_generated
 
-    from runtime.cli.common import write_text_atomically
+    from runtime.storage.atomic import write_text_atomically
 
     changed = 0
     for output in outputs:

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
-        from runtime.cli.common import write_text_atomically
+        from runtime.storage.atomic import write_text_atomically
 
         write_text_atomically(args.out, text)
     else:

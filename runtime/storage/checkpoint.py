@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -17,6 +15,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from runtime.errors import UserError
+from runtime.storage.atomic import write_bytes_atomically
 
 FORMAT = "nnspec-checkpoint"
 FORMAT_VERSION = 1
@@ -30,77 +29,6 @@ def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
-
-
-def write_bytes_atomically(
-    path: str | os.PathLike, data: bytes, *, also: Sequence[str | os.PathLike] = ()
-) -> None:
-    """Write `data` to `path` via a temporary file in the same folder, fsync and os.replace.
-
-    A crash at any moment leaves either the old file or the new one, whole, and no temporary file
-    once this returns or raises. Each path in `also` gets the same bytes after `path` does, as a
-    hard link to the file just written (one write and one fsync for all of them), or written
-    again where the file system has no hard links. A later write of `path` replaces its directory
-    entry, never the file, so the other names keep their bytes.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    links: list[tuple[str | None, Path]] = []
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            # mkstemp makes the file 0600; a checkpoint gets the mode any new file would get
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            os.fsync(f.fileno())
-        for other in map(Path, also):
-            links.append((_hard_link(tmp, other), other))
-        os.replace(tmp, target)
-        for link, other in links:
-            if link is None:
-                write_bytes_atomically(other, data)
-            else:
-                os.replace(link, other)
-    except BaseException:
-        for leftover in [tmp, *(link for link, _ in links)]:
-            if leftover is not None and os.path.lexists(leftover):
-                os.unlink(leftover)
-        raise
-
-
-def _hard_link(source: str, target: Path) -> str | None:
-    """Return a new temporary name beside `target` linked to `source`, or None where the file
-    system refuses hard links (the caller then writes the bytes again)."""
-    for _ in range(100):
-        name = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            os.link(source, name)
-            return name
-        except FileExistsError:
-            continue
-        except OSError:  # EPERM, ENOTSUP, EXDEV...: no hard links here
-            return None
-    return None
-
-
-def current_umask() -> int:
-    """Return the process umask without changing it, as other threads may create files meanwhile.
-
-    Linux shows it in /proc/self/status; elsewhere it is read by the set-and-restore of os.umask,
-    which is only unsafe against a thread creating a file in that instant.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_checkpoint_atomically(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from runtime.errors import UserError
+from runtime.storage.atomic import new_file_mode, write_bytes_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -210,9 +211,7 @@ class _Staging:
 
     def publish(self) -> None:
         """Move every file written into the target's folder (the main file last)."""
-        from runtime.storage.checkpoint import current_umask
-
-        mode = 0o666 & ~current_umask()
+        mode = new_file_mode()
         files = sorted(self.folder.iterdir(), key=lambda p: p.name == self.target.name)
         for file in files:
             os.chmod(file, mode)
@@ -396,7 +395,7 @@ def write_safetensors(payload: dict[str, Any], out: Path) -> ExportReport:
     """Write the weights and the spec (in the metadata) as safetensors; read it back to check."""
     import torch
 
-    from runtime.storage.checkpoint import read_weights, safetensors_bytes, write_bytes_atomically
+    from runtime.storage.checkpoint import read_weights, safetensors_bytes
 
     data = safetensors_bytes(payload)
     try:

@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from runtime.storage.checkpoint import write_bytes_atomically
+from runtime.storage.atomic import write_bytes_atomically
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import yaml
 
 from compiler import count_params, spec_data
 
-from runtime.cli.common import write_text_atomically
+from runtime.storage.atomic import write_text_atomically
 from runtime.tasks import has_accuracy
 
 METRIC_COLUMNS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from compiler import Spec, SpecError, spec_digest
 
 from runtime.errors import UserError
+from runtime.storage.atomic import write_text_atomically
 from runtime.sweep.overrides import load_spec_with_overrides, parse_assignment, parse_value
 
 FINISHED = ("max_epochs", "early_stopping", "not_finite")  # not "interrupted"
@@ -352,7 +353,6 @@ def write_sweep_figures(
     spec_path: str,
 ) -> None:
     """Write complexity.png and (when a variant won) best.yaml."""
-    from runtime.cli.common import write_text_atomically
     from runtime.sweep.complexity_plot import Point, write_complexity_plot
     from runtime.sweep.results import best_yaml, training_error, validation_error
     from runtime.tasks import has_accuracy

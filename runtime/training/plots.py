@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from runtime.storage.checkpoint import write_bytes_atomically
+from runtime.storage.atomic import write_bytes_atomically
 from runtime.tasks import metric_name
 
 

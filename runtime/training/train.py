@@ -25,7 +25,8 @@ from compiler import Spec, build_sequential, count_params, spec_data, spec_diges
 from compiler.build import check_fits_in_memory
 from compiler.version import __version__
 
-from runtime.storage.checkpoint import read_checkpoint, write_bytes_atomically
+from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
+from runtime.storage.checkpoint import read_checkpoint
 from runtime.parallel.device import cpu_threads_for, describe_device, resolve_device
 from runtime.parallel.distributed import env_group, process_device, process_group
 from runtime.errors import UserError
@@ -350,7 +351,6 @@ def write_outputs(
     out: Path, summary: dict[str, Any], result: FitResult, task: str
 ) -> None:
     """Write metrics.csv (every epoch, the non-finite one included), summary.json and curves.png."""
-    from runtime.cli.common import write_text_atomically
     from runtime.training.plots import write_curves
 
     if result.history:
