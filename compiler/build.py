@@ -10,6 +10,7 @@ from torch import nn
 
 from .errors import Problem, SpecError
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
+from .formatting import format_bytes
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -60,14 +61,6 @@ def check_fits_in_memory(spec, params: int) -> None:
             spec.source,
         )
 
-
-def format_bytes(n: float) -> str:
-    """Return a byte count as `1.5 GiB`."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
 
 
 class WiredModule(nn.Module):
@@ -229,6 +222,5 @@ __all__ = [
     "build_module",
     "build_sequential",
     "check_fits_in_memory",
-    "format_bytes",
     "torch",
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .classes import ClassWriter, Restart
 from .naming import class_name, module_name
 from .version import __version__
+from .formatting import batched_shape
 
 if TYPE_CHECKING:
     from .spec import Spec
@@ -121,14 +122,6 @@ def _black_mode() -> Any:
     )
 
 
-def batched_shape(shape: Iterable[int]) -> str:
-    """Return a sample shape with the batch dimension in front, e.g. `[N, 16, 8, 8]`."""
-    return "[" + ", ".join(["N", *(str(int(d)) for d in shape)]) + "]"
-
-
-def format_dims(shape: Iterable[int]) -> str:
-    """Return a sample shape as `[16, 8, 8]`."""
-    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
 
 
 def display_source(source: str) -> str:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from .formatting import format_shape, human_count
 
-from .summary import human_count
 
 MARKS = {"changed": "~", "added": "+", "removed": "-"}
 MAX_KEYS_SHOWN = 20
 
 
-def _shape(shape: list[int] | None) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]" if shape is not None else "-"
+
+def _optional_shape(shape: list[int] | None) -> str:
+    return format_shape(shape) if shape is not None else "-"
 
 
 def _value(field: str, value: Any) -> str:
     if field == "output_shape":
-        return _shape(value)
+        return _optional_shape(value)
     if field == "params":
         return f"{value:,}"
     if field == "macs":
@@ -65,7 +66,7 @@ def _what(change: dict[str, Any]) -> str:
     if change["kind"] == "module":
         parts.append(f"{node['layers']} layer{'s' * (node['layers'] != 1)}")
     parts += [
-        f"output {_shape(node['output_shape'])}",
+        f"output {_optional_shape(node['output_shape'])}",
         f"{node['params']:,} params",
         f"{human_count(node['macs'])} MACs",
     ]
@@ -96,7 +97,7 @@ def _key_lines(data: dict[str, Any]) -> list[str]:
     """Return a line per key that differs; the keys of an added or removed module as one line."""
     state = data["state_dict"]
     lines = [
-        f"{e['key']} {_shape(e['old'])} -> {_shape(e['new'])}"
+        f"{e['key']} {_optional_shape(e['old'])} -> {_optional_shape(e['new'])}"
         for e in state["reshaped"]
     ]
     for key, status, one, many in (
@@ -112,7 +113,7 @@ def _key_lines(data: dict[str, Any]) -> list[str]:
         for entry in state[key]:
             outer = next((m for m in modules if entry["key"].startswith(f"{m}.")), None)
             if outer is None:
-                lines.append(f"{entry['key']} {_shape(entry['shape'])} {one}")
+                lines.append(f"{entry['key']} {_optional_shape(entry['shape'])} {one}")
                 continue
             if outer not in grouped:
                 lines.append(("module", outer))  # type: ignore[arg-type]  # counted below
@@ -147,7 +148,7 @@ def _totals(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ):
         before, after = old.get(field), new.get(field)
         if field in ("input_shape", "output_shape"):
-            shown = (_shape(before), _shape(after))
+            shown = (_optional_shape(before), _optional_shape(after))
         elif field == "macs":
             shown = (
                 human_count(before) if before is not None else "-",

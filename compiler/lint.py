@@ -18,6 +18,7 @@ from .layers import REGISTRY
 from .load import read_document, validate_document
 from .shapes import ResolvedLayer
 from .spec import Spec
+from .formatting import format_shape
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,6 @@ def _where(layer: ResolvedLayer) -> str:
     return f"{_path(layer)} ({layer.qualname or layer.name})"
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
 
 def _layer_rules(
     spec: Spec, layers: tuple[ResolvedLayer, ...]
@@ -234,7 +232,7 @@ def _layer_rules(
             yield LintWarning(
                 "NS101",
                 path,
-                f"dropout on the feature map {_shape(layer.input_shape)} of {_where(map_maker)} drops "
+                f"dropout on the feature map {format_shape(layer.input_shape)} of {_where(map_maker)} drops "
                 f"single values, which their neighbours carry anyway",
                 f"use `{better}: {layer.kwargs['p']}`, which drops whole channels",
                 layer.line,
@@ -269,8 +267,8 @@ def _layer_rules(
             yield LintWarning(
                 "NS109",
                 path,
-                f"linear on the feature map {_shape(layer.input_shape)}{origin} acts on its last "
-                f"dimension only and gives {_shape(layer.output_shape)}",
+                f"linear on the feature map {format_shape(layer.input_shape)}{origin} acts on its last "
+                f"dimension only and gives {format_shape(layer.output_shape)}",
                 "add `flatten` before it",
                 layer.line,
             )
@@ -414,11 +412,11 @@ def _size_rules(
                 LintWarning(
                     "NS111",
                     _path(last),
-                    f"the model's output is {_shape(out)} but the labels in {training.data.path} hold "
-                    f"one class per position {_shape(positions)}, so task classification expects "
-                    f"[classes, {_shape(positions)[1:-1]}] (the scores of each position along the first "
+                    f"the model's output is {format_shape(out)} but the labels in {training.data.path} hold "
+                    f"one class per position {format_shape(positions)}, so task classification expects "
+                    f"[classes, {format_shape(positions)[1:-1]}] (the scores of each position along the first "
                     "dimension)",
-                    f"end with a layer that gives [classes, {_shape(positions)[1:-1]}], e.g. a 1x1 "
+                    f"end with a layer that gives [classes, {format_shape(positions)[1:-1]}], e.g. a 1x1 "
                     "convolution with out_channels = classes",
                     last.line,
                 )
@@ -441,7 +439,7 @@ def _size_rules(
             LintWarning(
                 "NS111",
                 _path(last),
-                f"the model's output is {_shape(out)} but task {training.task} expects {expected}",
+                f"the model's output is {format_shape(out)} but task {training.task} expects {expected}",
                 f"end with `linear: {size}`"
                 + ("" if len(out) == 1 else " after a `flatten`"),
                 last.line,

@@ -14,7 +14,8 @@ from typing import Any, Iterator, Sequence
 
 from .errors import Problem, format_path
 from .expressions import Const, Expr, Name, add, substitute
-from .layers import LayerSpec, Shape, ShapeProblem, format_shape
+from .formatting import format_shape
+from .layers import LayerSpec, Shape, ShapeProblem
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, leaves
 
 
@@ -535,8 +536,3 @@ def iter_resolved(
 
 def prefix_index(leaf: Leaf) -> int:
     return leaf.where.path[-1]
-
-
-def describe_shape(shape: Shape) -> str:
-    """Return a shape as `[16, 4, 4]` (re-exported for the summary)."""
-    return format_shape(shape)

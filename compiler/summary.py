@@ -8,6 +8,7 @@ from typing import Any
 
 from .costs import activation_memory, node_macs, training_memory
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot
+from .formatting import format_bytes, format_shape, human_count
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -112,13 +113,6 @@ def _sum(entries: list[dict]) -> int:
     return total
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TiB"
-
 
 def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
     rows = []
@@ -129,7 +123,7 @@ def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
         if leaf:
             number = str(counter[0])
             counter[0] += 1
-        shape = _shape(entry["output_shape"]) if "output_shape" in entry else ""
+        shape = format_shape(entry["output_shape"]) if "output_shape" in entry else ""
         params = f"{entry['params']:,}" if "params" in entry else ""
         macs = human_count(entry["macs"]) if "macs" in entry else ""
         rows.append(
@@ -143,7 +137,7 @@ def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
 def summary_table(data: dict[str, Any]) -> str:
     """Return the summary as a fixed-width text table: the module tree, indented."""
     rows = [("#", "name", "type", "output shape", "params", "MACs")]
-    rows.append(("", "(input)", "", _shape(data["input_shape"]), "", ""))
+    rows.append(("", "(input)", "", format_shape(data["input_shape"]), "", ""))
     rows += _rows(data["layers"], 0, [0])
     widths = [max(len(r[c]) for r in rows) for c in range(6)]
     rule = "-" * (sum(widths) + 2 * 5)
@@ -175,35 +169,20 @@ def summary_table(data: dict[str, Any]) -> str:
         f"Total MACs:           {human_count(data['total_macs'])} per sample "
         f"({data['total_macs']:,})"
     )
-    lines.append(f"Parameter memory:     {_human_bytes(data['param_bytes'])} (float32)")
+    lines.append(f"Parameter memory:     {format_bytes(data['param_bytes'], 2)} (float32)")
     lines.append(
-        f"Activations:          {_human_bytes(memory['activations_per_sample'])} per sample "
-        f"(every layer's output), {_human_bytes(memory['kept_for_backward_per_sample'])} "
+        f"Activations:          {format_bytes(memory['activations_per_sample'], 2)} per sample "
+        f"(every layer's output), {format_bytes(memory['kept_for_backward_per_sample'], 2)} "
         "kept for backward"
     )
     lines.append(
-        f"Training memory:      ~{_human_bytes(train['total'])} at batch {train['batch_size']} with "
-        f"{train['optimizer']} (estimate): parameters {_human_bytes(train['parameters'])}, gradients "
-        f"{_human_bytes(train['gradients'])},"
+        f"Training memory:      ~{format_bytes(train['total'], 2)} at batch {train['batch_size']} with "
+        f"{train['optimizer']} (estimate): parameters {format_bytes(train['parameters'], 2)}, gradients "
+        f"{format_bytes(train['gradients'], 2)},"
     )
     lines.append(
-        f"                      optimizer state {_human_bytes(train['optimizer_state'])}, buffers "
-        f"{_human_bytes(train['buffers'])}, activations kept for backward "
-        f"{_human_bytes(train['activations'])}"
+        f"                      optimizer state {format_bytes(train['optimizer_state'], 2)}, buffers "
+        f"{format_bytes(train['buffers'], 2)}, activations kept for backward "
+        f"{format_bytes(train['activations'], 2)}"
     )
     return "\n".join(lines)
-
-
-def human_count(n: int) -> str:
-    """Return a count in 3 significant digits with K, M, G, T: `1.81G`, `118M`, `4.7K`, `96`."""
-    if n < 1000:
-        return str(n)
-    for unit in ("K", "M", "G", "T", "P"):
-        n /= 1000
-        if n < 999.5 or unit == "P":
-            return f"{n:.3g}{unit}"
-    return f"{n:.3g}P"
-
-
-def _shape(shape: list[int]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import Problem, format_path
+from .formatting import format_shape
 
 if TYPE_CHECKING:
     from .spec import Spec
@@ -78,12 +79,8 @@ def task_problems(
             refuse(
                 ("training", "task"),
                 f"reconstruction trains the output against the input, but the model gives "
-                f"{_shape(output)} for an input of {_shape(shape)}; end the model with the "
-                f"input's shape {_shape(shape)} (or the {math.prod(shape)} values of the "
+                f"{format_shape(output)} for an input of {format_shape(shape)}; end the model with the "
+                f"input's shape {format_shape(shape)} (or the {math.prod(shape)} values of the "
                 "flattened input)",
             )
     return problems
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"

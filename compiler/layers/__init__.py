@@ -17,7 +17,6 @@ from .base import (
     Shape,
     ShapeProblem,
     check_identifier,
-    format_shape,
 )
 from .conv import (
     AdaptiveAvgPool1d,
@@ -166,5 +165,4 @@ __all__ = [
     "Shape",
     "ShapeProblem",
     "check_identifier",
-    "format_shape",
 ]

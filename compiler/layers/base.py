@@ -7,11 +7,11 @@ the parameter count from the input shape. Shapes here are the shape of ONE sampl
 """
 
 import keyword
-import math
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from ..formatting import format_shape
 
 Shape = tuple[int, ...]
 
@@ -275,10 +275,6 @@ def normalize_value(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def format_shape(shape: Shape) -> str:
-    """Return a shape as `[16, 4, 4]`."""
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
 
 def expand(
     value: int | list[int] | tuple[int, ...], n: int, arg: str
@@ -293,8 +289,3 @@ def expand(
             f"needs 1 value or a list of {n}, got a list of {len(value)}", arg
         )
     return tuple(value)
-
-
-def product(values) -> int:
-    """Return the product of an iterable of ints (1 when empty)."""
-    return math.prod(values)

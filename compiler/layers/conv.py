@@ -1,5 +1,6 @@
 """Convolution and pooling layers: conv1d/2d, max/avg pooling, adaptive average pooling."""
 
+import math
 from typing import Any, ClassVar, Literal
 
 from .base import (
@@ -12,7 +13,6 @@ from .base import (
     ShapeProblem,
     Size,
     expand,
-    product,
 )
 
 _DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -135,7 +135,7 @@ class _ConvNd(_Convolution):
 
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")
-        weights = self.out_channels * (shape[0] // self.groups) * product(k)
+        weights = self.out_channels * (shape[0] // self.groups) * math.prod(k)
         return weights + (self.out_channels if self.bias else 0)
 
 
@@ -207,7 +207,7 @@ class _ConvTransposeNd(_Convolution):
 
     def count_params(self, shape: Shape) -> int:
         k = expand(self.kernel_size, self.dims, "kernel_size")
-        weights = shape[0] * (self.out_channels // self.groups) * product(k)
+        weights = shape[0] * (self.out_channels // self.groups) * math.prod(k)
         return weights + (self.out_channels if self.bias else 0)
 
 

@@ -1,5 +1,6 @@
 """Linear, normalization, dropout, flatten and activation layers."""
 
+import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -14,7 +15,6 @@ from .base import (
     Shape,
     ShapeProblem,
     Size,
-    product,
 )
 
 Momentum = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
@@ -138,7 +138,7 @@ class _InstanceNorm(LayerSpec):
     track_running_stats: Bool = False
 
     def infer(self, shape: Shape) -> dict[str, Any]:
-        if product(shape[1:]) < 2:
+        if math.prod(shape[1:]) < 2:
             raise ShapeProblem(
                 f"normalizes each channel over its positions, but the sample {list(shape)}"
                 "{origin} has one position per channel (torch refuses it in training)"
@@ -211,7 +211,7 @@ class LayerNorm(LayerSpec):
     def count_params(self, shape: Shape) -> int:
         written = self.normalized_shape
         n = len(written) if isinstance(written, list) else 1
-        size = product(shape[-n:])
+        size = math.prod(shape[-n:])
         if not self.elementwise_affine:
             return 0
         return size * (2 if self.bias else 1)
@@ -287,7 +287,7 @@ class Flatten(LayerSpec):
                 f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})",
                 "start_dim",
             )
-        out = (*batched[:start], product(batched[start : end + 1]), *batched[end + 1 :])
+        out = (*batched[:start], math.prod(batched[start : end + 1]), *batched[end + 1 :])
         return out[1:]
 
     def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:

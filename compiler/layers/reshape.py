@@ -1,5 +1,6 @@
 """Layers that change a sample's size without weights: upsample, unflatten, zero padding, pixel shuffle."""
 
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -13,7 +14,6 @@ from .base import (
     ShapeProblem,
     Size,
     expand,
-    product,
 )
 
 Scale = Annotated[float, Field(gt=0.0, strict=True)]
@@ -107,9 +107,9 @@ class Unflatten(LayerSpec):
                 f"dim {self.dim} is not a dimension of the sample {list(shape)}", "dim"
             )
         size = shape[at - 1]
-        if product(self.unflattened_size) != size:
+        if math.prod(self.unflattened_size) != size:
             raise ShapeProblem(
-                f"{' x '.join(map(str, self.unflattened_size))} = {product(self.unflattened_size)} "
+                f"{' x '.join(map(str, self.unflattened_size))} = {math.prod(self.unflattened_size)} "
                 f"does not equal the size {size} of dimension {self.dim}{{origin}}",
                 "unflattened_size",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 import torch
@@ -84,20 +85,14 @@ def batch_macs(spec, batch_size: int) -> int:
     for layer in resolved_layers(spec):
         shape = layer.output_shape
         if layer.torch_class == "Linear":
-            positions = _product(shape[:-1])
+            positions = math.prod(shape[:-1])
         elif layer.torch_class.startswith("Conv"):
-            positions = _product(shape[1:])
+            positions = math.prod(shape[1:])
         else:
             continue
         total += layer.params * positions
     return total * batch_size
 
-
-def _product(values) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result
 
 
 @contextlib.contextmanager
