@@ -33,9 +33,18 @@ class _SpecYamlLoader(_SafeLoader):  # type: ignore[misc, valid-type]
 
 _SpecYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
 )
+
+
+def load_yaml_value(text: str) -> Any:
+    """Return one YAML value read the way spec files are read (safely, `1e-3` as a float).
+
+    `--set` and `sweep --vary` values go through here, so a number means the same on the command
+    line as in a spec file.
+    """
+    return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 (a safe loader)
 
 _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:str",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from typing import Any
 
 import yaml
@@ -21,13 +20,12 @@ from compiler.blocks import entry_kinds, read_blocks
 from compiler.containers import CONTAINERS, numbered, snake_case
 from compiler.layers import REGISTRY
 from compiler.load import read_document, validate_document
+from compiler.readers import load_yaml_value
 from compiler.normalize import did_you_mean, normalize_layer
 
 from runtime.errors import UserError
 
 MAX_VALUE_LENGTH = 10_000
-# PyYAML (YAML 1.1) reads `1e-3` as text; people mean a number
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\Z")
 
 
 def parse_assignment(text: str) -> tuple[list[str | int], Any]:
@@ -54,17 +52,12 @@ def parse_value(raw: str, text: str) -> Any:
             f"--set {text[:40]}...: the value is longer than {MAX_VALUE_LENGTH} characters"
         )
     try:
-        value = yaml.safe_load(raw)
+        return load_yaml_value(raw)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(
             f"--set {text}: the value is not valid YAML ({problem}); quote text"
         ) from None
-    if isinstance(value, str) and _FLOAT.match(
-        raw.strip()
-    ):  # unquoted only: '1e3' stays text
-        value = float(raw)
-    return value
 
 
 def apply_overrides(data: dict, assignments: list[str]) -> dict:
