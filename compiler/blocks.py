@@ -8,11 +8,11 @@ repeat), and cycles between blocks (the error names the cycle).
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .containers import CONTAINERS, MODULE_NAMES
+from .containers import CONTAINERS
+from .reserved import is_reserved_class_name
 from .errors import Problem, format_path
 from .expressions import (
     ExpressionError,
@@ -113,7 +113,7 @@ def _name_problem(name: Any, spec_name: Any) -> str | None:
         return (
             f"'{name}' is the spec's name (the model's class); pick another block name"
         )
-    if name in MODULE_NAMES or hasattr(builtins, name) or name.startswith("__"):
+    if is_reserved_class_name(name):
         return f"'{name}' is a name the generated module uses; pick another block name"
     return None
 

@@ -16,15 +16,14 @@ values (pyliteral.py) and expressions over those; nothing from a spec is copied 
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
-from .containers import MODULE_NAMES
 from .errors import format_path
 from .expressions import Const, Expr, Items, evaluate
 from .layers import REGISTRY
 from .naming import CodegenError, attribute_name, checked_identifier, class_name
+from .reserved import is_reserved_class_name
 from .pyliteral import all_words, allowed_words, python_literal
 from .tree import Bound, Branches, Leaf, Module, Repeat, Residual, Slot, children
 
@@ -279,8 +278,7 @@ class ClassWriter:
         candidate = name
         while (
             candidate in self._names - ({base} if base in self.blocks else set())
-            or candidate in MODULE_NAMES
-            or hasattr(builtins, candidate)
+            or is_reserved_class_name(candidate)
             or any(c.name == candidate for c in self.classes)
         ):
             counter += 1

@@ -76,10 +76,6 @@ CONTAINERS: dict[str, ContainerKind] = {
 }
 MERGES = ("concat", "add", "mul")
 
-# Names the generated module binds at top level: a block (a class there) may not take them.
-MODULE_NAMES = frozenset(
-    {"Module", "Sequential", "Tensor", "torch", "nn", "F", "OrderedDict"}
-)
 
 
 class Composite(BaseModel):

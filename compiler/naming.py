@@ -6,17 +6,14 @@ before rendering it (as torch.fx's namespace does), so a bug elsewhere cannot tu
 
 from __future__ import annotations
 
-import builtins
 import keyword
 import re
 
-from .reserved import RESERVED_ATTRIBUTES
+from .reserved import RESERVED_ATTRIBUTES, is_reserved_class_name
 
 _ASCII_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER_LENGTH = 64
 
-# Names the generated module binds at top level; a class named so would shadow them.
-MODULE_NAMES = frozenset({"torch", "nn", "annotations"})
 
 
 class CodegenError(ValueError):
@@ -39,7 +36,7 @@ def checked_identifier(name: object, what: str) -> str:
 def class_name(name: object) -> str:
     """Return `name` if it can name a top-level class without shadowing a builtin or an import."""
     name = checked_identifier(name, "class name")
-    if name in MODULE_NAMES or hasattr(builtins, name) or name.startswith("__"):
+    if is_reserved_class_name(name):
         raise CodegenError(
             f"class name {name!r} would shadow a name the generated module uses"
         )

@@ -5,6 +5,8 @@ the compiler must not import torch; tests/ checks this list against the installe
 starting with `_` are refused by rule (torch keeps its internals there).
 """
 
+import builtins
+
 RESERVED_ATTRIBUTES: frozenset[str] = frozenset(
     {
         "T_destination",
@@ -67,3 +69,15 @@ RESERVED_ATTRIBUTES: frozenset[str] = frozenset(
         "zero_grad",
     }
 )
+
+# Names the generated module binds at top level (its imports, and the torch names a reader expects
+# to mean torch's): a class there (the model's or a block's) may not take them.
+MODULE_NAMES: frozenset[str] = frozenset(
+    {"annotations", "OrderedDict", "torch", "nn", "F", "Module", "Sequential", "Tensor"}
+)
+
+
+def is_reserved_class_name(name: str) -> bool:
+    """Return whether `name` would shadow a name the generated module uses (the one rule that
+    validation and the code generator both apply to class names)."""
+    return name in MODULE_NAMES or hasattr(builtins, name) or name.startswith("__")

@@ -1,6 +1,5 @@
 """The Spec model: a whole network description, validated, with every layer named."""
 
-import builtins
 import hashlib
 import json
 from typing import Annotated, Any, Literal
@@ -21,20 +20,18 @@ from pydantic import (
 from .containers import CONTAINERS, Composite, numbered, snake_case
 from .layers import REGISTRY, LayerSpec, check_identifier
 from .layers.base import PosInt
-from .reserved import RESERVED_ATTRIBUTES
+from .reserved import RESERVED_ATTRIBUTES, is_reserved_class_name
 from .training import LintConfig, TrainingConfig
 
 MAX_LAYERS = 10_000
 MAX_RANK = 4
 
-# Names the generated module itself uses at top level; a class named so would shadow them.
-_MODULE_NAMES = {"torch", "nn", "annotations", "Tensor"}
 
 
 def check_class_name(value: Any) -> str:
     """Return `value` if it can name the generated class; raise ValueError with the reason."""
     value = check_identifier(value, "class name")
-    if value in _MODULE_NAMES or hasattr(builtins, value):
+    if is_reserved_class_name(value):
         raise ValueError(
             f"{value!r} would shadow a name the generated module uses; pick another"
         )
