@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from typing import Any, Callable, Literal, NamedTuple, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .document import Document
 from .errors import Problem, format_path
@@ -58,7 +58,7 @@ def misspelled_for(err: dict, hint: dict | None) -> str | None:
 def _message(err: dict, hint: dict | None) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     field = err["loc"][-1] if err["loc"] else ""
-    if kind == "missing":
+    if kind in ("missing", "missing_tag"):
         if hint and hint.get("primary") == field:
             t = err["loc"][0]
             return f"required; write `- {t}: VALUE` or `- {t}: {{{field}: VALUE}}`"
@@ -68,6 +68,14 @@ def _message(err: dict, hint: dict | None) -> str:
         suggestion = did_you_mean(str(field), choices, cutoff=0.5)
         if hint and hint.get("layer"):
             return f"unknown argument '{field}' for {hint['layer']}{suggestion}; it takes: {', '.join(choices)}"
+        if hint and hint.get("variant"):
+            takes = (
+                f"its arguments are {', '.join(choices)}"
+                if choices
+                else "it takes none"
+            )
+            shown = field if str(field).isidentifier() else repr(field)
+            return f"{hint['variant']} takes no {shown}{suggestion}; {takes}"
         takes = f"; expected one of: {', '.join(choices)}" if choices else ""
         return f"unknown key '{field}'{suggestion}{takes}"
     if kind in _TYPE_WORDS:
@@ -166,15 +174,21 @@ def problems_from_validation(
     data = doc.data if top_level else None
     located = []
     for err in exc.errors(include_url=False):
+        err = _tag_error_at_key(err)
         loc = tuple(err["loc"])
         if tag is not None:
             loc = (tag, *loc)
         if top_level:
             if loc and loc[0] == "layers" and len(loc) > 1:
                 continue  # layers were validated one by one, with better paths
-            loc = _user_path(loc, data)
+            place = _walk_spec(loc)
+            if err["type"] == "missing_tag":
+                union = _walk_spec(loc[:-1])
+                err = _missing_tag(err, union, _written(data, union.loc))
+                place = _walk_spec(tuple(err["loc"]))
+            loc = _user_path(place.loc, data)
             hint = (
-                {"choices": _known_keys(loc[:-1])}
+                {"choices": place.keys, "variant": _variant_name(place, data)}
                 if err["type"] == "extra_forbidden"
                 else None
             )
@@ -212,20 +226,154 @@ def problems_from_validation(
     return problems
 
 
-def _known_keys(loc: tuple) -> list[str]:
-    """Return the keys the Spec model accepts at a path (for did-you-mean on unknown keys)."""
+def _tag_error_at_key(err: dict) -> dict:
+    """Return a tagged union's error about its tag as an error at the tag's own key.
+
+    Pydantic reports an unknown or missing `type` of `optimizer: {type: adm}` at `optimizer`,
+    with the whole mapping as the input; the person wrote `adm` at `optimizer.type`.
+    """
+    if err["type"] not in ("union_tag_invalid", "union_tag_not_found"):
+        return err
+    key = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+    if not key.isidentifier():
+        return err  # a callable discriminator: no key of the user's to point at
+    written = err.get("input")
+    value = written.get(key) if isinstance(written, dict) else written
+    loc = (*err["loc"], key)
+    if err["type"] == "union_tag_not_found":
+        return {**err, "type": "missing_tag", "loc": loc, "input": value}
+    tags = [t.strip() for t in err["ctx"].get("expected_tags", "").split(",")]
+    expected = f"{', '.join(tags[:-1])} or {tags[-1]}" if len(tags) > 1 else tags[0]
+    # worded as the Literal of a flat model was: "must be one of 'sgd', 'adam' or 'adamw'"
+    return {
+        **err,
+        "type": "literal_error",
+        "loc": loc,
+        "input": value,
+        "ctx": {"expected": expected},
+    }
+
+
+def _missing_tag(err: dict, place: "_Place", written: Any) -> dict:
+    """Return the error of a tagged union whose tag is left out: at a misspelling of the tag's
+    key when one is written (`typ: cosine`), else `required` with the tags to choose from.
+    """
+    key = err["loc"][-1]
+    keys = (
+        [k for k in written if isinstance(k, str)] if isinstance(written, dict) else []
+    )
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    if close:
+        return {**err, "type": "extra_forbidden", "loc": (*err["loc"][:-1], close[0])}
+    tags = ", ".join(f"'{t}'" for t in place.tags)
+    message = (
+        f"required, but missing; one of {tags}" if tags else "required, but missing"
+    )
+    return {**err, "type": "value_error", "ctx": {"error": message}}
+
+
+def _variant_name(place: "_Place", data: Any) -> str | None:
+    """Return how a message names the variant: `adam`, or `adam (the default type)` where the
+    person left the tag out and may not know which variant they got."""
+    if place.variant is None:
+        return None
+    written = _written(data, place.loc[:-1])  # the mapping that holds the unknown key
+    if isinstance(written, dict) and place.tag_key not in written:
+        return f"{place.variant} (the default {place.tag_key})"
+    return place.variant
+
+
+def _written(data: Any, loc: tuple) -> Any:
+    """Return what the user wrote at a loc of their document (None when it is not there)."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif not isinstance(part, int) and isinstance(data, dict):
+            continue  # a union branch name
+        else:
+            return None
+    return data
+
+
+class _Place(NamedTuple):
+    """Where a pydantic loc leads in the Spec model."""
+
+    loc: tuple  # without the tags of tagged unions (`adam` of optimizer.adam.lr)
+    keys: list[str]  # the keys the model reached accepts (did-you-mean, "it takes ...")
+    variant: str | None  # the tag of the tagged-union variant reached (`adam`), if any
+    tag_key: str | None  # the key that holds the tag (`type`)
+    tags: tuple  # the tags to choose from when the loc ends at a tagged union
+
+
+def _walk_spec(loc: tuple) -> _Place:
+    """Return where a raw pydantic loc leads in the Spec model.
+
+    A tagged union (`optimizer: sgd | adam | adamw` on `type`) puts the tag of the variant it
+    chose into the loc: the variant's arguments are the keys there, and the tag is dropped.
+    """
     from .spec import (
         Spec,
     )  # local: spec imports layers, which this module must not need at import
 
-    model: Any = Spec
+    kept: list = []
+    models: list = [Spec]
+    variant = tag_key = None
     for part in loc:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if hasattr(c, "model_fields")), None)
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
+        field = next((m.model_fields[part] for m in models if _is_field(m, part)), None)
+        if field is not None:
+            kept.append(part)
+            models, variant, tag_key = _models_in(field.annotation), None, None
+            continue
+        key = _tag_key(models)
+        chosen = [m for m in models if key and part in _tags(m, key)]
+        if len(chosen) == 1:
+            models, variant, tag_key = chosen, part, key
+            continue
+        kept.append(part)  # a union branch name (int, list[int], a Tag) or a list index
+        if isinstance(part, int):
+            models = []
+    if not models:
+        return _Place(tuple(kept), [], None, None, ())
+    if variant is not None:
+        keys = [k for k in models[0].model_fields if k != tag_key]
+        return _Place(tuple(kept), keys, variant, tag_key, ())
+    key = _tag_key(models)
+    tags = tuple(t for m in models for t in _tags(m, key)) if key else ()
+    keys = list(dict.fromkeys(k for m in models for k in m.model_fields))
+    return _Place(tuple(kept), keys, None, key, tags)
+
+
+def _is_field(model: Any, part: Any) -> bool:
+    return isinstance(part, str) and part in model.model_fields
+
+
+def _models_in(annotation: Any) -> list:
+    """Return the pydantic models an annotation names, through Optional, unions and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag_key(models: list) -> str | None:
+    """Return the key that tells several models apart (a Literal field of each), or None."""
+    if len(models) < 2:
+        return None
+    first = models[0].model_fields
+    return next(
+        (
+            name
+            for name in first
+            if all(
+                name in m.model_fields
+                and get_origin(m.model_fields[name].annotation) is Literal
+                for m in models
+            )
+        ),
+        None,
+    )
+
+
+def _tags(model: Any, key: str) -> tuple:
+    return get_args(model.model_fields[key].annotation)

@@ -1,8 +1,23 @@
-"""The `training` section of a spec: data, task, optimizer, regularization, early stopping."""
+"""The `training` section of a spec: data, task, optimizer, regularization, early stopping.
 
-from typing import Annotated, Literal
+`data`, `optimizer` and `scheduler` are tagged unions: one model per data set (`dataset`),
+optimizer and schedule (`type`), each holding only the arguments that variant reads, so an
+argument that would do nothing (`momentum` for adam, `x_key` for digits) is a located error that
+names the arguments that do apply, not a setting silently ignored.
+"""
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import functools
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .layers.base import Bool, NonNegInt, PosInt
@@ -10,64 +25,234 @@ from .layers.base import Bool, NonNegInt, PosInt
 NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
 PosFloat = Annotated[float, Field(gt=0.0, strict=True)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0, strict=True)]
+ValFraction = Fraction  # share of the training samples held out for validation
 Text = Annotated[str, Field(strict=True, min_length=1, max_length=4096)]
+# share of the samples carved out first as the test split (digits, csv, npz)
+TestFraction = Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]
+# std of the Gaussian noise added to each training input (never to targets or validation):
+# a denoising autoencoder with task reconstruction; 0 adds none
+Noise = Annotated[float, Field(ge=0.0, le=1e6, strict=True)]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class DataConfig(_Section):
-    """Where the samples come from and how they are split."""
+def _tag_defaults_to(key: str, tag: str):
+    """Return a before-validator that writes `key: tag` into a mapping that leaves `key` out."""
 
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "csv", "npz"] = (
-        "digits"
-    )
-    val_fraction: Fraction = (
-        0.2  # share of the training samples held out for validation
-    )
-    data_dir: Text = "data"  # torchvision data sets are downloaded here on first use
-    download: Bool = True  # torchvision: download when the files are missing
-    path: Text | None = None  # csv / npz: the file
-    target: Text | NonNegInt | None = None  # csv: the label column (name or index)
-    features: list[Text] | None = None  # csv: feature columns (default: all but target)
-    x_key: Text = "x"  # npz: the array of samples
-    y_key: Text = "y"  # npz: the array of labels
-    test_fraction: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = (
-        0.0  # csv/npz/digits
-    )
-    # std of the Gaussian noise added to each training input (never to targets or validation):
-    # a denoising autoencoder with task reconstruction; 0 adds none
-    noise: Annotated[float, Field(ge=0.0, le=1e6, strict=True)] = 0.0
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict) and key not in value:
+            return {key: tag, **value}
+        return value
+
+    return BeforeValidator(fill)
+
+
+# -- data -------------------------------------------------------------------------------------------
+# Each data set lists its own arguments first, then the split and the noise that every one takes.
+
+
+class DigitsData(_Section):
+    """scikit-learn's 8x8 digits (ships with scikit-learn, needs no download)."""
+
+    dataset: Literal["digits"] = "digits"
+    val_fraction: ValFraction = 0.2
+    test_fraction: TestFraction = 0.0
+    noise: Noise = 0.0
+
+
+class _TorchvisionData(_Section):
+    """A torchvision data set, downloaded to `data_dir` on first use; it has its own test split."""
+
+    dataset: str  # each data set's own name, a Literal in its class below
+    data_dir: Text = "data"
+    download: Bool = True  # download when the files are missing
+    val_fraction: ValFraction = 0.2
+    # the runtime refuses anything but 0 (the data set has its own test split), as before
+    test_fraction: TestFraction = 0.0
+    noise: Noise = 0.0
+
+
+class MnistData(_TorchvisionData):
+    """torchvision's MNIST."""
+
+    dataset: Literal["mnist"]
+
+
+class FashionMnistData(_TorchvisionData):
+    """torchvision's FashionMNIST."""
+
+    dataset: Literal["fashion_mnist"]
+
+
+class Cifar10Data(_TorchvisionData):
+    """torchvision's CIFAR10."""
+
+    dataset: Literal["cifar10"]
+
+
+# `path` is required, but left out it gets a message that says what it is (not "required")
+_NEEDS_PATH = ConfigDict(json_schema_extra={"required": ["dataset", "path"]})
+
+
+def _check_path(data: "CsvData | NpzData") -> None:
+    if data.path is None:
+        raise ValueError(f"dataset '{data.dataset}' needs `path`: the file to read")
+
+
+class CsvData(_Section):
+    """A csv file: a header row, numeric feature columns and a `target` column."""
+
+    model_config = _NEEDS_PATH
+
+    dataset: Literal["csv"]
+    path: Text | None = None
+    target: Text | NonNegInt | None = None  # the label column (name or index)
+    features: list[Text] | None = None  # feature columns (default: all but target)
+    val_fraction: ValFraction = 0.2
+    test_fraction: TestFraction = 0.0
+    noise: Noise = 0.0
 
     @model_validator(mode="after")
-    def _needs_path(self) -> "DataConfig":
-        if self.dataset in ("csv", "npz") and self.path is None:
-            raise ValueError(f"dataset '{self.dataset}' needs `path`: the file to read")
+    def _needs_path(self) -> "CsvData":
+        _check_path(self)
         return self
 
 
-class OptimizerConfig(_Section):
-    """The optimizer and its settings (torch.optim names)."""
+class NpzData(_Section):
+    """A NumPy archive: samples in `x_key`, labels in `y_key`."""
 
-    type: Literal["sgd", "adam", "adamw"] = "adam"
+    model_config = _NEEDS_PATH
+
+    dataset: Literal["npz"]
+    path: Text | None = None
+    x_key: Text = "x"  # the array of samples
+    y_key: Text = "y"  # the array of labels
+    val_fraction: ValFraction = 0.2
+    test_fraction: TestFraction = 0.0
+    noise: Noise = 0.0
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> "NpzData":
+        _check_path(self)
+        return self
+
+
+DataVariant = Union[
+    DigitsData, MnistData, FashionMnistData, Cifar10Data, CsvData, NpzData
+]
+Data = Annotated[
+    DataVariant,
+    Field(discriminator="dataset"),
+    _tag_defaults_to("dataset", "digits"),
+]
+
+# -- optimizer --------------------------------------------------------------------------------------
+
+
+class _Optimizer(_Section):
+    """What every optimizer takes (torch.optim names)."""
+
+    type: str  # each optimizer's own name, a Literal in its class below
     lr: PosFloat = 0.001
     weight_decay: NonNegFloat = 0.0  # decoupled in adamw, L2-in-gradient in sgd/adam
-    momentum: NonNegFloat = 0.0  # sgd only
-    nesterov: Bool = False  # sgd only, needs momentum > 0
-    betas: Annotated[
-        list[Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]],
-        Field(min_length=2, max_length=2),
-    ] = [
-        0.9,
-        0.999,
-    ]  # adam/adamw
+
+
+class SgdOptimizer(_Optimizer):
+    """torch.optim.SGD."""
+
+    type: Literal["sgd"]
+    momentum: NonNegFloat = 0.0
+    nesterov: Bool = False  # needs momentum > 0
 
     @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> "OptimizerConfig":
-        if self.nesterov and (self.type != "sgd" or self.momentum <= 0):
-            raise ValueError("nesterov needs type 'sgd' and momentum > 0")
+    def _nesterov_needs_momentum(self) -> "SgdOptimizer":
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov needs momentum > 0")
         return self
+
+
+Betas = Annotated[
+    list[Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]],
+    Field(min_length=2, max_length=2),
+]
+
+
+class AdamOptimizer(_Optimizer):
+    """torch.optim.Adam (the default optimizer)."""
+
+    type: Literal["adam"] = "adam"
+    betas: Betas = [0.9, 0.999]
+
+
+class AdamWOptimizer(_Optimizer):
+    """torch.optim.AdamW."""
+
+    type: Literal["adamw"]
+    betas: Betas = [0.9, 0.999]
+
+
+OptimizerVariant = Union[SgdOptimizer, AdamOptimizer, AdamWOptimizer]
+Optimizer = Annotated[
+    OptimizerVariant,
+    Field(discriminator="type"),
+    _tag_defaults_to("type", "adam"),
+]
+
+# -- scheduler --------------------------------------------------------------------------------------
+
+
+class StepScheduler(_Section):
+    """torch's StepLR: the rate times `gamma` every `step_size` epochs."""
+
+    type: Literal["step"]
+    step_size: PosInt = 30
+    gamma: PosFloat = 0.1
+
+
+class CosineScheduler(_Section):
+    """torch's CosineAnnealingLR, from `lr` down to `eta_min` over `t_max` epochs."""
+
+    type: Literal["cosine"]
+    t_max: PosInt | None = None  # default: epochs
+    eta_min: NonNegFloat = 0.0
+
+
+class PlateauScheduler(_Section):
+    """torch's ReduceLROnPlateau, on the early-stopping monitor in its mode."""
+
+    type: Literal["plateau"]
+    factor: Annotated[float, Field(gt=0.0, lt=1.0, strict=True)] = 0.1
+    patience: NonNegInt = 5
+
+
+SchedulerVariant = Union[StepScheduler, CosineScheduler, PlateauScheduler]
+Scheduler = Annotated[
+    SchedulerVariant,
+    Field(discriminator="type"),
+]
+
+
+# Older code and tests build a section by its old name: `OptimizerConfig(type="sgd", lr=0.1)`.
+def DataConfig(**settings: Any) -> DataVariant:  # noqa: N802
+    """Return the data-set variant that `settings` name (digits when `dataset` is left out)."""
+    return _adapter(Data).validate_python(settings)
+
+
+def OptimizerConfig(**settings: Any) -> OptimizerVariant:  # noqa: N802
+    """Return the optimizer variant that `settings` name (adam when `type` is left out)."""
+    return _adapter(Optimizer).validate_python(settings)
+
+
+def SchedulerConfig(**settings: Any) -> SchedulerVariant:  # noqa: N802
+    """Return the schedule variant that `settings` name."""
+    return _adapter(Scheduler).validate_python(settings)
+
+
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation)
 
 
 class RegularizationConfig(_Section):
@@ -110,7 +295,7 @@ class SchedulerConfig(_Section):
 class TrainingConfig(_Section):
     """What `nnspec train` does with the model."""
 
-    data: DataConfig = DataConfig()
+    data: Data = DigitsData()
     # reconstruction: the target is the input itself (autoencoders); the data set's labels,
     # if it has any, are not read
     task: Literal["classification", "binary", "regression", "reconstruction"] = (
@@ -118,12 +303,12 @@ class TrainingConfig(_Section):
     )
     epochs: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 200
     batch_size: Annotated[int, Field(gt=0, le=1_000_000, strict=True)] = 64
-    optimizer: OptimizerConfig = OptimizerConfig()
+    optimizer: Optimizer = AdamOptimizer()
     regularization: RegularizationConfig = RegularizationConfig()
     early_stopping: EarlyStoppingConfig | None = (
         EarlyStoppingConfig()
     )  # null: never stop early
-    scheduler: SchedulerConfig | None = None
+    scheduler: Scheduler | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     device: Annotated[
         str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")
@@ -133,7 +318,7 @@ class TrainingConfig(_Section):
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":
         if (
-            self.data.dataset == "csv"
+            isinstance(self.data, CsvData)
             and self.data.target is None
             and self.task != "reconstruction"
         ):

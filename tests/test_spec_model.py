@@ -289,8 +289,8 @@ def test_training_defaults_and_resolved_mode():
     [
         (
             {"optimizer": {"type": "adam", "nesterov": True}},
-            "training.optimizer",
-            "nesterov needs type 'sgd'",
+            "training.optimizer.nesterov",
+            "adam takes no nesterov; its arguments are lr, weight_decay, betas",
         ),
         (
             {"data": {"dataset": "csv", "path": "x.csv"}},

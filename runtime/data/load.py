@@ -124,7 +124,11 @@ def load_data(
 def read_samples(
     config, input_shape: list[int], task: str, dtype: str = "float32"
 ) -> Samples:
-    """Return every sample of the data set that `config` (a DataConfig) names."""
+    """Return every sample of the data set that `config` names.
+
+    `config` is the data set's own model (compiler.training: DigitsData, MnistData, CsvData,
+    NpzData, ...), which holds only the arguments its reader below takes.
+    """
     if config.dataset == "digits":
         from runtime.data.digits import read_digits
 

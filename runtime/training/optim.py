@@ -10,7 +10,11 @@ PENALIZED = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
-    """Return the torch optimizer of an `optimizer` section over the model's parameters."""
+    """Return the torch optimizer of an `optimizer` section over the model's parameters.
+
+    `config` is the optimizer's own model (compiler.training): only sgd has momentum and
+    nesterov, only adam and adamw have betas.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if config.type == "sgd":
         return fused_if_supported(
@@ -51,6 +55,8 @@ def fused_if_supported(optimizer_class, params, **settings) -> torch.optim.Optim
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config, epochs: int, mode: str):
     """Return the scheduler of a `scheduler` section (None when there is none).
+
+    `config` is the schedule's own model (compiler.training), holding only its own arguments.
 
     All step once per epoch; `plateau` watches the early-stopping monitor in its `mode`.
     """
