@@ -12,10 +12,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.storage.codegen_cache import OutputCache, input_fingerprint, toolchain_fingerprint
+from compiler import SpecError, load_spec
+from compiler.codegen import (
+    display_source,
+    generate_package_index,
+    generate_source,
+    is_generated,
+)
+from compiler.naming import CodegenError, module_name
 from runtime.errors import UserError
+from runtime.storage.atomic import write_text_atomically
+from runtime.storage.codegen_cache import (
+    OutputCache,
+    input_fingerprint,
+    toolchain_fingerprint,
+)
 
-HELP = "write the generated nn.Module class of each spec into generated/ (--check: fail when stale)"
 SPECS_FOLDER = "specs"
 DEFAULT_OUT = "generated"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -112,7 +124,6 @@ def spec_files() -> list[Path]:
 
 def check_file_names(paths: list[Path], out: Path) -> None:
     """Raise UserError unless every spec file's stem names a distinct Python module."""
-    from compiler.naming import CodegenError, module_name
 
     by_module: dict[str, Path] = {}
     for path in paths:
@@ -133,7 +144,6 @@ def check_file_names(paths: list[Path], out: Path) -> None:
 
 def load_specs(paths: list[Path]) -> list | None:
     """Return (path, Spec) for each file; print every invalid spec's problems and return None."""
-    from compiler import SpecError, load_spec
 
     specs, errors = [], []
     for path in paths:
@@ -151,7 +161,6 @@ def output_fingerprints(
     paths: list[Path], out: Path, with_index: bool
 ) -> dict[Path, str]:
     """Return the cache fingerprint of every file codegen would write, computed without rendering."""
-    from compiler.codegen import display_source
 
     toolchain = toolchain_fingerprint((Path(__file__),))
     fingerprints = {}
@@ -174,8 +183,6 @@ def output_fingerprints(
 
 def planned_outputs(specs: list, out: Path, with_index: bool) -> list[Output]:
     """Return the generated file of each (path, spec), plus the package index when asked."""
-    from compiler.codegen import display_source, generate_package_index, generate_source
-    from compiler.naming import CodegenError
 
     by_class: dict[str, Path] = {}
     for path, spec in specs:
@@ -246,9 +253,6 @@ def write(
     outputs: list[Output], extras: list[Path], current: dict[Path, bytes | None]
 ) -> int:
     """Write every changed file atomically, remove stray generated modules; return 0."""
-    from compiler.codegen import is_generated
-
-    from runtime.storage.atomic import write_text_atomically
 
     changed = 0
     for output in outputs:

@@ -14,12 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from compiler import SpecError, load_spec
+from compiler.diff_report import diff_markdown, diff_text
+from compiler.load import parse_document, validate_document
+from compiler.model_diff import spec_diff
 from runtime.errors import UserError
 
-HELP = (
-    "compare two specs: layers and modules added, removed or changed, totals, and whether a "
-    "checkpoint of OLD loads into NEW (exit 0; 2 on an invalid input)"
-)
 ABSENT = "/dev/null"
 
 
@@ -49,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import SpecError
 
     if args.git_diff_driver:
         return _run_driver(args)
@@ -75,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
 def render(old, new, old_name: str, new_name: str, args: argparse.Namespace) -> str:
     """Return the diff of two loaded specs (None: absent) in the form the options ask for."""
-    from compiler.diff_report import diff_markdown, diff_text
-    from compiler.model_diff import spec_diff
 
     if old is None and new is None:
         raise UserError("both sides are /dev/null: there is nothing to compare")
@@ -88,8 +85,6 @@ def render(old, new, old_name: str, new_name: str, args: argparse.Namespace) -> 
 
 def load_side(name: str):
     """Return the Spec named by a diff argument (None for /dev/null); raise SpecError or UserError."""
-    from compiler import load_spec
-    from compiler.load import parse_document, validate_document
 
     if name == ABSENT:
         return None
@@ -130,8 +125,6 @@ def git_show(rev: str, path: str) -> bytes:
 
 def _run_driver(args: argparse.Namespace) -> int:
     """Run as git's diff driver: 7 arguments (9 for a rename); always exit 0 so git goes on."""
-    from compiler import SpecError
-    from compiler.load import parse_document, validate_document
 
     if len(args.inputs) not in (7, 9):
         raise UserError(

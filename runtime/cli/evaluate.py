@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = (
-    "rebuild a model from a checkpoint and report loss, accuracy and a confusion matrix"
-)
+from runtime.training.evaluation import evaluate_checkpoint, format_evaluation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.training.evaluation import evaluate_checkpoint, format_evaluation
 
     result = evaluate_checkpoint(args.checkpoint, args.split, args.device)
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))

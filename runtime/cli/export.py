@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = (
-    "write a checkpoint's model as ONNX, a torch.export .pt2, or safetensors weights with the spec "
-    "(beside the checkpoint unless --out); exit 1 when the exported model's outputs differ from torch's"
+from runtime.storage.checkpoint import read_weights
+from runtime.storage.export import (
+    check_output,
+    default_output,
+    export_program,
+    onnx_modules,
+    write_onnx,
+    write_safetensors,
+    write_torch_export,
 )
+from runtime.training.evaluation import model_from_checkpoint, spec_from_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,22 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
-    from runtime.storage.export import check_output, default_output, onnx_modules
 
     if args.format == "onnx":
         onnx_modules()  # say what to install before reading anything
     out = Path(args.out) if args.out else default_output(checkpoint, args.format)
     if checkpoint.is_file():
         check_output(out, checkpoint, args.force)
-
-    from runtime.storage.checkpoint import read_weights
-    from runtime.training.evaluation import model_from_checkpoint, spec_from_checkpoint
-    from runtime.storage.export import (
-        export_program,
-        write_onnx,
-        write_safetensors,
-        write_torch_export,
-    )
 
     payload = read_weights(checkpoint)
     if args.format == "safetensors":

@@ -6,12 +6,9 @@ import argparse
 import json
 import sys
 
+from compiler import SpecError
+from compiler.lint import RULES, lint_file
 from runtime.errors import UserError
-
-HELP = (
-    "warn about dropout, output layers, early stopping and model size (codes NS1xx, see "
-    "docs/lint.md); exit 1 on warnings, 2 on an invalid spec"
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ignored_codes(values: list[str]) -> set[str]:
     """Return the codes of the --ignore options; raise UserError for a code that does not exist."""
-    from compiler.lint import RULES
 
     codes = {
         code.strip().upper()
@@ -54,8 +50,6 @@ def ignored_codes(values: list[str]) -> set[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import SpecError
-    from compiler.lint import lint_file
 
     ignore = ignored_codes(args.ignore)
     invalid = warned = 0

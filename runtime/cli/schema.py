@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "print the JSON Schema of the spec language (editor completion and checks)"
+from compiler.schema import json_schema
+from runtime.storage.atomic import write_text_atomically
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,11 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
-        from runtime.storage.atomic import write_text_atomically
 
         write_text_atomically(args.out, text)
     else:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "show the model layer by layer (shapes, parameters, MACs, memory) without running torch"
+from compiler import build_sequential, load_spec, resolved_layers
+from compiler.layers import REGISTRY
+from compiler.summary import summary_data, summary_table
+
 JSON_KEYS = ("total_params", "trainable_params", "total_macs", "memory", "layers")
 
 
@@ -20,9 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import load_spec
-    from compiler.summary import summary_data, summary_table
-
     spec = load_spec(args.spec)
     data = summary_data(spec)
     if args.json:
@@ -30,13 +30,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary_table(data))
     if args.torchsummary:
-        from compiler import build_sequential
+        # imported here: these load torch, which `nnspec summary` without --torchsummary never does
         from torchsummary import summary
 
         from runtime.data.inputs import spec_inputs
-
-        from compiler import resolved_layers
-        from compiler.layers import REGISTRY
 
         blind = sorted(
             {

@@ -7,10 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-HELP = (
-    "train every combination of --vary values (with the spec's early stopping); write "
-    "results.csv, complexity.png and best.yaml (lowest validation error)"
-)
+from runtime.sweep.results import format_table
+from runtime.sweep.run import run_sweep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.sweep.run import run_sweep
-    from runtime.sweep.results import format_table
 
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.spec).stem}-sweep"
     outcome = run_sweep(

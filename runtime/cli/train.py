@@ -8,7 +8,12 @@ import shlex
 import sys
 from pathlib import Path
 
-HELP = "train a spec's model (early stopping, best.pt/last.pt, metrics.csv, curves.png)"
+from compiler import load_spec
+from runtime.errors import UserError
+from runtime.parallel.distributed import env_group, launch
+from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.training.report import format_report
+from runtime.training.train import check_before_launch, train_spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,15 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import load_spec
-
-    from runtime.errors import UserError
-    from runtime.sweep.overrides import load_spec_with_overrides
-    from runtime.training.train import train_spec
 
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
-    from runtime.parallel.distributed import env_group
 
     group = env_group()
     assignments = list(args.assignments)
@@ -83,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     if args.nproc is not None and args.nproc > 1 and not group.active:
-        from runtime.parallel.distributed import launch
-        from runtime.training.train import check_before_launch
 
         # checked once here, so a mistake is one message and no process is started
         check_before_launch(
@@ -119,7 +116,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
     """Print the run's report (rank 0 only); return the exit code of this process."""
-    from runtime.training.report import format_report
 
     if not group.is_main:
         # rank 0 reports the run and ends with its exit code; another rank ending first with
@@ -174,7 +170,6 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.form != "sequential":
         words += ["--form", args.form]
-    from runtime.parallel.distributed import env_group
 
     group = env_group()  # under torchrun (or --nproc) the world size the run had
     nproc = group.world if group.active else (args.nproc or 1)

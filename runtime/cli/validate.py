@@ -14,7 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "check specs: print ok, or every problem as FILE:LINE: PATH: MESSAGE (exit 2)"
+from runtime.storage.codegen_cache import (
+    OutputCache,
+    input_fingerprint,
+    toolchain_fingerprint,
+)
+
 CACHE_FILE = "validate.json"
 
 
@@ -33,7 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.storage.codegen_cache import OutputCache, input_fingerprint, toolchain_fingerprint
 
     cache = OutputCache.open(enabled=not args.no_cache, file=CACHE_FILE)
     toolchain = toolchain_fingerprint((Path(__file__),)) if cache.folder else ""
@@ -70,6 +74,8 @@ def _read(path: str) -> bytes | None:
 
 def _check(path: str, raw: bytes | None) -> tuple[str, int, int] | None:
     """Validate one spec in full; print its problems and return None, or return its summary."""
+    # imported here, not at the top: the spec model (pydantic) costs more than the whole run
+    # when every spec is known valid from the cache
     from compiler import SpecError, count_params, load_spec
     from compiler.load import parse_document, validate_document
 

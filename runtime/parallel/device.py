@@ -8,6 +8,7 @@ import os
 
 import torch
 
+from compiler import resolved_layers
 from runtime.errors import UserError
 
 
@@ -79,7 +80,6 @@ SMALL_BATCH_MACS = 50_000_000  # below this many multiply-adds per batch, thread
 
 def batch_macs(spec, batch_size: int) -> int:
     """Return the multiply-adds of one forward pass of a batch, counted over Linear and Conv layers."""
-    from compiler import resolved_layers
 
     total = 0
     for layer in resolved_layers(spec):
@@ -92,7 +92,6 @@ def batch_macs(spec, batch_size: int) -> int:
             continue
         total += layer.params * positions
     return total * batch_size
-
 
 
 @contextlib.contextmanager

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,6 @@ class Group:
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Return `tensor` summed in place over every process (itself when not distributed)."""
         if self.active:
-            import torch.distributed as dist
 
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
@@ -49,7 +50,6 @@ class Group:
         """Return whether `flag` is true in any process (every process gets the same answer)."""
         if not self.active:
             return flag
-        import torch.distributed as dist
 
         value = torch.tensor([1.0 if flag else 0.0], device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
@@ -59,7 +59,6 @@ class Group:
         """Return rank 0's `flag` in every process: a decision made once, so ranks never split."""
         if not self.active:
             return flag
-        import torch.distributed as dist
 
         value = torch.tensor([1.0 if flag else 0.0], device=device)
         dist.broadcast(value, src=0)
@@ -74,7 +73,6 @@ class Group:
         """
         if not self.active:
             return
-        import torch.distributed as dist
 
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
@@ -108,7 +106,6 @@ def process_group(group: Group, device: torch.device) -> Iterator[None]:
     if not group.active:
         yield
         return
-    import torch.distributed as dist
 
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -127,7 +124,6 @@ def wrap_model(model: torch.nn.Module, group: Group, device: torch.device):
     """Return `model` in DistributedDataParallel when distributed (the model itself if not)."""
     if not group.active:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)

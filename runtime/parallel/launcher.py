@@ -15,12 +15,13 @@ import logging
 import signal
 import sys
 
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import parse_args, run
+
 
 def main(argv: list[str]) -> int:
     """Run torch.distributed.run with `argv`; return the run's exit code (130 after a Ctrl-C)."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
 
     _quiet_torchrun_logs()
     try:

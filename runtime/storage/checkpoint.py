@@ -7,12 +7,15 @@ restricted unpickler of `torch.load(weights_only=True)` reads it and no code in 
 from __future__ import annotations
 
 import io
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from runtime.errors import UserError
 from runtime.storage.atomic import write_bytes_atomically
@@ -128,9 +131,6 @@ SAFETENSORS_FIELDS = (
 
 def safetensors_bytes(payload: dict[str, Any]) -> bytes:
     """Return a checkpoint's weights as a safetensors file, its spec and run facts in the metadata."""
-    import json
-
-    from safetensors.torch import save
 
     metadata = {"format": SAFETENSORS_FORMAT, "format_version": str(FORMAT_VERSION)}
     for field in SAFETENSORS_FIELDS:
@@ -169,14 +169,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_safetensors(source: Path) -> dict[str, Any]:
-    import json
 
-    try:
-        from safetensors import SafetensorError, safe_open
-    except ImportError:  # pragma: no cover - a dependency of nnspec
-        raise UserError(
-            f"{source} is a safetensors file; reading it needs `pip install safetensors`"
-        ) from None
     try:
         with safe_open(str(source), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import compiler
+
 CACHE_FILE = "codegen.json"
 MAX_ENTRIES = 1000  # the oldest entries go first; a project needs a handful
 _DEPENDENCIES = ("black", "jinja2", "pydantic", "pydantic_core", "PyYAML")
@@ -38,7 +40,6 @@ def cache_folder() -> Path:
 
 def toolchain_fingerprint(extra_sources: tuple[Path, ...] = ()) -> str:
     """Return the sha256 of the compiler's source and templates, `extra_sources` and versions."""
-    import compiler
 
     digest = hashlib.sha256()
     root = Path(compiler.__file__).parent

@@ -18,13 +18,15 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
+import torch
+from torch import nn
+
+from runtime.data.inputs import sample_batch
 from runtime.errors import UserError
 from runtime.storage.atomic import new_file_mode, write_bytes_atomically
-
-if TYPE_CHECKING:
-    import torch
+from runtime.storage.checkpoint import read_weights, safetensors_bytes
 
 FORMATS = {"onnx": ".onnx", "torch-export": ".pt2", "safetensors": ".safetensors"}
 INSTALL_HINT = "pip install 'nnspec[export]'"
@@ -68,16 +70,12 @@ def check_output(out: Path, checkpoint: Path, force: bool) -> None:
 
 def example_input(spec: Any, batch: int, seed: int = 0) -> "torch.Tensor":
     """Return a reproducible batch the model accepts (float values, or valid ids for int64 inputs)."""
-    import torch
-
-    from runtime.data.inputs import sample_batch
 
     return sample_batch(spec, batch, generator=torch.Generator().manual_seed(seed))
 
 
 def _holder(model: "torch.nn.Module") -> "torch.nn.Module":
     """Return a module that holds `model` as its one child `model` (no top-level name clashes)."""
-    from torch import nn
 
     class Holder(nn.Module):
         def __init__(self) -> None:
@@ -97,7 +95,6 @@ def graph_module_clashes(model: torch.nn.Module) -> list[str]:
     decompositions) is a torch.fx.GraphModule, whose own attributes (`code`, `graph`, ...) a
     child of that name would shadow: torch then fails.
     """
-    import torch
 
     own = set(dir(torch.fx.GraphModule)) - set(dir(torch.nn.Module))
     return [name for name, _ in model.named_children() if name in own]
@@ -113,7 +110,6 @@ class Traced:
 
 def export_program(model: torch.nn.Module, spec: Any) -> Traced:
     """Return the torch.export of a model in eval mode, its batch dimension dynamic."""
-    import torch
 
     model.eval()
     notes = []
@@ -164,7 +160,6 @@ def _onnx_reason(exc: BaseException) -> str:
 def _compare(
     expected: "torch.Tensor", got: Any, what: str, report: ExportReport
 ) -> None:
-    import torch
 
     got = torch.as_tensor(got, dtype=expected.dtype)
     if got.shape != expected.shape:
@@ -187,7 +182,6 @@ def _compare(
 def _reference(
     model: "torch.nn.Module", spec: Any
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
-    import torch
 
     x = example_input(spec, CHECK_BATCH, seed=1)
     with torch.no_grad(), warnings.catch_warnings():
@@ -228,7 +222,6 @@ def write_torch_export(
     traced: Traced, model: torch.nn.Module, spec: Any, out: Path
 ) -> ExportReport:
     """Save the ExportedProgram as a .pt2, load it back and compare it with torch."""
-    import torch
 
     report = ExportReport(out, list(traced.notes))
     x, expected = _reference(model, spec)
@@ -257,7 +250,7 @@ def write_torch_export(
 
 def onnx_modules() -> tuple[Any, Any | None]:
     """Return (onnx, onnxruntime or None); raise UserError naming the extra when onnx is missing."""
-    try:
+    try:  # imported here: the export extra is optional, and its absence is a message
         import onnx
         import onnxscript  # noqa: F401  torch.onnx's exporter needs it
     except ImportError as exc:
@@ -276,7 +269,6 @@ def write_onnx(
     traced: Traced, model: torch.nn.Module, spec: Any, out: Path
 ) -> ExportReport:
     """Convert the ExportedProgram to ONNX, name its batch dimension, check it and compare it."""
-    import torch
 
     onnx, onnxruntime = onnx_modules()
     report = ExportReport(out, list(traced.notes))
@@ -362,7 +354,7 @@ def _quiet(*names: str) -> Iterator[None]:
 
 def _name_batch_dimension(graph) -> None:
     """Rename the exporter's symbol for the batch size (`s31`) to `batch` on every value."""
-    import onnx_ir as ir
+    import onnx_ir as ir  # comes with onnxscript, an optional extra: see onnx_modules
 
     first = graph.inputs[0].shape[0] if graph.inputs and graph.inputs[0].shape else None
     if not isinstance(first, ir.SymbolicDim):
@@ -393,9 +385,6 @@ def _name_batch_dimension(graph) -> None:
 
 def write_safetensors(payload: dict[str, Any], out: Path) -> ExportReport:
     """Write the weights and the spec (in the metadata) as safetensors; read it back to check."""
-    import torch
-
-    from runtime.storage.checkpoint import read_weights, safetensors_bytes
 
     data = safetensors_bytes(payload)
     try:

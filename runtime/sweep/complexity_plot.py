@@ -13,6 +13,10 @@ import math
 import os
 from dataclasses import dataclass
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
+
 from runtime.storage.atomic import write_bytes_atomically
 
 
@@ -40,8 +44,6 @@ def write_complexity_plot(
 ) -> None:
     """Write the plot as a PNG (atomically); `best` indexes `points`."""
     # Figure + Agg canvas directly: no pyplot, so no global backend or window is involved.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 4.8), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
@@ -50,7 +52,6 @@ def write_complexity_plot(
     if by_size:
         xs = [float(p.params) for p in points]
         axes.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter, LogLocator
 
         axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
@@ -130,7 +131,6 @@ def _scale_y(axes, points: list[Point]) -> str:
     positive = [v for v in values if v > 0]
     if not positive or max(positive) / min(positive) < 20:
         return ""
-    from matplotlib.ticker import FuncFormatter
 
     linear_below = 10 ** math.floor(math.log10(min(positive)))
     axes.set_yscale("symlog", linthresh=linear_below, linscale=0.5)

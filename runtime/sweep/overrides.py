@@ -14,15 +14,14 @@ from typing import Any
 import yaml
 
 from compiler import Problem, Spec, SpecError
-from compiler.document import Document
-from compiler.errors import format_path
 from compiler.blocks import entry_kinds, read_blocks
 from compiler.containers import CONTAINERS, numbered, snake_case
+from compiler.document import Document
+from compiler.errors import format_path
 from compiler.layers import REGISTRY
 from compiler.load import read_document, validate_document
-from compiler.readers import load_yaml_value
 from compiler.normalize import did_you_mean, normalize_layer
-
+from compiler.readers import load_yaml_value
 from runtime.errors import UserError
 
 MAX_VALUE_LENGTH = 10_000

@@ -12,7 +12,6 @@ from typing import Any
 import yaml
 
 from compiler import count_params, spec_data
-
 from runtime.storage.atomic import write_text_atomically
 from runtime.tasks import has_accuracy
 
@@ -25,6 +24,14 @@ RUN_COLUMNS = [
     *METRIC_COLUMNS,
     "seconds",
 ]
+
+
+def short_path(path: str) -> str:
+    """Return a path without its `layers.`/`training.` start: `fc1.out_features`, `optimizer.lr`."""
+    for start in ("layers.", "training."):
+        if path.startswith(start):
+            return path[len(start) :]
+    return path
 
 
 def result_row(run, paths: list[str]) -> dict[str, Any]:
@@ -136,7 +143,6 @@ def format_table(
     rows: list[dict[str, Any]], paths: list[str], task: str, best: int | None
 ) -> str:
     """Return the terminal table: one line per variant, the best marked with `*`."""
-    from runtime.sweep.run import short_path
 
     error = "val_err" if has_accuracy(task) else "val_loss"
     train = "train_err" if has_accuracy(task) else "train_loss"

@@ -19,10 +19,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compiler import Spec, SpecError, spec_digest
-
 from runtime.errors import UserError
 from runtime.storage.atomic import write_text_atomically
-from runtime.sweep.overrides import load_spec_with_overrides, parse_assignment, parse_value
+from runtime.sweep.complexity_plot import Point, write_complexity_plot
+from runtime.sweep.overrides import (
+    load_spec_with_overrides,
+    parse_assignment,
+    parse_value,
+)
+from runtime.sweep.results import (
+    best_index,
+    best_yaml,
+    result_row,
+    short_path,
+    training_error,
+    validation_error,
+    write_results,
+)
+from runtime.tasks import has_accuracy
+from runtime.training import train as training
 
 FINISHED = ("max_epochs", "early_stopping", "not_finite")  # not "interrupted"
 MAX_VARIANTS = 10_000
@@ -100,14 +115,6 @@ def parse_vary(text: str) -> Axis:
             )
         seen[key] = written
     return Axis(path, tuple(texts), tuple(values))
-
-
-def short_path(path: str) -> str:
-    """Return a path without its `layers.`/`training.` start: `fc1.out_features`, `optimizer.lr`."""
-    for start in ("layers.", "training."):
-        if path.startswith(start):
-            return path[len(start) :]
-    return path
 
 
 def expand_grid(axes: list[Axis]) -> list[Variant]:
@@ -245,7 +252,7 @@ def run_variants(
 ) -> bool:
     """Train (or skip, or resume) every variant in turn; return False when one was interrupted."""
     if train is None:
-        from runtime.training.train import train_spec as train
+        train = training.train_spec  # looked up now, so a test can replace it
     plans = [planned_action(out / "runs" / r.variant.id, r.spec, force) for r in runs]
     for number, (run, plan) in enumerate(zip(runs, plans), start=1):
         run_dir = out / "runs" / run.variant.id
@@ -308,7 +315,6 @@ def run_sweep(
     """Train the grid of `varies` over the spec with `sets`; write results.csv, complexity.png and
     best.yaml into `out` (results so far after an interruption) and return the outcome.
     """
-    from runtime.sweep.results import best_index, result_row, write_results
 
     axes = [parse_vary(text) for text in varies]
     if not axes:
@@ -353,9 +359,6 @@ def write_sweep_figures(
     spec_path: str,
 ) -> None:
     """Write complexity.png and (when a variant won) best.yaml."""
-    from runtime.sweep.complexity_plot import Point, write_complexity_plot
-    from runtime.sweep.results import best_yaml, training_error, validation_error
-    from runtime.tasks import has_accuracy
 
     points = [
         Point(

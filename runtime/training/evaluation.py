@@ -8,13 +8,13 @@ from typing import Any
 import torch
 
 from compiler import SpecError, build_sequential, load_spec, spec_digest
-
-from runtime.storage.checkpoint import read_weights
-from runtime.parallel.device import autocast_for, describe_device, resolve_device
+from runtime.data.load import load_spec_data
 from runtime.errors import UserError
+from runtime.parallel.device import autocast_for, describe_device, resolve_device
+from runtime.storage.checkpoint import read_weights
+from runtime.tasks import metric_name
 from runtime.training.loop import EVAL_BATCH
 from runtime.training.metrics import TaskMetrics
-from runtime.tasks import metric_name
 
 SPLITS = ("train", "val", "test")
 
@@ -68,8 +68,6 @@ def evaluate_checkpoint(
     spec = spec_from_checkpoint(payload, path)
     training = spec.training_or_default
     torch_device = resolve_device(device or training.device)
-
-    from runtime.data.load import load_spec_data
 
     data = load_spec_data(spec)
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")

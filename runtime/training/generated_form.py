@@ -18,6 +18,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compiler import model_digest, spec_digest
+from compiler.codegen import generate_source, read_header
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -50,8 +53,6 @@ def load_generated_class(
     without a warning; with one, a missing or stale file is reported as a
     StaleGeneratedCodeWarning that says how to update it.
     """
-    from compiler import model_digest
-    from compiler.codegen import read_header
 
     if spec_path is None:
         return compile_generated_class(spec)
@@ -105,8 +106,6 @@ def compile_generated_class(spec: Spec, source: str | None = None) -> type[nn.Mo
     The source goes into `linecache` and its module into `sys.modules`, so tracebacks and
     `inspect.getsource` show the generated lines.
     """
-    from compiler import spec_digest
-    from compiler.codegen import generate_source
 
     source = generate_source(spec) if source is None else source
     tag = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]

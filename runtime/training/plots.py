@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import os
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.tasks import metric_name
 
@@ -12,8 +15,6 @@ from runtime.tasks import metric_name
 def write_curves(path: str | os.PathLike, result, task: str) -> None:
     """Write the learning curves of a FitResult as a PNG, the best epoch and the stop marked."""
     # Figure + Agg canvas directly: no pyplot, so no global backend or window is involved.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     rows = result.history
     epochs = [row["epoch"] for row in rows]
