@@ -22,7 +22,12 @@ from runtime.training.early_stopping import EarlyStopping
 from runtime.errors import UserError
 from runtime.training.interrupt import InterruptFlag
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
-from runtime.training.optim import build_optimizer, build_scheduler, penalized_weights, weight_penalty
+from runtime.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    penalized_weights,
+    weight_penalty,
+)
 from runtime.training.progress import EpochProgress
 from runtime.training.rng import epoch_generator, noise_generator, set_rng_state
 
@@ -65,7 +70,7 @@ class FitResult:
 EpochHook = Callable[[TrainingState], None]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Epochs:
     """What every epoch uses and nothing changes: tensors on the device, task, settings."""
 
@@ -73,6 +78,7 @@ class _Epochs:
     optimizer: torch.optim.Optimizer
     task: TaskMetrics
     training: object  # TrainingConfig
+    device: torch.device
     x_train: Tensor
     y_train: Tensor
     x_val: Tensor
@@ -81,12 +87,43 @@ class _Epochs:
     penalty: Callable[[], Tensor] | None
     interrupt: InterruptFlag | None
     group: Group = SINGLE
-    train_model: nn.Module | None = (
-        None  # `model` in DistributedDataParallel when distributed
-    )
-    noise: float = (
-        0.0  # std of the Gaussian noise added to training inputs (not to targets)
-    )
+    # `model` in DistributedDataParallel when distributed
+    train_model: nn.Module | None = None
+    # std of the Gaussian noise added to training inputs (not to targets)
+    noise: float = 0.0
+
+    @property
+    def interrupt_requested(self) -> bool:
+        """Return whether this process was asked to stop (Ctrl-C)."""
+        return self.interrupt is not None and self.interrupt.requested
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Why training stopped: a FitResult's stop_reason and stop_message."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class _BestWeights:
+    """The best epoch's weights, kept when `restore_best` is on, for the model at the end."""
+
+    enabled: bool
+    weights: dict[str, Tensor] | None = None
+
+    def keep(self, model: nn.Module) -> None:
+        """Copy `model`'s weights as the best ones (nothing when restore_best is off)."""
+        if self.enabled:
+            self.weights = _copy_weights(model)
+
+    def load_into(self, model: nn.Module) -> bool:
+        """Load the kept weights into `model`; return whether there were any to load."""
+        restored = self.enabled and self.weights is not None
+        if restored:
+            model.load_state_dict(self.weights)
+        return restored
 
 
 def fit(
@@ -113,92 +150,74 @@ def fit(
     global batch, metrics are summed over the processes, and stopping is decided by rank 0.
     """
     stopper = EarlyStopping.from_config(training.early_stopping)
-    run = _prepare(model, data, training, device, stopper, interrupt)
-    run.group = group
-    state = TrainingState(model, run.optimizer, None, stopper)
-    state.scheduler = build_scheduler(
-        run.optimizer, training.scheduler, training.epochs, stopper.mode
+    run = _prepare(
+        model, data, training, device=device, interrupt=interrupt, group=group
     )
-    if start_state is not None:
-        _load_state(state, start_state)
-    restore_best = (
-        training.early_stopping is not None and training.early_stopping.restore_best
-    )
-    if restore_best and best_weights is None and 0 < stopper.best_epoch == state.epoch:
-        best_weights = _copy_weights(model)  # resumed right after the best epoch
+    state = _initial_state(run, stopper, start_state)
+    best = _best_weights_at_start(training, state, best_weights)
     if start_state is not None:
         # restored last, so that nothing above draws from these streams
         set_rng_state(start_state["rng"])
     # wrapped after the weights are loaded (every process loads the same checkpoint)
     run.train_model = wrap_model(model, group, device)
-    stop_reason, stop_message = "max_epochs", f"reached epochs: {training.epochs}"
-    if stopper.stop_reason():  # resumed from a run that had already stopped early
-        stop_reason, stop_message = "early_stopping", stopper.stop_reason()
-        first = training.epochs + 1
-    else:
-        first = state.epoch + 1
     progress = EpochProgress(training.epochs, state.epoch, run.task.metric, quiet)
     try:
-        for epoch in range(first, training.epochs + 1):
-            row = _run_epoch(run, epoch)
-            if row is None:
-                stop_reason = "interrupted"
-                stop_message = f"interrupted during epoch {epoch}"
-                break
-            state.history.append(row)
-            bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
-            if group.from_main(bool(bad), device):
-                bad = bad or [
-                    "train_loss"
-                ]  # rank 0 saw it; the sums are the same everywhere
-                stop_reason = "not_finite"
-                stop_message = (
-                    f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
-                )
-                break
-            should_stop, reason = stopper.evaluate(row[stopper.monitor])
-            should_stop = group.from_main(should_stop, device)
-            if stopper.improved and restore_best:
-                best_weights = _copy_weights(model)
-            _step_scheduler(state.scheduler, row[stopper.monitor])
-            state.epoch = epoch
-            if on_epoch_end is not None:
-                on_epoch_end(state)
-            progress.update(row)
-            if should_stop:
-                stop_reason, stop_message = "early_stopping", reason
-                break
-            if group.any(interrupt is not None and interrupt.requested, device):
-                stop_reason, stop_message = (
-                    "interrupted",
-                    f"interrupted after epoch {epoch}",
-                )
-                break
+        stop = _train_epochs(run, state, best, on_epoch_end, progress)
     finally:
         progress.close()
-    restored = restore_best and best_weights is not None
-    if restored:
-        # loaded even when the best epoch is the last one finished: after an interruption or
-        # a non-finite epoch, the model holds a half-trained epoch
-        model.load_state_dict(best_weights)
-    return FitResult(
-        history=state.history,
-        monitor=stopper.monitor,
-        mode=stopper.mode,
-        best_epoch=stopper.best_epoch,
-        best=stopper.best if stopper.best_epoch else None,
-        epochs_run=state.epoch,
-        stop_reason=stop_reason,
-        stop_message=stop_message,
-        restored_best=restored,
-    )
+    # loaded even when the best epoch is the last one finished: after an interruption or
+    # a non-finite epoch, the model holds a half-trained epoch
+    restored = best.load_into(model)
+    return _fit_result(state, stop, restored)
 
 
-def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
+def _prepare(
+    model: nn.Module,
+    data,
+    training,
+    *,
+    device: torch.device,
+    interrupt: InterruptFlag | None,
+    group: Group,
+) -> _Epochs:
     """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
     # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
     task = TaskMetrics(training.task)
     model.to(device)
+    x_train, y_train, x_val, y_val = _data_on_device(data, task, device)
+    autocast = autocast_for(device, training.amp)
+    _check_output(
+        model,
+        x_val[:2],
+        y_val[:2],
+        task=task,
+        num_classes=data.num_classes,
+        autocast=autocast,
+    )
+    penalty = _weight_penalty(model, training.regularization)
+    optimizer = build_optimizer(model, training.optimizer)
+    return _Epochs(
+        model=model,
+        optimizer=optimizer,
+        task=task,
+        training=training,
+        device=device,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        autocast=autocast,
+        penalty=penalty,
+        interrupt=interrupt,
+        group=group,
+        noise=training.data.noise,
+    )
+
+
+def _data_on_device(
+    data, task: TaskMetrics, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Return (x_train, y_train, x_val, y_val) on `device`; raise UserError for an empty split."""
     # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors either)
     x_train, x_val = data.x_train.to(device), data.x_val.to(device)
     if task.reconstructs:  # the targets are the inputs: one copy on the device
@@ -210,27 +229,111 @@ def _prepare(model, data, training, device, stopper, interrupt) -> _Epochs:
             f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
             "samples; both need at least one (check val_fraction and the data)"
         )
-    autocast = autocast_for(device, training.amp)
-    _check_output(model, x_val[:2], y_val[:2], task, data.num_classes, autocast)
+    return x_train, y_train, x_val, y_val
+
+
+def _weight_penalty(model: nn.Module, regularization) -> Callable[[], Tensor] | None:
+    """Return the L1/L2 penalty that each batch adds to its loss, None when there is none."""
     weights = penalized_weights(model)
-    l1, l2 = training.regularization.l1, training.regularization.l2
-    penalty = None
+    l1, l2 = regularization.l1, regularization.l2
     if weights and (l1 or l2):
-        penalty = lambda: weight_penalty(weights, l1, l2)  # noqa: E731
-    optimizer = build_optimizer(model, training.optimizer)
-    return _Epochs(
-        model,
-        optimizer,
-        task,
-        training,
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        autocast,
-        penalty,
-        interrupt,
-        noise=training.data.noise,
+        return lambda: weight_penalty(weights, l1, l2)
+    return None
+
+
+def _initial_state(
+    run: _Epochs, stopper: EarlyStopping, start_state: dict | None
+) -> TrainingState:
+    """Return the state training starts from: fresh, or continued from a checkpoint payload."""
+    training = run.training
+    scheduler = build_scheduler(
+        run.optimizer, training.scheduler, training.epochs, stopper.mode
+    )
+    state = TrainingState(run.model, run.optimizer, scheduler, stopper)
+    if start_state is not None:
+        _load_state(state, start_state)
+    return state
+
+
+def _best_weights_at_start(
+    training, state: TrainingState, best_weights: dict[str, Tensor] | None
+) -> _BestWeights:
+    """Return the best weights known before the first epoch (those of a resumed run)."""
+    config = training.early_stopping
+    best = _BestWeights(config is not None and config.restore_best, best_weights)
+    if best.weights is None and 0 < state.stopper.best_epoch == state.epoch:
+        best.keep(state.model)  # resumed right after the best epoch
+    return best
+
+
+def _train_epochs(
+    run: _Epochs,
+    state: TrainingState,
+    best: _BestWeights,
+    on_epoch_end: EpochHook | None,
+    progress: EpochProgress,
+) -> _Stop:
+    """Return why training stopped, after running the epochs that are left."""
+    if state.stopper.stop_reason():  # resumed from a run that had already stopped early
+        return _Stop("early_stopping", state.stopper.stop_reason())
+    for epoch in range(state.epoch + 1, run.training.epochs + 1):
+        row = _run_epoch(run, epoch)
+        if row is None:
+            return _Stop("interrupted", f"interrupted during epoch {epoch}")
+        state.history.append(row)
+        diverged = _not_finite_stop(run, row, epoch)
+        if diverged is not None:
+            return diverged
+        early = _track_monitor(run, state, best, row)
+        state.epoch = epoch
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+        progress.update(row)
+        if early is not None:
+            return early
+        if run.group.any(run.interrupt_requested, run.device):
+            return _Stop("interrupted", f"interrupted after epoch {epoch}")
+    return _Stop("max_epochs", f"reached epochs: {run.training.epochs}")
+
+
+def _not_finite_stop(run: _Epochs, row: dict, epoch: int) -> _Stop | None:
+    """Return the stop of an epoch whose loss is not finite (as rank 0 saw it), else None."""
+    bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(row[k])]
+    if not run.group.from_main(bool(bad), run.device):
+        return None
+    bad = bad or ["train_loss"]  # rank 0 saw it; the sums are the same everywhere
+    return _Stop(
+        "not_finite", f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
+    )
+
+
+def _track_monitor(
+    run: _Epochs, state: TrainingState, best: _BestWeights, row: dict
+) -> _Stop | None:
+    """Give the epoch's monitored value to early stopping (rank 0 decides), the best weights
+    and the scheduler; return the early stop it calls for, None to go on."""
+    stopper = state.stopper
+    should_stop, reason = stopper.evaluate(row[stopper.monitor])
+    should_stop = run.group.from_main(should_stop, run.device)
+    if stopper.improved:
+        best.keep(state.model)
+    _step_scheduler(state.scheduler, row[stopper.monitor])
+    return _Stop("early_stopping", reason) if should_stop else None
+
+
+def _fit_result(state: TrainingState, stop: _Stop, restored: bool) -> FitResult:
+    """Return the FitResult of a finished training state."""
+    stopper = state.stopper
+    return FitResult(
+        history=state.history,
+        monitor=stopper.monitor,
+        mode=stopper.mode,
+        best_epoch=stopper.best_epoch,
+        best=stopper.best if stopper.best_epoch else None,
+        epochs_run=state.epoch,
+        stop_reason=stop.reason,
+        stop_message=stop.message,
+        restored_best=restored,
     )
 
 
@@ -243,7 +346,12 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     run.group.copy_buffers_from_main(run.model)
     x_val, y_val = _val_part(run.x_val, run.y_val, run.group)
     val_sums = evaluate_sums(
-        run.model, x_val, y_val, run.task, run.training.batch_size, run.autocast
+        run.model,
+        x_val,
+        y_val,
+        task=run.task,
+        batch_size=run.training.batch_size,
+        autocast=run.autocast,
     )
     # the one device sync of the epoch (and its one collective when distributed)
     train_loss, train_metric, val_loss, val_metric = run.group.sum_(
@@ -251,12 +359,12 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     ).tolist()
     n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
     return epoch_row(
-        epoch,
-        run.task.task,
-        (train_loss / n_train, train_metric / n_train),
-        (val_loss / n_val, val_metric / n_val),
-        run.optimizer.param_groups[0]["lr"],
-        time.perf_counter() - started,
+        epoch=epoch,
+        task=run.task.task,
+        train=(train_loss / n_train, train_metric / n_train),
+        val=(val_loss / n_val, val_metric / n_val),
+        lr=run.optimizer.param_groups[0]["lr"],
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -346,7 +454,7 @@ def _batch_noise(
 
 
 def evaluate_sums(
-    model, x, y, task: TaskMetrics, batch_size: int, autocast
+    model, x, y, *, task: TaskMetrics, batch_size: int, autocast
 ) -> tuple[Tensor, Tensor]:
     """Return the device sums (loss x targets, metric) of `model` on (x, y), in eval mode."""
     model.eval()
@@ -363,7 +471,9 @@ def evaluate_sums(
     return loss_sum, metric_sum
 
 
-def _check_output(model, x, y, task: TaskMetrics, num_classes, autocast) -> None:
+def _check_output(
+    model, x, y, *, task: TaskMetrics, num_classes: int | None, autocast
+) -> None:
     """Raise UserError when the model's output does not fit the task (checked on two samples)."""
     model.eval()
     with torch.inference_mode(), autocast:

@@ -161,6 +161,7 @@ def _dims(shape: list[int]) -> str:
 
 
 def epoch_row(
+    *,
     epoch: int,
     task: str,
     train: tuple[float, float],
