@@ -15,6 +15,7 @@ import tempfile
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +24,41 @@ from torch import nn
 
 from compiler import Spec, build_sequential, count_params, spec_data, spec_digest
 from compiler.build import check_fits_in_memory
+from compiler.training import TrainingConfig
 from compiler.version import __version__
 
+from runtime.data.load import load_spec_data
 from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
 from runtime.storage.checkpoint import read_checkpoint
 from runtime.parallel.device import cpu_threads_for, describe_device, resolve_device
-from runtime.parallel.distributed import env_group, process_device, process_group
+from runtime.parallel.distributed import Group, env_group, process_device, process_group
 from runtime.errors import UserError
-from runtime.training.interrupt import catch_sigint
+from runtime.training.generated_form import load_generated_model
+from runtime.training.interrupt import InterruptFlag, catch_sigint
 from runtime.training.loop import FitResult, fit
 from runtime.training.metrics import write_metrics_csv
 from runtime.training.rng import seed_everything
-from runtime.training.run_writer import (
-    RunWriter,
-    unwrapped,
-)  # noqa: F401 (RunWriter is used by benchmarks)
+from runtime.training.run_writer import RunWriter
 from runtime.training.spec_diff import spec_differences
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "summary.json", "curves.png")
 FORMS = ("sequential", "generated")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRun:
+    """One call of train_spec, once the checks that need no data have passed."""
+
+    spec: Spec
+    spec_path: str | os.PathLike | None
+    form: str  # sequential | generated
+    training: TrainingConfig  # the spec's (the defaults when it has none)
+    out: Path
+    group: Group  # this process among the training processes
+    device: torch.device  # this process's device
+    start_state: dict[str, Any] | None  # last.pt's payload when resuming
+    quiet: bool  # no progress bar or warnings (always so but on rank 0)
+    started: float  # time.perf_counter() when train_spec was called
 
 
 def train_spec(
@@ -64,6 +81,48 @@ def train_spec(
     cannot be written, a checkpoint from another spec, a missing device or bad data.
     """
     started = time.perf_counter()
+    run = _start_run(
+        spec,
+        out_dir=out_dir,
+        form=form,
+        spec_path=spec_path,
+        device=device,
+        resume=resume,
+        quiet=quiet,
+        force=force,
+        started=started,
+    )
+    data = load_spec_data(spec)
+    # seeded right before the model, so both forms start from the same weights
+    seed_everything(run.training.seed)
+    model = build_model(spec, form, spec_path, run.quiet)
+    best_weights = (
+        read_best_weights(run.out, run.start_state)
+        if run.start_state and run.group.is_main
+        else None
+    )
+    result, summary = _train_and_summarize(run, data, model, best_weights)
+    if run.group.is_main:
+        write_outputs(run.out, summary, result, run.training.task)
+    return summary
+
+
+def _start_run(
+    spec: Spec,
+    *,
+    out_dir: str | os.PathLike,
+    form: str,
+    spec_path: str | os.PathLike | None,
+    device: str | None,
+    resume: bool,
+    quiet: bool,
+    force: bool,
+    started: float,
+) -> TrainRun:
+    """Return the run once the checks that need no data pass; raise UserError when one fails.
+
+    Rank 0 prepares the out folder; every process reads the checkpoint it resumes from.
+    """
     if form not in FORMS:
         raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
     training = spec.training_or_default
@@ -74,68 +133,88 @@ def train_spec(
     if group.is_main:
         prepare_out_dir(out, resume=resume, force=force)
     start_state = read_resume_state(out, spec) if resume else None
-    torch_device = resolve_device(device or training.device)
-    if group.active:
-        check_distributed_device(torch_device, group.local_world)
-    torch_device = process_device(group, torch_device)
-    quiet = quiet or not group.is_main
-
-    from runtime.data.load import load_spec_data
-
-    data = load_spec_data(spec)
-    # seeded right before the model, so both forms start from the same weights
-    seed_everything(training.seed)
-    model = build_model(spec, form, spec_path, quiet)
-    best_weights = (
-        read_best_weights(out, start_state) if start_state and group.is_main else None
+    return TrainRun(
+        spec=spec,
+        spec_path=spec_path,
+        form=form,
+        training=training,
+        out=out,
+        group=group,
+        device=_process_device(device or training.device, group),
+        start_state=start_state,
+        quiet=quiet or not group.is_main,
+        started=started,
     )
+
+
+def _process_device(name: str, group: Group) -> torch.device:
+    """Return the device this process trains on; raise UserError when it cannot."""
+    device = resolve_device(name)
+    if group.active:
+        check_distributed_device(device, group.local_world)
+    return process_device(group, device)
+
+
+def _train_and_summarize(
+    run: TrainRun, data, model: nn.Module, best_weights: dict[str, torch.Tensor] | None
+) -> tuple[FitResult, dict[str, Any]]:
+    """Return fit's result and the summary of the run, rank 0 writing each epoch meanwhile."""
     # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
     with (
-        process_group(group, torch_device),
-        cpu_threads_for(spec, training.batch_size, torch_device),
-        catch_sigint(quiet) as interrupt,
+        process_group(run.group, run.device),
+        cpu_threads_for(run.spec, run.training.batch_size, run.device),
+        catch_sigint(run.quiet) as interrupt,
         (
-            RunWriter(out, spec, form, data, training.task)
-            if group.is_main
+            RunWriter(run.out, run.spec, run.form, data, run.training.task)
+            if run.group.is_main
             else nullcontext()
         ) as writer,
     ):
-        try:
-            result = fit(
-                model,
-                data,
-                training,
-                device=torch_device,
-                on_epoch_end=writer.epoch_end if writer is not None else None,
-                start_state=start_state,
-                best_weights=best_weights,
-                interrupt=interrupt,
-                quiet=quiet,
-                group=group,
-            )
-        except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise UserError(
-                f"{torch_device} ran out of memory while training ({first}); lower "
-                "training.batch_size or make the model smaller; last.pt keeps the last "
-                "finished epoch"
-            ) from None
-        elapsed = time.perf_counter() - started
-        summary = summary_data(
-            spec,
-            spec_path,
-            form,
-            data,
+        result = _fit_on_device(
+            run,
             model,
-            torch_device,
-            result,
-            out,
-            start_state,
-            elapsed,
+            data,
+            best_weights=best_weights,
+            interrupt=interrupt,
+            writer=writer,
         )
-    if group.is_main:
-        write_outputs(out, summary, result, training.task)
-    return summary
+        seconds = time.perf_counter() - run.started
+        summary = summary_data(
+            run, data=data, model=model, result=result, seconds=seconds
+        )
+    return result, summary
+
+
+def _fit_on_device(
+    run: TrainRun,
+    model: nn.Module,
+    data,
+    *,
+    best_weights: dict[str, torch.Tensor] | None,
+    interrupt: InterruptFlag,
+    writer: RunWriter | None,
+) -> FitResult:
+    """Return fit's result; a device out of memory is a UserError that says what to lower."""
+    try:
+        return fit(
+            model,
+            data,
+            run.training,
+            device=run.device,
+            on_epoch_end=writer.epoch_end if writer is not None else None,
+            start_state=run.start_state,
+            best_weights=best_weights,
+            interrupt=interrupt,
+            quiet=run.quiet,
+            group=run.group,
+        )
+    except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(
+            f"{run.device} ran out of memory while training ({first}); lower "
+            "training.batch_size or make the model smaller; last.pt keeps the last "
+            "finished epoch"
+        ) from None
 
 
 def check_before_launch(
@@ -271,8 +350,6 @@ def build_model(spec: Spec, form: str, spec_path, quiet: bool) -> nn.Module:
     """Return a fresh model of the spec in the asked form (generated: the class from generated/)."""
     if form == "sequential":
         return build_sequential(spec)
-    from runtime.training.generated_form import load_generated_model
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_generated_model(spec, spec_path)
@@ -283,35 +360,20 @@ def build_model(spec: Spec, form: str, spec_path, quiet: bool) -> nn.Module:
 
 
 def summary_data(
-    spec,
-    spec_path,
-    form,
-    data,
-    model,
-    device,
-    result: FitResult,
-    out: Path,
-    start_state,
-    seconds: float,
+    run: TrainRun, *, data, model: nn.Module, result: FitResult, seconds: float
 ) -> dict[str, Any]:
     """Return the summary.json content: the best epoch, why the run stopped, where things are."""
+    spec, start_state = run.spec, run.start_state
     rows = {row["epoch"]: row for row in result.history}
-    files = {name: str(out / name) for name in RUN_FILES}
-    if result.best_epoch == 0:
-        files.pop("best.pt")
-    if (
-        result.epochs_run == 0
-    ):  # no epoch finished (a diverged first epoch is in history)
-        files.pop("last.pt")
     return _finite(
         {
             "name": spec.name,
-            "spec": str(spec_path) if spec_path is not None else spec.source,
+            "spec": str(run.spec_path) if run.spec_path is not None else spec.source,
             "spec_sha256": spec_digest(spec),
-            "form": form,
-            "task": spec.training_or_default.task,
+            "form": run.form,
+            "task": run.training.task,
             "data": data.description,
-            "device": describe_device(device),
+            "device": describe_device(run.device),
             "params": sum(p.numel() for p in model.parameters()),
             "monitor": result.monitor,
             "mode": result.mode,
@@ -319,7 +381,7 @@ def summary_data(
             "best": result.best,
             "best_metrics": rows.get(result.best_epoch),
             "last_metrics": result.history[-1] if result.history else None,
-            "epochs": spec.training_or_default.epochs,
+            "epochs": run.training.epochs,
             "epochs_run": result.epochs_run,
             "resumed_from_epoch": (
                 int(start_state["epoch"]) if start_state is not None else None
@@ -329,11 +391,23 @@ def summary_data(
             "stop_message": result.stop_message,
             "restored_best": result.restored_best,
             "seconds": round(seconds, 3),
-            "out": str(out),
-            "files": files,
+            "out": str(run.out),
+            "files": _run_files(run.out, result),
             "nnspec_version": __version__,
         }
     )
+
+
+def _run_files(out: Path, result: FitResult) -> dict[str, str]:
+    """Return the paths of the files the run leaves, by name (no best.pt when no epoch was best)."""
+    files = {name: str(out / name) for name in RUN_FILES}
+    if result.best_epoch == 0:
+        files.pop("best.pt")
+    if (
+        result.epochs_run == 0
+    ):  # no epoch finished (a diverged first epoch is in history)
+        files.pop("last.pt")
+    return files
 
 
 def _finite(value: Any) -> Any:
@@ -351,6 +425,7 @@ def write_outputs(
     out: Path, summary: dict[str, Any], result: FitResult, task: str
 ) -> None:
     """Write metrics.csv (every epoch, the non-finite one included), summary.json and curves.png."""
+    # lazy: matplotlib is slow to import; the --nproc launcher and other ranks never plot
     from runtime.training.plots import write_curves
 
     if result.history:
