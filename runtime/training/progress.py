@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from tqdm import tqdm
+
 
 class EpochProgress:
     """A tqdm bar over epochs whose postfix shows the last epoch's metrics; silent when quiet."""
@@ -12,8 +14,6 @@ class EpochProgress:
         self.metric = metric
         self.bar = None
         if not quiet:
-            from tqdm import tqdm
-
             self.bar = tqdm(
                 total=total,
                 initial=initial,
