@@ -3,9 +3,34 @@
 Every test gets its own nnspec cache folder, so no test reads what another (or the user's own
 runs) left in ~/.cache/nnspec, and none writes there. A module that trains or runs tiny models
 says `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+
+A test that takes `example_spec` runs once for every spec file in specs/ (its id is the file
+name); `example_specs` is the whole list. What counts as a spec file is decided in
+tests/spec_folder.py, and nowhere else.
 """
 
+from pathlib import Path
+
 import pytest
+
+from tests.spec_folder import SPEC_FILES, spec_id
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc):
+    """Run a test that takes `example_spec` once per spec file, its id the file name.
+
+    Last, after the test's own parametrize marks, so the spec stays the last part of an id
+    (`[generated->sequential-resnet18.yaml]`), as when each module parametrized by hand.
+    """
+    if "example_spec" in metafunc.fixturenames:
+        metafunc.parametrize("example_spec", SPEC_FILES, ids=spec_id)
+
+
+@pytest.fixture
+def example_specs() -> list[Path]:
+    """Return every spec file of specs/, sorted by name."""
+    return list(SPEC_FILES)
 
 
 @pytest.fixture(autouse=True)

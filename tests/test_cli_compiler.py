@@ -16,9 +16,6 @@ from compiler.load import read_document
 from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 BAD = ROOT / "tests" / "bad_specs"
 
 
@@ -32,12 +29,12 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 # -- validate ---------------------------------------------------------------------------------
 
 
-def test_validate_prints_ok_for_every_spec(capsys):
-    code, out, err = run(["validate", *map(str, SPECS)], capsys)
+def test_validate_prints_ok_for_every_spec(example_specs, capsys):
+    code, out, err = run(["validate", *map(str, example_specs)], capsys)
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert len(lines) == len(SPECS)
-    for line, path in zip(lines, SPECS):
+    assert len(lines) == len(example_specs)
+    for line, path in zip(lines, example_specs):
         spec = load_spec(path)
         assert (
             line
@@ -45,8 +42,8 @@ def test_validate_prints_ok_for_every_spec(capsys):
         )
 
 
-def test_validate_quiet_prints_nothing_for_valid_specs(capsys):
-    assert run(["validate", "-q", *map(str, SPECS)], capsys) == (0, "", "")
+def test_validate_quiet_prints_nothing_for_valid_specs(example_specs, capsys):
+    assert run(["validate", "-q", *map(str, example_specs)], capsys) == (0, "", "")
 
 
 def test_validate_without_arguments_is_a_usage_error(capsys):
@@ -102,9 +99,8 @@ def test_summary_with_torchsummary_does_import_torch_and_prints_its_table(capsys
 # -- summary --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_summary_json_structure_and_values(path, capsys):
-    code, out, err = run(["summary", "--json", str(path)], capsys)
+def test_summary_json_structure_and_values(example_spec, capsys):
+    code, out, err = run(["summary", "--json", str(example_spec)], capsys)
     assert code == 0 and err == ""
     data = json.loads(out)
     assert set(data) == {
@@ -114,7 +110,7 @@ def test_summary_json_structure_and_values(path, capsys):
         "memory",
         "layers",
     }
-    spec = load_spec(path)
+    spec = load_spec(example_spec)
     assert data["total_params"] == data["trainable_params"] == count_params(spec)
     assert data["memory"]["parameters"] == 4 * count_params(spec)
     training = data["memory"]["training"]
@@ -224,9 +220,8 @@ def test_schema_names_its_draft_and_id(schema):
     assert schema["$id"].startswith("https://")
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_every_spec_in_the_folder_validates_against_the_schema(path, schema):
-    jsonschema.Draft202012Validator(schema).validate(read_document(path).data)
+def test_every_spec_in_the_folder_validates_against_the_schema(example_spec, schema):
+    jsonschema.Draft202012Validator(schema).validate(read_document(example_spec).data)
 
 
 def layer_forms(type_name: str) -> list:

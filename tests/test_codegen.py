@@ -36,9 +36,6 @@ from runtime.training.generated_form import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 GENERATED = ROOT / "generated"
 MODE = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=88)
 
@@ -92,20 +89,19 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 # --- golden files -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_generated_module_matches_the_committed_file(path):
-    spec = load_spec(path)
-    committed = GENERATED / f"{path.stem}.py"
+def test_generated_module_matches_the_committed_file(example_spec):
+    spec = load_spec(example_spec)
+    committed = GENERATED / f"{example_spec.stem}.py"
     assert committed.exists(), f"{committed} is missing; run `nnspec codegen`"
     assert_same_text(
         committed.read_text(encoding="utf-8"),
-        generate_source(spec, f"specs/{path.name}"),
+        generate_source(spec, f"specs/{example_spec.name}"),
         f"generated/{committed.name}",
     )
 
 
-def test_package_index_matches_the_committed_file():
-    index = generate_package_index([(p.stem, load_spec(p).name) for p in SPECS])
+def test_package_index_matches_the_committed_file(example_specs):
+    index = generate_package_index([(p.stem, load_spec(p).name) for p in example_specs])
     assert_same_text(
         (GENERATED / "__init__.py").read_text(encoding="utf-8"),
         index,
@@ -113,8 +109,8 @@ def test_package_index_matches_the_committed_file():
     )
     import generated
 
-    assert sorted(generated.__all__) == sorted(load_spec(p).name for p in SPECS)
-    for path in SPECS:
+    assert sorted(generated.__all__) == sorted(load_spec(p).name for p in example_specs)
+    for path in example_specs:
         assert (
             getattr(generated, load_spec(path).name).__module__
             == f"generated.{path.stem}"
@@ -149,20 +145,18 @@ def test_committed_files_are_black_clean():
 # --- what the source says ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_generation_is_deterministic(path):
-    first = generate_source(load_spec(path), f"specs/{path.name}")
-    second = generate_source(load_spec(path), f"specs/{path.name}")
+def test_generation_is_deterministic(example_spec):
+    first = generate_source(load_spec(example_spec), f"specs/{example_spec.name}")
+    second = generate_source(load_spec(example_spec), f"specs/{example_spec.name}")
     assert first.encode() == second.encode()
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_source_reads_like_a_hand_written_class(path):
-    spec = load_spec(path)
-    source = generate_source(spec, f"specs/{path.name}")
+def test_source_reads_like_a_hand_written_class(example_spec):
+    spec = load_spec(example_spec)
+    source = generate_source(spec, f"specs/{example_spec.name}")
     header = read_header(source)
     assert header == {
-        "source": f"specs/{path.name}",
+        "source": f"specs/{example_spec.name}",
         "model sha256": model_digest(spec),
         "nnspec": __version__,
     }
@@ -190,7 +184,7 @@ def test_source_reads_like_a_hand_written_class(path):
         if isinstance(kid, Leaf):
             assert f"self.{kid.name} = nn.{kid.layer.torch_class}(" in init
     # no source line numbers in the body: a comment-only edit of the spec changes no line
-    assert f"specs/{path.name}:" not in source.split("\n", 4)[4]
+    assert f"specs/{example_spec.name}:" not in source.split("\n", 4)[4]
     # positional arguments, and only the keywords that differ from torch's defaults
     assert "in_channels=" not in source and "in_features=" not in source
     assert "padding_mode=" not in source and "inplace=False" not in source

@@ -32,11 +32,9 @@ from compiler.costs import activation_memory, leaf_macs, node_macs, state_entrie
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf
 from tests.layer_examples import EXAMPLES
+from tests.spec_folder import SPEC_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -245,8 +243,8 @@ def sample_batch(spec, batch: int = 2) -> torch.Tensor:
     return torch.randint(0, min(rows), (batch, *spec.input))
 
 
-CASES = [*SPECS, *EXAMPLES.values()]
-IDS = [*(p.stem for p in SPECS), *EXAMPLES]
+CASES = [*SPEC_FILES, *EXAMPLES.values()]
+IDS = [*(p.stem for p in SPEC_FILES), *EXAMPLES]
 
 
 def test_every_registered_layer_type_has_cost_rules():

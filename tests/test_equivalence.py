@@ -27,13 +27,13 @@ from compiler import (
 )
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf, children
-from runtime.training.generated_form import StaleGeneratedCodeWarning, load_generated_class
+from runtime.training.generated_form import (
+    StaleGeneratedCodeWarning,
+    load_generated_class,
+)
 from runtime.data.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 BATCH = 2
 
 
@@ -76,24 +76,22 @@ def random_batch(path: Path, seed: int = 1) -> torch.Tensor:
     return sample_batch(load_spec(path), BATCH, generator=generator)
 
 
-def test_specs_folder_is_not_empty():
-    assert len(SPECS) >= 6
+def test_specs_folder_is_not_empty(example_specs):
+    assert len(example_specs) >= 6
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_the_committed_class_is_the_one_used(path):
-    _, generated = both_forms(path)
+def test_the_committed_class_is_the_one_used(example_spec):
+    _, generated = both_forms(example_spec)
     assert (
         Path(inspect.getsourcefile(type(generated))).resolve()
-        == ROOT / "generated" / f"{path.stem}.py"
+        == ROOT / "generated" / f"{example_spec.stem}.py"
     )
-    assert type(generated).__name__ == load_spec(path).name
+    assert type(generated).__name__ == load_spec(example_spec).name
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_parameter_counts_agree(path):
-    spec = load_spec(path)
-    sequential, generated = both_forms(path)
+def test_parameter_counts_agree(example_spec):
+    spec = load_spec(example_spec)
+    sequential, generated = both_forms(example_spec)
     static = count_params(spec)
     assert sum(p.numel() for p in sequential.parameters()) == static
     assert sum(p.numel() for p in generated.parameters()) == static
@@ -102,12 +100,11 @@ def test_parameter_counts_agree(path):
         assert torchsummary_total(generated, spec) == static
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_same_children_keys_and_initial_weights(path):
-    sequential, generated = both_forms(path, seed=123)
+def test_same_children_keys_and_initial_weights(example_spec):
+    sequential, generated = both_forms(example_spec, seed=123)
     # the same children, but for tensor ops: a line of the generated forward, a small
     # parameter-free module of the built form
-    spec = load_spec(path)
+    spec = load_spec(example_spec)
     kids = list(children(model_tree(spec).body))
     ops = {kid.name for kid in kids if isinstance(kid, Leaf) and kid.layer.tensor_op}
     built = [n for n, _ in sequential.named_children()]
@@ -120,7 +117,7 @@ def test_same_children_keys_and_initial_weights(path):
     for key in seq_state:
         assert torch.equal(seq_state[key], gen_state[key]), key
     # the seed matters, so equal weights are not an accident of constant initialization
-    _, other = both_forms(path, seed=124)
+    _, other = both_forms(example_spec, seed=124)
     if any(p.numel() for p in generated.parameters()):
         assert any(
             not torch.equal(a, b)
@@ -128,23 +125,21 @@ def test_same_children_keys_and_initial_weights(path):
         )
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_eval_outputs_are_bit_identical(path):
-    sequential, generated = both_forms(path)
+def test_eval_outputs_are_bit_identical(example_spec):
+    sequential, generated = both_forms(example_spec)
     sequential.eval()
     generated.eval()
     for seed in (1, 2):
-        x = random_batch(path, seed)
+        x = random_batch(example_spec, seed)
         with torch.no_grad():
             expected, actual = sequential(x), generated(x)
         assert actual.shape == expected.shape
         assert torch.equal(actual, expected)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_train_mode_outputs_and_gradients_are_identical(path):
-    sequential, generated = both_forms(path)
-    x = random_batch(path)
+def test_train_mode_outputs_and_gradients_are_identical(example_spec):
+    sequential, generated = both_forms(example_spec)
+    x = random_batch(example_spec)
     outputs = []
     for model in (sequential, generated):
         model.train()
@@ -165,14 +160,13 @@ def test_train_mode_outputs_and_gradients_are_identical(path):
         assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 @pytest.mark.parametrize(
     "direction", ["sequential->generated", "generated->sequential"]
 )
-def test_checkpoint_loads_across_forms_strictly(path, direction):
-    seq1, gen1 = both_forms(path, seed=1)
+def test_checkpoint_loads_across_forms_strictly(example_spec, direction):
+    seq1, gen1 = both_forms(example_spec, seed=1)
     seq2, gen2 = both_forms(
-        path, seed=2
+        example_spec, seed=2
     )  # other weights until the checkpoint is loaded
     source, target = (
         (seq1, gen2) if direction == "sequential->generated" else (gen1, seq2)
@@ -185,6 +179,6 @@ def test_checkpoint_loads_across_forms_strictly(path, direction):
     assert not result.missing_keys and not result.unexpected_keys
     source.eval()
     target.eval()
-    x = random_batch(path)
+    x = random_batch(example_spec)
     with torch.no_grad():
         assert torch.equal(source(x), target(x))

@@ -18,7 +18,11 @@ import torch
 from compiler import build_module, load_spec, model_tree, spec_data, spec_digest
 from compiler.costs import walk
 from compiler.tree import Leaf
-from runtime.storage.checkpoint import FORMAT, FORMAT_VERSION, write_checkpoint_atomically
+from runtime.storage.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    write_checkpoint_atomically,
+)
 from runtime.cli.main import main
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.errors import UserError
@@ -30,6 +34,7 @@ from runtime.storage.export import (
     write_torch_export,
 )
 from tests.layer_examples import EXAMPLES
+from tests.spec_folder import SPEC_FILES
 
 onnx = pytest.importorskip(
     "onnx", reason="the export extra: pip install 'nnspec[export]'"
@@ -37,9 +42,6 @@ onnx = pytest.importorskip(
 onnxruntime = pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -95,7 +97,7 @@ CASES = [
                 reason=f"over {SLOW_LAYERS} layers: NNSPEC_SLOW_TESTS=1 exports it",
             ),
         )
-        for p in SPECS
+        for p in SPEC_FILES
     ),
     *(pytest.param(spec, id=f"example-{name}") for name, spec in EXAMPLES.items()),
 ]

@@ -15,9 +15,6 @@ from compiler.lint import RULES, lint_file, lint_spec, training_sample_count
 from runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 
 MLP = ["flatten", {"linear": 64}, "relu", {"dropout": 0.3}, {"linear": 10}]
 CNN = [
@@ -356,10 +353,9 @@ def test_training_rules_need_a_training_section():
     assert codes(no_training) == []
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_every_example_spec_is_clean(path):
-    _, warnings = lint_file(path)
-    assert [w.format(str(path)) for w in warnings] == []
+def test_every_example_spec_is_clean(example_spec):
+    _, warnings = lint_file(example_spec)
+    assert [w.format(str(example_spec)) for w in warnings] == []
 
 
 def test_messages_show_the_values_at_fault():

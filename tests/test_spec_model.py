@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from pathlib import Path
 
 import pydantic
 import pytest
@@ -23,11 +22,6 @@ from compiler import (
     spec_digest,
 )
 from compiler.layers import REGISTRY
-
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 
 
 def spec_with(*layers, input=(4,), **top) -> dict:
@@ -148,9 +142,8 @@ def test_a_valid_name_of_64_characters_is_fine():
 # -- normalized form and digest -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_spec_data_round_trips(path):
-    spec = load_spec(path)
+def test_spec_data_round_trips(example_spec):
+    spec = load_spec(example_spec)
     again = load_spec(spec_data(spec))
     assert spec_data(again) == spec_data(spec)
     assert spec_digest(again) == spec_digest(spec)
@@ -188,9 +181,8 @@ def test_spec_data_is_canonical_plain_json():
 # -- resolved layers --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_resolved_kwargs_are_complete_torch_arguments(path):
-    spec = load_spec(path)
+def test_resolved_kwargs_are_complete_torch_arguments(example_spec):
+    spec = load_spec(example_spec)
     from test_registry import torch_parameters  # the recurrent classes' real signature
 
     for layer in resolved_layers(spec):

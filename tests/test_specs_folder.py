@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,13 +22,7 @@ from compiler.layers import REGISTRY
 from compiler.tree import children, leaves
 from runtime.data.inputs import sample_batch, spec_inputs
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
 
 
 def torchsummary_report(model: torch.nn.Module, spec) -> str:
@@ -40,14 +33,13 @@ def torchsummary_report(model: torch.nn.Module, spec) -> str:
     return out.getvalue()
 
 
-def test_the_folder_holds_specs():
-    assert len(SPECS) >= 6
-    assert {p.suffix for p in SPECS} >= {".yaml", ".json"}
+def test_the_folder_holds_specs(example_specs):
+    assert len(example_specs) >= 6
+    assert {p.suffix for p in example_specs} >= {".yaml", ".json"}
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_static_count_equals_torch_and_torchsummary(path):
-    spec = load_spec(path)
+def test_static_count_equals_torch_and_torchsummary(example_spec):
+    spec = load_spec(example_spec)
     model = build_sequential(spec)
     static = count_params(spec)
     assert static == sum(p.numel() for p in model.parameters())
@@ -89,9 +81,8 @@ def test_static_count_equals_torch_and_torchsummary(path):
     ]
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_forward_pass_gives_the_static_output_shape(path):
-    spec = load_spec(path)
+def test_forward_pass_gives_the_static_output_shape(example_spec):
+    spec = load_spec(example_spec)
     torch.manual_seed(0)
     model = build_sequential(spec)
     names = [name for name, _ in model.named_children()]
@@ -104,9 +95,8 @@ def test_forward_pass_gives_the_static_output_shape(path):
         assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_every_spec_has_a_training_section(path):
-    spec = load_spec(path)
+def test_every_spec_has_a_training_section(example_spec):
+    spec = load_spec(example_spec)
     assert spec.training is not None
     assert spec.name.isidentifier()
     assert all(line is not None for line in spec.layer_lines)
