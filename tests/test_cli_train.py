@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from runtime.cli.main import main
+from tests.waiting import wait_until
 
 SPEC = """\
 name: TinyDigits
@@ -194,14 +195,8 @@ def test_ctrl_c_saves_last_pt_prints_how_to_resume_and_exits_130(spec_file, tmp_
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    deadline = time.monotonic() + 120
-    while (
-        not (out / "last.pt").exists()
-        and time.monotonic() < deadline
-        and process.poll() is None
-    ):
-        time.sleep(0.1)
-    time.sleep(0.3)
+    # last.pt is written by the first finished epoch, inside the loop that catches Ctrl-C
+    wait_until((out / "last.pt").exists, "the first epoch's last.pt", process=process)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

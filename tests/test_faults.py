@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SPEC = """\
@@ -85,13 +87,7 @@ def csv_epochs(out: Path) -> list[dict]:
 
 def kill_when(process: subprocess.Popen, ready, deadline_s: float = 120) -> None:
     """SIGKILL `process` as soon as `ready()` holds (it must not have ended first)."""
-    deadline = time.monotonic() + deadline_s
-    while not ready():
-        assert process.poll() is None, process.communicate()[1]
-        assert (
-            time.monotonic() < deadline
-        ), "the run never reached the moment to kill it"
-        time.sleep(0.01)
+    wait_until(ready, "the moment to kill the run", timeout=deadline_s, process=process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
