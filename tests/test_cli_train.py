@@ -157,22 +157,25 @@ def test_diverging_run_stops_keeps_best_and_exits_1(spec_file, tmp_path, capsys)
             str(out),
             "--quiet",
             "--set",
-            "training.optimizer={type: sgd, lr: 1.0e+30}",
+            # a sane first epoch, then a learning rate of 1e28: the loss is NaN in epoch 2, so
+            # there is a finite epoch to keep (an absurd lr from the start diverges in epoch 1,
+            # and then no checkpoint is written at all)
+            "training.scheduler={type: step, step_size: 1, gamma: 1.0e+30}",
         ]
     )
     err = capsys.readouterr().err
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop_reason"] == "not_finite"
-    epoch = summary["epochs_run"] + 1
-    assert f"loss is not finite" in err and f"at epoch {epoch}" in err
+    assert summary["epochs_run"] == summary["best_epoch"] == 1
+    assert "loss is not finite" in err and "at epoch 2" in err
+    assert "best.pt keeps epoch 1" in err
     assert "Traceback" not in err
-    last = (
-        torch.load(out / "last.pt", weights_only=True)
-        if (out / "last.pt").exists()
-        else None
-    )
-    assert last is None or all(torch.isfinite(v).all() for v in last["model"].values())
+    # what is kept is the last finite epoch, never the weights of the diverged one
+    for name in ("last.pt", "best.pt"):
+        kept = torch.load(out / name, weights_only=True)
+        assert kept["epoch"] == 1, name
+        assert all(torch.isfinite(v).all() for v in kept["model"].values()), name
 
 
 def test_ctrl_c_saves_last_pt_prints_how_to_resume_and_exits_130(spec_file, tmp_path):
