@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .document import Document
+from .load import validate_document
 from .shapes import ResolvedLayer
 from .spec import Spec, spec_data
 from .tree import Module
@@ -15,8 +17,6 @@ if TYPE_CHECKING:
 def model_tree(spec: Spec) -> Module:
     """Return the spec's resolved model tree (modules, layers, wiring, shapes)."""
     if spec._tree is None:  # a Spec built directly, not through load_spec
-        from .document import Document
-        from .load import validate_document
 
         checked = validate_document(Document(spec_data(spec)), spec.source)
         spec._tree, spec._resolved = checked._tree, checked._resolved
@@ -41,6 +41,7 @@ def output_shape(spec: Spec) -> tuple[int, ...]:
 
 def generate_source(spec: Spec, source_name: str | None = None) -> str:
     """Return the black-formatted source of a module holding the spec's nn.Module class."""
+    # imported here: compiler.codegen imports this module (count_params, model_tree)
     from .codegen import generate_source as generate
 
     return generate(spec, source_name) if source_name is not None else generate(spec)
@@ -48,6 +49,7 @@ def generate_source(spec: Spec, source_name: str | None = None) -> str:
 
 def build_module(spec: Spec) -> "torch.nn.Module":
     """Return the spec's model: nn.Sequential where it is a chain, a small wired module elsewhere."""
+    # imported here: building imports torch, which validate, lint and codegen never load
     from .build import build_module as build
 
     return build(spec)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .containers import CONTAINERS
-from .reserved import is_reserved_class_name
 from .errors import Problem, format_path
 from .expressions import (
     ExpressionError,
@@ -22,6 +21,7 @@ from .expressions import (
 )
 from .layers import REGISTRY, check_identifier
 from .normalize import EntryKind, did_you_mean, layer_kinds, normalize_layer
+from .reserved import is_reserved_class_name
 
 REQUIRED = "required"
 _DEFINITION_KEYS = ("description", "params", "layers")

@@ -8,9 +8,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from . import modules
+from .api import count_params, model_tree
 from .errors import Problem, SpecError
-from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
 from .formatting import format_bytes
+from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -60,7 +62,6 @@ def check_fits_in_memory(spec, params: int) -> None:
             ],
             spec.source,
         )
-
 
 
 class WiredModule(nn.Module):
@@ -128,8 +129,6 @@ def build_module(spec) -> nn.Module:
     class builds them (a block's layer-list arguments before its own layers, as Python evaluates
     a call's arguments first), so one seed gives both forms the same weights.
     """
-    from . import count_params
-    from .api import model_tree
 
     check_fits_in_memory(spec, count_params(spec))
     return _build(model_tree(spec), {})
@@ -162,7 +161,6 @@ def _build_child(child, prebuilt: dict[int, nn.Module]) -> nn.Module:
     if isinstance(child, Leaf):
         layer = child.layer
         if layer.build_class is not None:
-            from . import modules
 
             return getattr(modules, layer.build_class)(**child.kwargs)
         return getattr(nn, layer.torch_class)(**layer.constructor_kwargs(child.kwargs))

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import format_path
-from .expressions import Const, Expr, Items, evaluate
+from .expressions import Const, Expr, evaluate
 from .layers import REGISTRY
 from .naming import CodegenError, attribute_name, checked_identifier, class_name
-from .reserved import is_reserved_class_name
 from .pyliteral import all_words, allowed_words, python_literal
+from .reserved import is_reserved_class_name
+from .shapes import input_symbol
 from .tree import Bound, Branches, Leaf, Module, Repeat, Residual, Slot, children
 
 
@@ -138,8 +139,6 @@ class ClassWriter:
 
     def render_block(self, module: Module, symbolic: bool) -> tuple[ClassCode, Scope]:
         block = self.blocks[module.block]
-        from .shapes import input_symbol
-
         symbol = input_symbol(module, module.info.input_shape)
         values = {
             symbol: module.info.input_shape[0] if module.info.input_shape else None
@@ -187,8 +186,6 @@ class ClassWriter:
     ) -> str:
         positional: list[str] = []
         keywords: list[str] = []
-        from .shapes import input_symbol
-
         symbol = input_symbol(module, module.info.input_shape)
         if symbol in inner.used:
             positional.append(
@@ -546,6 +543,7 @@ def _text(code: ClassCode) -> str:
 
 
 def _docstring(text: str) -> str:
+    # imported here: compiler.codegen imports this module, so a top-level import is a cycle
     from .codegen import docstring_text
 
     return docstring_text(text)

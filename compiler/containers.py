@@ -77,7 +77,6 @@ CONTAINERS: dict[str, ContainerKind] = {
 MERGES = ("concat", "add", "mul")
 
 
-
 class Composite(BaseModel):
     """A container or block use in `Spec.layers`: its type, its name and its canonical arguments."""
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
-from .compute import FLOAT_BYTES, Keeps, LayerCost, Site, TensorEntry, cost_of
+from .compute import (
+    FLOAT_BYTES,
+    Keeps,
+    LayerCost,
+    Site,
+    TensorEntry,
+    cost_of,
+    dropout_keeps,
+)
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
 
 Node = Union[Leaf, Module, Repeat]
@@ -154,7 +162,6 @@ class _Saved:
 
     def keeps_of(self, leaf: Leaf, rule: LayerCost, where: Site) -> Keeps:
         if self.mask_bytes is not None and leaf.layer.type_name == "dropout":
-            from .compute import dropout_keeps
 
             return dropout_keeps(self.mask_bytes)(where)
         return rule.keeps(where)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from .formatting import format_shape, human_count
 
+from .formatting import format_shape, human_count
 
 MARKS = {"changed": "~", "added": "+", "removed": "-"}
 MAX_KEYS_SHOWN = 20
-
 
 
 def _optional_shape(shape: list[int] | None) -> str:
@@ -243,7 +242,6 @@ def diff_markdown(data: dict[str, Any]) -> str:
         f"| {row[0]} | {_md(row[1])} | {_md(row[2])} | {_md(row[3])} |"
         for row in _totals(data)
     ]
-    state = data["state_dict"]
     verdict = (
         state_dict_line(data).replace(": yes", ": **yes**").replace(": no", ": **no**")
     )

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .pyliteral import python_literal
+
 MAX_EXPRESSION_LENGTH = 200
 _REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _WHOLE_REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
@@ -44,7 +46,6 @@ class Const(Expr):
     value: Any
 
     def render(self, parent: int = 0) -> str:
-        from .pyliteral import python_literal
 
         text = python_literal(_as_tuple(self.value))
         return (

@@ -8,17 +8,21 @@ spec without one describes a model, not how it is trained. Nothing here imports 
 
 from __future__ import annotations
 
+import ast
+import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .api import output_shape, resolved_layers
 from .errors import format_path
+from .formatting import format_shape
 from .layers import REGISTRY
 from .load import read_document, validate_document
 from .shapes import ResolvedLayer
 from .spec import Spec
-from .formatting import format_shape
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,6 @@ def lint_spec(
 
     `line_of` maps a document path such as ("training", "early_stopping") to its source line.
     """
-    from . import resolved_layers
 
     line_of = line_of or (lambda path: None)
     layers = resolved_layers(spec)
@@ -214,7 +217,6 @@ def _path(layer: ResolvedLayer) -> str:
 def _where(layer: ResolvedLayer) -> str:
     """Return a layer as a message names it: where it was written and its module path."""
     return f"{_path(layer)} ({layer.qualname or layer.name})"
-
 
 
 def _layer_rules(
@@ -396,7 +398,6 @@ def _size_rules(
     training = spec.training
     found: list[LintWarning] = []
     last = _previous_skipping(layers, len(layers), DROPOUTS | ACTIVATIONS) or layers[-1]
-    from . import output_shape
 
     out = output_shape(spec)  # the model's output, which need not be its last layer's
     classes = DATASET_CLASSES.get(training.data.dataset)
@@ -485,8 +486,6 @@ def npz_array_shape(path: str | None, key: str) -> tuple[int, ...] | None:
 
     Reads a few bytes (the .npy header is a Python literal) without numpy, so lint stays fast.
     """
-    import ast
-    import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as member:
@@ -519,7 +518,6 @@ def training_sample_count(training) -> int | None:
 
 
 def _ceil_share(count: int, fraction: float) -> int:
-    import math
 
     return math.ceil(count * fraction - 1e-9) if fraction > 0 else 0
 

@@ -9,16 +9,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .blocks import read_blocks
 from .document import Document, LoadError
 from .errors import Problem, SpecError, format_path
-from .blocks import read_blocks
 from .expand import Expander, LayerCounter
+from .layers.base import MAX_SIZE
 from .layers.dense import Identity
 from .messages import problems_from_validation
 from .normalize import LIST_MARKER, did_you_mean
 from .readers import decode_text, read_data, read_json, read_yaml
 from .shapes import Resolver, flat_layers
-from .layers.base import MAX_SIZE
 from .spec import DTYPES, MAX_LAYERS, MAX_RANK, Spec
 from .tasks import task_problems
 

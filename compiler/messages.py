@@ -313,9 +313,8 @@ def _walk_spec(loc: tuple) -> _Place:
     A tagged union (`optimizer: sgd | adam | adamw` on `type`) puts the tag of the variant it
     chose into the loc: the variant's arguments are the keys there, and the tag is dropped.
     """
-    from .spec import (
-        Spec,
-    )  # local: spec imports layers, which this module must not need at import
+    # imported here: the spec model's modules import this one (a cycle at the top)
+    from .spec import Spec
 
     kept: list = []
     models: list = [Spec]

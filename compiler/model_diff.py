@@ -13,8 +13,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from .api import model_tree
 from .costs import leaf_macs, node_macs, state_entries, walk
-from .tree import Branches, Leaf, Module, Repeat, Residual, Slot
+from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, Where
 
 
 @dataclass
@@ -316,7 +317,6 @@ def _walk_data(before: Any, after: Any, path: str, found: list[dict[str, Any]]) 
 
 def side(spec: Any, source: str) -> dict[str, Any]:
     """Return the totals of one side of a diff."""
-    from .api import model_tree
 
     tree = model_tree(spec)
     return {
@@ -337,8 +337,6 @@ def spec_diff(
 
     `old_spec` may be None for a spec that did not exist (everything is added); `new_spec` too.
     """
-    from .api import model_tree
-    from .tree import Where
 
     empty = Module("model", "", [], Where(()))
     old_tree = model_tree(old_spec) if old_spec is not None else empty

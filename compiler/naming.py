@@ -15,7 +15,6 @@ _ASCII_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER_LENGTH = 64
 
 
-
 class CodegenError(ValueError):
     """A value reached the code generator that it refuses to write into source code."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import Problem, format_path
 from .layers import REGISTRY
+from .torch_names import BY_KEY
 
 Path = tuple
 
@@ -135,7 +136,6 @@ def suggest_type(value: str, choices) -> str | None:
     (`ReLU`, `nn.Conv2d`, `batch_norm2d`), or a close spelling that computes the same thing;
     never a different operation (`relu6` is not `relu`, even where relu6 is not a type).
     """
-    from .torch_names import BY_KEY
 
     choices = list(choices)
     key = _key(value)
@@ -157,7 +157,6 @@ def unknown_type_message(value: Any, choices) -> str:
     The list of types ends the message after LIST_MARKER; validation keeps it on the first such
     message of a file only.
     """
-    from .torch_names import BY_KEY
 
     if not isinstance(value, str):
         return f"a layer type is a name such as 'linear', got {value!r}"

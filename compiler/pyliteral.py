@@ -78,6 +78,7 @@ def keyword_arguments(layer_class: type, kwargs: dict[str, Any]) -> str:
 
 def all_words() -> frozenset[str]:
     """Return every fixed word any layer argument accepts (for values passed on to a block)."""
+    # imported here: the layers import compiler.expressions, which imports this module
     from .layers import REGISTRY
 
     words: frozenset[str] = frozenset().union(*VALIDATOR_WORDS.values())

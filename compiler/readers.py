@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .document import MAX_DEPTH, MAX_NUMBER_DIGITS, Document, DocumentBuilder, LoadError
-from .errors import Problem, format_path
+from .errors import Problem
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
@@ -45,6 +45,7 @@ def load_yaml_value(text: str) -> Any:
     line as in a spec file.
     """
     return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 (a safe loader)
+
 
 _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:str",

@@ -73,7 +73,7 @@ RESERVED_ATTRIBUTES: frozenset[str] = frozenset(
 # Names the generated module binds at top level (its imports, and the torch names a reader expects
 # to mean torch's): a class there (the model's or a block's) may not take them.
 MODULE_NAMES: frozenset[str] = frozenset(
-    {"annotations", "OrderedDict", "torch", "nn", "F", "Module", "Sequential", "Tensor"}
+    {"annotations", "OrderedDict", "torch", "nn", "Module", "Sequential", "Tensor"}
 )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .layers import REGISTRY
+from pydantic import TypeAdapter
+
+from .containers import CONTAINERS, MERGES
+from .layers import REGISTRY, Layer
 from .spec import Spec
 
 SCHEMA_ID = "https://nnspec.dev/schema/spec-v1.json"
@@ -53,9 +56,6 @@ def _short_forms(defs: dict[str, Any]) -> list[dict[str, Any]]:
 
 def json_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft 2020-12) of a spec file, every layer form included."""
-    from pydantic import TypeAdapter
-
-    from .layers import Layer
 
     schema = Spec.model_json_schema()
     layer_schema = TypeAdapter(Layer).json_schema()
@@ -94,7 +94,6 @@ _PARAM = {"type": "string", "pattern": "^\\$[A-Za-z_]"}  # `$param` (inside a bl
 
 def _container_forms() -> list[dict[str, Any]]:
     """Return the schemas of the containers in their single-key and canonical forms."""
-    from .containers import CONTAINERS, MERGES
 
     arguments: dict[str, dict[str, Any]] = {
         "sequential": {"name": {"type": "string"}, "layers": _LIST},

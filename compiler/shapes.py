@@ -16,7 +16,7 @@ from .errors import Problem, format_path
 from .expressions import Const, Expr, Name, add, substitute
 from .formatting import format_shape
 from .layers import LayerSpec, Shape, ShapeProblem
-from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, leaves
+from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, Where, leaves
 
 
 @dataclass(frozen=True)
@@ -502,7 +502,6 @@ def iter_resolved(
 
     Kept for callers that resolve a chain of layer objects without a tree (benchmarks/scale.py).
     """
-    from .tree import Where
 
     body = [
         Leaf(layer, Where(prefix + (i,)), lines[i] if i < len(lines) else None)

@@ -27,7 +27,6 @@ MAX_LAYERS = 10_000
 MAX_RANK = 4
 
 
-
 def check_class_name(value: Any) -> str:
     """Return `value` if it can name the generated class; raise ValueError with the reason."""
     value = check_identifier(value, "class name")
@@ -289,7 +288,10 @@ def model_digest(spec: Spec) -> str:
 
 def spec_digest(spec: Spec) -> str:
     """Return the sha256 (hex) of the normalized spec: equal for specs that mean the same."""
-    text = json.dumps(
-        spec_data(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return data_digest(spec_data(spec))
+
+
+def data_digest(data: Any) -> str:
+    """Return the sha256 (hex) of JSON data in canonical form (sorted keys, no spaces)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

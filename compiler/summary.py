@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .api import model_tree
 from .costs import activation_memory, node_macs, training_memory
-from .tree import Branches, Leaf, Module, Repeat, Residual, Slot
 from .formatting import format_bytes, format_shape, human_count
+from .tree import Branches, Leaf, Module, Repeat, Residual, Slot
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -20,7 +21,6 @@ def summary_data(spec: Any, layers: tuple | None = None) -> dict[str, Any]:
     its own entries, so the JSON nests as the model does (a repeat's children are its copies `0`,
     `1`, ...). MACs are per sample (compiler/compute.py says what counts).
     """
-    from .api import model_tree
 
     tree = model_tree(spec)
     total = tree.info.params
@@ -113,7 +113,6 @@ def _sum(entries: list[dict]) -> int:
     return total
 
 
-
 def _rows(entries: list[dict], depth: int, counter: list[int]) -> list[tuple]:
     rows = []
     for entry in entries:
@@ -169,7 +168,9 @@ def summary_table(data: dict[str, Any]) -> str:
         f"Total MACs:           {human_count(data['total_macs'])} per sample "
         f"({data['total_macs']:,})"
     )
-    lines.append(f"Parameter memory:     {format_bytes(data['param_bytes'], 2)} (float32)")
+    lines.append(
+        f"Parameter memory:     {format_bytes(data['param_bytes'], 2)} (float32)"
+    )
     lines.append(
         f"Activations:          {format_bytes(memory['activations_per_sample'], 2)} per sample "
         f"(every layer's output), {format_bytes(memory['kept_for_backward_per_sample'], 2)} "

@@ -7,6 +7,7 @@ names the arguments that do apply, not a setting silently ignored.
 """
 
 import functools
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -250,6 +251,32 @@ def SchedulerConfig(**settings: Any) -> SchedulerVariant:  # noqa: N802
     return _adapter(Scheduler).validate_python(settings)
 
 
+def applicable_training(training: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of training-section data in which `data`, `optimizer` and `scheduler` keep only
+    the arguments their variant takes.
+
+    Checkpoints of nnspec before these sections were tagged unions carry every argument of the
+    flat section (`momentum` beside adam, written with its default and ignored); what this drops
+    had no effect on those runs, so they load with the same meaning.
+    """
+    out = dict(training)
+    for key, union, tag, default in (
+        ("data", DataVariant, "dataset", "digits"),
+        ("optimizer", OptimizerVariant, "type", "adam"),
+        ("scheduler", SchedulerVariant, "type", None),
+    ):
+        section = out.get(key)
+        if not isinstance(section, dict):
+            continue
+        name = section.get(tag, default)
+        for variant in typing.get_args(union):
+            if name in typing.get_args(variant.model_fields[tag].annotation):
+                out[key] = {
+                    k: v for k, v in section.items() if k in variant.model_fields
+                }
+    return out
+
+
 @functools.cache
 def _adapter(annotation: Any) -> TypeAdapter:
     return TypeAdapter(annotation)
@@ -260,6 +287,11 @@ class RegularizationConfig(_Section):
 
     l1: NonNegFloat = 0.0  # l1 * sum |w|
     l2: NonNegFloat = 0.0  # l2 * sum w^2 (apart from the optimizer's weight_decay)
+
+
+def inferred_mode(monitor: str) -> str:
+    """Return `max` for accuracy monitors and `min` for losses (the one rule for both)."""
+    return "max" if monitor.endswith("accuracy") else "min"
 
 
 class EarlyStoppingConfig(_Section):
@@ -275,21 +307,7 @@ class EarlyStoppingConfig(_Section):
     @property
     def resolved_mode(self) -> str:
         """Return the mode, inferred from the monitor when not written."""
-        if self.mode is not None:
-            return self.mode
-        return "max" if self.monitor.endswith("accuracy") else "min"
-
-
-class SchedulerConfig(_Section):
-    """A learning-rate schedule, stepped once per epoch."""
-
-    type: Literal["step", "cosine", "plateau"]
-    step_size: PosInt = 30  # step
-    gamma: PosFloat = 0.1  # step
-    t_max: PosInt | None = None  # cosine; default: epochs
-    eta_min: NonNegFloat = 0.0  # cosine
-    factor: Annotated[float, Field(gt=0.0, lt=1.0, strict=True)] = 0.1  # plateau
-    patience: NonNegInt = 5  # plateau, on the early-stopping monitor
+        return self.mode if self.mode is not None else inferred_mode(self.monitor)
 
 
 class TrainingConfig(_Section):

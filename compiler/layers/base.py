@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
 from ..formatting import format_shape
 
 Shape = tuple[int, ...]
@@ -273,7 +274,6 @@ def _sibling_hint(type_name: str, rank: int) -> str:
 def normalize_value(value: Any) -> Any:
     """Return lists as tuples (torch's own form for sizes), other values unchanged."""
     return tuple(value) if isinstance(value, list) else value
-
 
 
 def expand(

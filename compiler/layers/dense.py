@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from typing_extensions import Annotated
 
+from ..expressions import Const, Items, multiply
 from .base import (
     Bool,
     Float,
@@ -198,7 +199,6 @@ class LayerNorm(LayerSpec):
         }
 
     def infer_exprs(self, exprs: tuple) -> dict[str, Any]:
-        from ..expressions import Items
 
         written = self.normalized_shape
         if not isinstance(written, list):
@@ -287,11 +287,14 @@ class Flatten(LayerSpec):
                 f"start_dim ({self.start_dim}) comes after end_dim ({self.end_dim})",
                 "start_dim",
             )
-        out = (*batched[:start], math.prod(batched[start : end + 1]), *batched[end + 1 :])
+        out = (
+            *batched[:start],
+            math.prod(batched[start : end + 1]),
+            *batched[end + 1 :],
+        )
         return out[1:]
 
     def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-        from ..expressions import Const, multiply
 
         batched = (Const(1), *exprs)
         rank = len(batched)

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import torch
 
-from runtime.errors import UserError
 from runtime.data.files import did_you_mean, file_error, listing
 from runtime.data.labels import encode_labels, parse_numbers
 from runtime.data.samples import Samples
+from runtime.errors import UserError
 
 
 def read_csv(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from runtime.data.load import id_range
+
 if TYPE_CHECKING:
     from compiler import Spec
 
@@ -38,8 +40,7 @@ def sample_batch(
     """
     shape = (n, *spec.input)
     if spec.input_dtype == "int64":
-        from runtime.data.load import id_range
-
+    
         ids = id_range(spec)
         high = ids.limit if ids is not None else 1
         return torch.randint(0, high, shape, generator=generator, device=device)

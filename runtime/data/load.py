@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from runtime.data import Samples
+from compiler import resolved_layers
+from compiler.layers import REGISTRY
+from runtime.data import Samples, csv_file, digits, npz_file, vision
 from runtime.errors import UserError
 
 if TYPE_CHECKING:
@@ -77,8 +79,6 @@ def id_range(spec: Spec) -> IdRange | None:
     """Return the ids an int64 input may hold (those of its embedding), None when unknown."""
     if spec.input_dtype != "int64":
         return None
-    from compiler import resolved_layers
-    from compiler.layers import REGISTRY
 
     for layer in resolved_layers(spec):
         if getattr(REGISTRY.get(layer.type), "takes_ids", False):
@@ -130,23 +130,19 @@ def read_samples(
     NpzData, ...), which holds only the arguments its reader below takes.
     """
     if config.dataset == "digits":
-        from runtime.data.digits import read_digits
-
-        return read_digits(task)
+    
+        return digits.read_digits(task)
     if config.dataset in ("mnist", "fashion_mnist", "cifar10"):
-        from runtime.data.vision import read_torchvision
-
-        return read_torchvision(config.dataset, config.data_dir, config.download, task)
+    
+        return vision.read_torchvision(config.dataset, config.data_dir, config.download, task)
     if config.dataset == "csv":
-        from runtime.data.csv_file import read_csv
-
-        return read_csv(
+    
+        return csv_file.read_csv(
             config.path, config.target, config.features, input_shape, task, dtype
         )
     if config.dataset == "npz":
-        from runtime.data.npz_file import read_npz
-
-        return read_npz(config.path, config.x_key, config.y_key, task, dtype)
+    
+        return npz_file.read_npz(config.path, config.x_key, config.y_key, task, dtype)
     raise UserError(
         f"unknown data set '{config.dataset}'"
     )  # the spec model forbids this

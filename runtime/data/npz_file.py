@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import torch
 
-from runtime.errors import UserError
 from runtime.data.files import did_you_mean, file_error, listing
 from runtime.data.labels import encode_labels
 from runtime.data.samples import Samples, float_tensor, id_tensor
+from runtime.errors import UserError
 
 INT64_MAX = 2**63 - 1
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import torch
 
-from runtime.errors import UserError
 from runtime.data.labels import encode_labels
 from runtime.data.samples import Samples
+from runtime.errors import UserError
 
 # A download that hangs on a dead network waits this long per read before failing.
 DOWNLOAD_TIMEOUT_S = 60.0

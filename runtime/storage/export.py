@@ -250,7 +250,8 @@ def write_torch_export(
 
 def onnx_modules() -> tuple[Any, Any | None]:
     """Return (onnx, onnxruntime or None); raise UserError naming the extra when onnx is missing."""
-    try:  # imported here: the export extra is optional, and its absence is a message
+    try:
+        # imported here: the export extra is optional, and its absence is a message
         import onnx
         import onnxscript  # noqa: F401  torch.onnx's exporter needs it
     except ImportError as exc:
@@ -259,7 +260,7 @@ def onnx_modules() -> tuple[Any, Any | None]:
             f"installed): {INSTALL_HINT}"
         ) from None
     try:
-        import onnxruntime
+        import onnxruntime  # optional too: without it the file is not compared with torch
     except ImportError:
         onnxruntime = None
     return onnx, onnxruntime

@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-from compiler import SpecError, build_sequential, load_spec, spec_digest
+from compiler import SpecError, build_sequential, load_spec
+from compiler.spec import data_digest
+from compiler.training import applicable_training
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for, describe_device, resolve_device
@@ -19,10 +21,21 @@ from runtime.training.metrics import TaskMetrics
 SPLITS = ("train", "val", "test")
 
 
+def stored_spec(data: Any) -> Any:
+    """Return a checkpoint's spec data as this nnspec reads it (see `applicable_training`)."""
+    if isinstance(data, dict) and isinstance(data.get("training"), dict):
+        return {**data, "training": applicable_training(data["training"])}
+    return data
+
+
 def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
-    """Return the Spec a checkpoint carries, checked against its sha256; raise UserError."""
+    """Return the Spec a checkpoint carries, checked against its sha256; raise UserError.
+
+    The sha256 is checked on the data as stored, so a checkpoint of an earlier nnspec, whose
+    training sections still list arguments that did not apply, is read too (they are dropped).
+    """
     try:
-        spec = load_spec(payload["spec"])
+        spec = load_spec(stored_spec(payload["spec"]))
     except SpecError as exc:
         first = exc.problems[0] if exc.problems else None
         raise UserError(
@@ -31,7 +44,7 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
             if first
             else f"{path}: invalid spec inside"
         ) from None
-    if spec_digest(spec) != payload["spec_sha256"]:
+    if data_digest(payload["spec"]) != payload["spec_sha256"]:
         raise UserError(
             f"{path} is damaged: its spec does not match the spec_sha256 it records"
         )
