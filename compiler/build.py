@@ -161,7 +161,6 @@ def _build_child(child, prebuilt: dict[int, nn.Module]) -> nn.Module:
     if isinstance(child, Leaf):
         layer = child.layer
         if layer.build_class is not None:
-
             return getattr(modules, layer.build_class)(**child.kwargs)
         return getattr(nn, layer.torch_class)(**layer.constructor_kwargs(child.kwargs))
     if isinstance(child, Slot):

@@ -162,7 +162,6 @@ class _Saved:
 
     def keeps_of(self, leaf: Leaf, rule: LayerCost, where: Site) -> Keeps:
         if self.mask_bytes is not None and leaf.layer.type_name == "dropout":
-
             return dropout_keeps(self.mask_bytes)(where)
         return rule.keeps(where)
 

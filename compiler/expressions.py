@@ -46,7 +46,6 @@ class Const(Expr):
     value: Any
 
     def render(self, parent: int = 0) -> str:
-
         text = python_literal(_as_tuple(self.value))
         return (
             f"({text})"

@@ -518,7 +518,6 @@ def training_sample_count(training) -> int | None:
 
 
 def _ceil_share(count: int, fraction: float) -> int:
-
     return math.ceil(count * fraction - 1e-9) if fraction > 0 else 0
 
 

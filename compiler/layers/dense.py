@@ -199,7 +199,6 @@ class LayerNorm(LayerSpec):
         }
 
     def infer_exprs(self, exprs: tuple) -> dict[str, Any]:
-
         written = self.normalized_shape
         if not isinstance(written, list):
             return {"normalized_shape": exprs[-1]}
@@ -295,7 +294,6 @@ class Flatten(LayerSpec):
         return out[1:]
 
     def output_exprs(self, exprs: tuple, args: dict[str, Any], out: Shape) -> tuple:
-
         batched = (Const(1), *exprs)
         rank = len(batched)
         start = self.start_dim + rank if self.start_dim < 0 else self.start_dim

@@ -49,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.git_diff_driver:
         return _run_driver(args)
     if len(args.inputs) != 2:

@@ -29,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     result = evaluate_checkpoint(args.checkpoint, args.split, args.device)
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
     return 0

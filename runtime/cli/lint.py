@@ -50,7 +50,6 @@ def ignored_codes(values: list[str]) -> set[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-
     ignore = ignored_codes(args.ignore)
     invalid = warned = 0
     report: list[dict] = []

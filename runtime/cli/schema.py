@@ -16,10 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.out:
-
         write_text_atomically(args.out, text)
     else:
         print(text, end="")

@@ -48,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.spec).stem}-sweep"
     outcome = run_sweep(
         args.spec,

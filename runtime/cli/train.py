@@ -65,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
 
@@ -82,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     if args.nproc is not None and args.nproc > 1 and not group.active:
-
         # checked once here, so a mistake is one message and no process is started
         check_before_launch(
             spec,

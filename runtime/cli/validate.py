@@ -38,7 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     cache = OutputCache.open(enabled=not args.no_cache, file=CACHE_FILE)
     toolchain = toolchain_fingerprint((Path(__file__),)) if cache.folder else ""
     failed = 0

@@ -40,7 +40,6 @@ def sample_batch(
     """
     shape = (n, *spec.input)
     if spec.input_dtype == "int64":
-    
         ids = id_range(spec)
         high = ids.limit if ids is not None else 1
         return torch.randint(0, high, shape, generator=generator, device=device)

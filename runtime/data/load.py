@@ -130,18 +130,16 @@ def read_samples(
     NpzData, ...), which holds only the arguments its reader below takes.
     """
     if config.dataset == "digits":
-    
         return digits.read_digits(task)
     if config.dataset in ("mnist", "fashion_mnist", "cifar10"):
-    
-        return vision.read_torchvision(config.dataset, config.data_dir, config.download, task)
+        return vision.read_torchvision(
+            config.dataset, config.data_dir, config.download, task
+        )
     if config.dataset == "csv":
-    
         return csv_file.read_csv(
             config.path, config.target, config.features, input_shape, task, dtype
         )
     if config.dataset == "npz":
-    
         return npz_file.read_npz(config.path, config.x_key, config.y_key, task, dtype)
     raise UserError(
         f"unknown data set '{config.dataset}'"

@@ -42,7 +42,6 @@ class Group:
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Return `tensor` summed in place over every process (itself when not distributed)."""
         if self.active:
-
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 

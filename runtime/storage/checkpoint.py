@@ -169,7 +169,6 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_safetensors(source: Path) -> dict[str, Any]:
-
     try:
         with safe_open(str(source), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
