@@ -16,6 +16,7 @@ from runtime.errors import UserError
 
 def read_csv(
     path: str,
+    *,
     target: str | int | None,
     features: list[str] | None,
     input_shape: list[int],
@@ -45,7 +46,14 @@ def read_csv(
             f"{input_shape} holds {size} values per sample; set input: [{len(feature_indices)}] "
             f"or list the columns to use in training.data.features"
         )
-    x = _parse_features(path, header, lines, rows, feature_indices, dtype)
+    x = _parse_features(
+        path,
+        header=header,
+        lines=lines,
+        rows=rows,
+        indices=feature_indices,
+        dtype=dtype,
+    )
     samples = torch.from_numpy(x).reshape(len(rows), *input_shape)
 
     def locate(index: int) -> str:
@@ -159,6 +167,7 @@ def _column_index(path: str, header: list[str], name: str, role: str) -> int:
 
 def _parse_features(
     path: str,
+    *,
     header: list[str],
     lines: list[int],
     rows: list[list[str]],

@@ -137,7 +137,12 @@ def read_samples(
         )
     if config.dataset == "csv":
         return csv_file.read_csv(
-            config.path, config.target, config.features, input_shape, task, dtype
+            config.path,
+            target=config.target,
+            features=config.features,
+            input_shape=input_shape,
+            task=task,
+            dtype=dtype,
         )
     if config.dataset == "npz":
         return npz_file.read_npz(config.path, config.x_key, config.y_key, task, dtype)

@@ -120,7 +120,7 @@ def _cell(value: Any) -> Any:
 
 
 def best_yaml(
-    spec, label: str, source: str, error: float | None, task: str, path: str
+    spec, *, label: str, source: str, error: float | None, task: str, path: str
 ) -> str:
     """Return the winning variant's spec as canonical YAML, with a comment saying where it won."""
     what = "validation error" if has_accuracy(task) else "validation loss"

@@ -346,13 +346,16 @@ def run_sweep(
     best = best_index(rows, task)
     write_results(out, rows, paths)
     if finished:
-        write_sweep_figures(out, done, rows, best, task, spec_path)
+        write_sweep_figures(
+            out, done, rows=rows, best=best, task=task, spec_path=spec_path
+        )
     return SweepOutcome(done, rows, paths, task, best, finished)
 
 
 def write_sweep_figures(
     out: Path,
     runs: list[VariantRun],
+    *,
     rows: list[dict[str, Any]],
     best: int | None,
     task: str,
@@ -387,10 +390,10 @@ def write_sweep_figures(
             out / "best.yaml",
             best_yaml(
                 winner.spec,
-                winner.variant.label,
-                spec_path,
-                validation_error(rows[best], task),
-                task,
-                str(out / "best.yaml"),
+                label=winner.variant.label,
+                source=spec_path,
+                error=validation_error(rows[best], task),
+                task=task,
+                path=str(out / "best.yaml"),
             ),
         )
