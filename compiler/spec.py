@@ -21,7 +21,7 @@ from .containers import CONTAINERS, Composite, numbered, snake_case
 from .layers import REGISTRY, LayerSpec, check_identifier
 from .layers.base import PosInt
 from .reserved import RESERVED_ATTRIBUTES, is_reserved_class_name
-from .training import LintConfig, TrainingConfig
+from .training import LintConfig, TrainingConfig, applicable_training
 
 MAX_LAYERS = 10_000
 MAX_RANK = 4
@@ -289,6 +289,15 @@ def model_digest(spec: Spec) -> str:
 def spec_digest(spec: Spec) -> str:
     """Return the sha256 (hex) of the normalized spec: equal for specs that mean the same."""
     return data_digest(spec_data(spec))
+
+
+def stored_spec_data(data: Any) -> Any:
+    """Return spec data stored by a checkpoint as this nnspec reads it: a checkpoint of an earlier
+    nnspec lists, in its training sections, arguments that did not apply (see
+    `applicable_training`), and they are dropped."""
+    if isinstance(data, dict) and isinstance(data.get("training"), dict):
+        return {**data, "training": applicable_training(data["training"])}
+    return data
 
 
 def data_digest(data: Any) -> str:

@@ -15,7 +15,11 @@ from runtime.errors import UserError
 
 
 def write_bytes_atomically(
-    path: str | os.PathLike, data: bytes, *, also: Sequence[str | os.PathLike] = ()
+    path: str | os.PathLike,
+    data: bytes,
+    *,
+    also: Sequence[str | os.PathLike] = (),
+    durable: bool = True,
 ) -> None:
     """Write `data` to `path` via a temporary file in the same folder, fsync and os.replace.
 
@@ -24,7 +28,9 @@ def write_bytes_atomically(
     hard link to the file just written (one write and one fsync for all of them), or written
     again where the file system has no hard links. A later write of `path` replaces its directory
     entry, never the file, so the other names keep their bytes. The file gets the mode any new
-    file would get (mkstemp alone makes it 0600).
+    file would get (mkstemp alone makes it 0600). `durable=False` skips the fsync, for a file
+    rewritten every epoch whose content another file already keeps (metrics.csv): a crash may
+    then leave the old version, never a torn one.
     """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(
@@ -36,13 +42,14 @@ def write_bytes_atomically(
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), new_file_mode())
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         for other in map(Path, also):
             links.append((_hard_link(tmp, other), other))
         os.replace(tmp, target)
         for link, other in links:
             if link is None:
-                write_bytes_atomically(other, data)
+                write_bytes_atomically(other, data, durable=durable)
             else:
                 os.replace(link, other)
     except BaseException:

@@ -18,10 +18,10 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import compiler
+from runtime.storage.atomic import write_bytes_atomically
 
 CACHE_FILE = "codegen.json"
 MAX_ENTRIES = 1000  # the oldest entries go first; a project needs a handful
@@ -163,17 +163,11 @@ class OutputCache:
         entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.folder, prefix=f".{self.file}.", suffix=".tmp"
+            write_bytes_atomically(  # a cache: losing it to a crash costs one slow run
+                self.folder / self.file,
+                json.dumps({"entries": entries}).encode("utf-8"),
+                durable=False,
             )
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump({"entries": entries}, f)
-                os.replace(tmp, self.folder / self.file)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
         except OSError:
             pass
         self.changed = False

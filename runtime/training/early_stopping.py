@@ -10,14 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from compiler.training import inferred_mode
+
 MONITORS = ("val_loss", "val_accuracy", "train_loss")
 MODES = ("min", "max")
 DELTA_MODES = ("abs", "rel")
-
-
-def inferred_mode(monitor: str) -> str:
-    """Return `max` for accuracy monitors and `min` for losses."""
-    return "max" if monitor.endswith("accuracy") else "min"
 
 
 class EarlyStopping:

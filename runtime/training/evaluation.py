@@ -8,8 +8,7 @@ from typing import Any
 import torch
 
 from compiler import SpecError, build_sequential, load_spec
-from compiler.spec import data_digest
-from compiler.training import applicable_training
+from compiler.spec import data_digest, stored_spec_data
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for, describe_device, resolve_device
@@ -21,13 +20,6 @@ from runtime.training.metrics import TaskMetrics
 SPLITS = ("train", "val", "test")
 
 
-def stored_spec(data: Any) -> Any:
-    """Return a checkpoint's spec data as this nnspec reads it (see `applicable_training`)."""
-    if isinstance(data, dict) and isinstance(data.get("training"), dict):
-        return {**data, "training": applicable_training(data["training"])}
-    return data
-
-
 def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
     """Return the Spec a checkpoint carries, checked against its sha256; raise UserError.
 
@@ -35,7 +27,7 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
     training sections still list arguments that did not apply, is read too (they are dropped).
     """
     try:
-        spec = load_spec(stored_spec(payload["spec"]))
+        spec = load_spec(stored_spec_data(payload["spec"]))
     except SpecError as exc:
         first = exc.problems[0] if exc.problems else None
         raise UserError(

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from runtime.storage.atomic import write_bytes_atomically
 from runtime.tasks import metric_name
 
 BASE_COLUMNS = [
@@ -206,12 +207,9 @@ def _cell(value) -> str:
 
 
 def write_metrics_csv(path: str | os.PathLike, rows: list[dict], task: str) -> None:
-    """Replace `path` with the metrics so far (temporary file + os.replace; no fsync needed, as
-    the checkpoints carry the same rows and a resume rewrites this file from them)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(metrics_csv(rows, task))
-    os.replace(tmp, path)
+    """Replace `path` with the metrics so far, atomically; without fsync, as the checkpoints carry
+    the same rows and a resume rewrites this file from them."""
+    write_bytes_atomically(path, metrics_csv(rows, task).encode("utf-8"), durable=False)
 
 
 def device_zero(device: torch.device) -> Tensor:

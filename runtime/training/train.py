@@ -24,15 +24,15 @@ from torch import nn
 
 from compiler import Spec, build_sequential, count_params, spec_data, spec_digest
 from compiler.build import check_fits_in_memory
+from compiler.spec import stored_spec_data
 from compiler.training import TrainingConfig
 from compiler.version import __version__
-
 from runtime.data.load import load_spec_data
-from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
-from runtime.storage.checkpoint import read_checkpoint
+from runtime.errors import UserError
 from runtime.parallel.device import cpu_threads_for, describe_device, resolve_device
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
-from runtime.errors import UserError
+from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
+from runtime.storage.checkpoint import read_checkpoint
 from runtime.training.generated_form import load_generated_model
 from runtime.training.interrupt import InterruptFlag, catch_sigint
 from runtime.training.loop import FitResult, fit
@@ -286,7 +286,7 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
         for name in previous:
             (out / name).unlink()
     for name in RUN_FILES:  # temporary files of a run that was killed while writing
-        for stale in [*out.glob(f".{name}.*.tmp"), *out.glob(f"{name}.tmp")]:
+        for stale in out.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
 
 
@@ -298,7 +298,7 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
     path = out / "last.pt"
     payload = read_checkpoint(path)
     differences = spec_differences(
-        payload["spec"], spec_data(spec), ignore={"training.epochs"}
+        stored_spec_data(payload["spec"]), spec_data(spec), ignore={"training.epochs"}
     )
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
