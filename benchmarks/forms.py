@@ -12,7 +12,6 @@ import time
 import warnings
 
 import torch
-
 from common import markdown_table, median, within
 
 

@@ -70,10 +70,10 @@ def chosen_device(requested: str):
 def workloads(samples: int, device):
     """Return (name, spec, DataSplits on the device) of the MLP and the CNN workloads."""
     import torch
+    from training import SYNTHETIC_SPEC
 
     from compiler import load_spec
     from runtime.data.load import DataSplits
-    from training import SYNTHETIC_SPEC
 
     n_val = max(samples // 6, 100)
     generator = torch.Generator().manual_seed(0)
@@ -119,7 +119,6 @@ def on_device(data, device):
 def cases(spec, device):
     """Return (label, needs data on device, function(model, data, training, epochs)) to time."""
     import torch
-
     from loops import bare_loop, dataloader_loop, nnspec_loop
 
     def bf16():
@@ -167,6 +166,7 @@ def main(argv=None) -> int:
         print(reason)
         return 0
     from common import markdown_table, median
+
     from compiler import build_sequential
     from runtime.parallel.device import describe_device
 

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
-
 from common import markdown_table
+from torch.nn import functional as F
 
 SPECS = ("specs/digits_mlp.yaml", "specs/digits_cnn.yaml")
 CHECKPOINT_SIZES: dict[str, int] = (
@@ -96,10 +95,10 @@ def trained_state(spec, data):
 
 def pieces(path: str, repeats: int) -> list[tuple[str, str, float]]:
     """Return (piece, where it runs, CPU ms per epoch) for one spec, the bare epoch first."""
+    from loops import bare_loop
+
     from compiler import load_spec
     from runtime.data.load import load_data
-
-    from loops import bare_loop
 
     spec = load_spec(path)
     training = spec.training_or_default

@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         ROOT
     )  # specs, generated/ and data paths are relative to the repository root
     import torch
-
     from common import machine_description, targets_table
 
     torch.set_num_threads(args.threads)

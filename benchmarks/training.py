@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-
 from common import at_most, markdown_table, median
 from loops import (
     bare_loop,

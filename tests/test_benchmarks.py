@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import common  # noqa: E402
-import loops  # noqa: E402
 import run as bench_run  # noqa: E402
 import scale  # noqa: E402
 import training  # noqa: E402

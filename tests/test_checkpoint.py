@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.storage import atomic, checkpoint
+from runtime.errors import UserError
+from runtime.storage import atomic
 from runtime.storage.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     read_checkpoint,
     write_checkpoint_atomically,
 )
-from runtime.errors import UserError
 
 
 def payload(epoch: int = 1) -> dict:

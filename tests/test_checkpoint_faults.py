@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from runtime.errors import UserError
 from runtime.storage import atomic, checkpoint
 from runtime.storage.checkpoint import (
     FORMAT,
@@ -18,7 +19,6 @@ from runtime.storage.checkpoint import (
     read_checkpoint,
     write_checkpoint_atomically,
 )
-from runtime.errors import UserError
 
 
 def payload(epoch: int) -> dict:

@@ -175,7 +175,7 @@ def test_summary_table_lists_every_layer_with_totals(capsys):
         assert layer.type in row and f"{layer.params:,}" in row
         assert "[" + ", ".join(map(str, layer.output_shape)) + "]" in row
     assert f"Total params:         {count_params(spec):,}" in out
-    assert f"Parameter memory:" in out and "(float32)" in out
+    assert "Parameter memory:" in out and "(float32)" in out
     assert (
         "Total MACs:           26.2K per sample (26,240)" in out
     )  # 9,216 + 16,384 + 640

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import re
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,17 +21,14 @@ from compiler import (
     load_spec,
     model_digest,
     model_tree,
-    resolved_layers,
-    spec_digest,
 )
-from compiler.tree import Leaf, children
 from compiler.codegen import generate_package_index, generate_source, read_header
+from compiler.tree import Leaf, children
 from compiler.version import __version__
 from runtime.cli.main import main
 from runtime.training.generated_form import (
     StaleGeneratedCodeWarning,
     compile_generated_class,
-    load_generated_class,
     load_generated_model,
 )
 

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler import SpecError, build_sequential, load_spec, model_tree
-from compiler.tree import children
 from compiler.codegen import generate_package_index, generate_source, read_header
 from compiler.layers import REGISTRY
 from compiler.naming import CodegenError, attribute_name, class_name, module_name
 from compiler.pyliteral import keyword_arguments, python_literal
 from compiler.reserved import RESERVED_ATTRIBUTES
+from compiler.tree import children
 from runtime.training.generated_form import compile_generated_class
 
 ROOT = Path(__file__).resolve().parent.parent

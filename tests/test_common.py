@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from runtime.storage.atomic import write_text_atomically
 from runtime.errors import UserError
+from runtime.storage.atomic import write_text_atomically
 
 
 def test_atomic_text_write_gives_a_normal_file_mode(tmp_path):

@@ -17,8 +17,8 @@ from compiler import (
     model_tree,
 )
 from compiler.tree import children
-from runtime.training.generated_form import compile_generated_class
 from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.training.generated_form import compile_generated_class
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -258,8 +258,6 @@ def test_a_problem_inside_a_block_is_reported_once_with_both_places():
 
 
 def test_the_residual_digits_net_trains(tmp_path):
-    from runtime.training.train import train_spec  # noqa: F401 - the runtime trains any module
-
     import subprocess
     import sys
 

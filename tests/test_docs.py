@@ -38,8 +38,8 @@ def test_reference_lists_every_registered_layer():
 
 def test_readme_opens_with_the_two_commands():
     lines = [
-        l
-        for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-        if l.startswith("make ")
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("make ")
     ]
-    assert [l.split()[1] for l in lines[:2]] == ["train", "test"]
+    assert [line.split()[1] for line in lines[:2]] == ["train", "test"]

@@ -27,11 +27,11 @@ from compiler import (
 )
 from compiler.layers import REGISTRY
 from compiler.tree import Leaf, children
+from runtime.data.inputs import sample_batch, spec_inputs
 from runtime.training.generated_form import (
     StaleGeneratedCodeWarning,
     load_generated_class,
 )
-from runtime.data.inputs import sample_batch, spec_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 2

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from compiler import load_spec
-from runtime.storage.checkpoint import write_checkpoint_atomically
 from runtime.cli.main import main
 from runtime.errors import UserError
+from runtime.storage.checkpoint import write_checkpoint_atomically
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.train import train_spec
 

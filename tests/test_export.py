@@ -18,14 +18,12 @@ import torch
 from compiler import build_module, load_spec, model_tree, spec_data, spec_digest
 from compiler.costs import walk
 from compiler.tree import Leaf
+from runtime.cli.main import main
 from runtime.storage.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     write_checkpoint_atomically,
 )
-from runtime.cli.main import main
-from runtime.training.evaluation import evaluate_checkpoint
-from runtime.errors import UserError
 from runtime.storage.export import (
     CHECK_BATCH,
     export_program,
@@ -33,6 +31,7 @@ from runtime.storage.export import (
     write_onnx,
     write_torch_export,
 )
+from runtime.training.evaluation import evaluate_checkpoint
 from tests.layer_examples import EXAMPLES
 from tests.spec_folder import SPEC_FILES
 

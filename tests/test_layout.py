@@ -1,5 +1,6 @@
 """The code's layout as ../shared/DESIGN.md fixes it: packages by job, no import cycle, nothing
-imports the CLI, compiler never imports runtime, and every import hidden in a function says why."""
+imports the CLI, compiler never imports runtime, and every import hidden in a function says why.
+"""
 
 from __future__ import annotations
 
@@ -88,9 +89,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_no_import_cycle_at_import_time():
-    graph = {
-        m: {t for _, t in _imports(p, top_only=True)} for m, p in MODULES.items()
-    }
+    graph = {m: {t for _, t in _imports(p, top_only=True)} for m, p in MODULES.items()}
     assert _cycles(graph) == []
 
 

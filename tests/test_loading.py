@@ -78,7 +78,7 @@ def test_json_layer_lines_and_windows_line_endings(tmp_path):
     path.write_bytes(bad.encode("utf-8"))
     with pytest.raises(SpecError) as caught:
         load_spec(path)
-    line = next(i + 1 for i, l in enumerate(bad.split("\r\n")) if "-2" in l)
+    line = next(i + 1 for i, text in enumerate(bad.split("\r\n")) if "-2" in text)
     assert [(p.line, p.path) for p in caught.value.problems] == [
         (line, "layers[3].maxpool2d.kernel_size")
     ]

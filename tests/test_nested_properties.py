@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from compiler import (
     build_module,
-    generate_source,
     count_params,
+    generate_source,
     load_spec,
     model_tree,
     output_shape,

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any
 
 import pytest
 import torch
+from test_layers_vs_torch import grid  # noqa: E402 - the same argument grids
 from torch import nn
 
 from compiler import SpecError, build_module, load_spec, resolved_layers
 from compiler.layers import REGISTRY
-from test_layers_vs_torch import grid  # noqa: E402 - the same argument grids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

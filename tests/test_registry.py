@@ -10,8 +10,8 @@ import torch
 from pydantic_core import PydanticUndefined
 from torch import nn
 
-from compiler.layers.base import GROUPS
 from compiler.layers import LAYER_TYPES, REGISTRY, Layer, LayerSpec
+from compiler.layers.base import GROUPS
 from compiler.reserved import RESERVED_ATTRIBUTES
 
 # Defaults the spec language changes on purpose, each with its reason.

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.training.evaluation import evaluate_checkpoint
 from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.train import train_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,6 @@ import time
 
 import pydantic
 import pytest
-from torch import nn
 
 from compiler import (
     Problem,

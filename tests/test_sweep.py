@@ -10,9 +10,10 @@ import pytest
 
 from compiler import count_params, load_spec, spec_digest
 from runtime.cli.main import main
-from runtime.sweep.complexity_plot import Point, write_complexity_plot
 from runtime.errors import UserError
+from runtime.sweep.complexity_plot import Point, write_complexity_plot
 from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.sweep.results import best_index, format_table, results_csv
 from runtime.sweep.run import (
     expand_grid,
     parse_vary,
@@ -21,7 +22,6 @@ from runtime.sweep.run import (
     split_values,
     variant_specs,
 )
-from runtime.sweep.results import best_index, format_table, results_csv
 
 TINY = """\
 name: Tiny

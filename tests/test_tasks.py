@@ -13,11 +13,11 @@ import torch
 from compiler import SpecError, build_sequential, load_spec
 from compiler.lint import lint_spec
 from runtime.cli.main import main
-from runtime.data.load import load_spec_data
-from runtime.parallel.distributed import Group
-from runtime.errors import UserError
-from runtime.training.evaluation import evaluate_checkpoint
 from runtime.data.inputs import sample_batch, spec_inputs
+from runtime.data.load import load_spec_data
+from runtime.errors import UserError
+from runtime.parallel.distributed import Group
+from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.loop import _batch_noise, fit
 from runtime.training.metrics import TaskMetrics
 from runtime.training.rng import noise_generator

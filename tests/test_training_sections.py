@@ -14,6 +14,7 @@ from typing import Any, get_args
 import jsonschema
 import pytest
 import yaml
+from spec_folder import SPEC_FILES
 
 from compiler import SpecError, load_spec
 from compiler.load import read_document
@@ -26,9 +27,7 @@ from compiler.training import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted(
-    p for p in (ROOT / "specs").glob("*") if p.suffix in (".yaml", ".yml", ".json")
-)
+SPECS = SPEC_FILES
 
 TAG_KEYS = {"data": "dataset", "optimizer": "type", "scheduler": "type"}
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.storage.codegen_cache import _DEPENDENCIES, installed_versions
 from runtime.cli.validate import CACHE_FILE
+from runtime.storage.codegen_cache import _DEPENDENCIES, installed_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = """\

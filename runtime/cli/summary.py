@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
         blind = sorted(
             {
-                l.type
-                for l in resolved_layers(spec)
-                if not REGISTRY[l.type].torchsummary_sees
+                layer.type
+                for layer in resolved_layers(spec)
+                if not REGISTRY[layer.type].torchsummary_sees
             }
         )
         if blind:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from runtime.errors import UserError
 from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
 from runtime.training.early_stopping import EarlyStopping
-from runtime.errors import UserError
 from runtime.training.interrupt import InterruptFlag
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
 from runtime.training.optim import (

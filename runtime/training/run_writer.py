@@ -18,10 +18,9 @@ from torch import nn
 
 from compiler import Spec, spec_data, spec_digest
 from compiler.version import __version__
-
+from runtime.errors import UserError
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.storage.checkpoint import FORMAT, FORMAT_VERSION, checkpoint_bytes
-from runtime.errors import UserError
 from runtime.training.loop import TrainingState
 from runtime.training.metrics import write_metrics_csv
 from runtime.training.rng import rng_state
