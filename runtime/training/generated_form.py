@@ -1,15 +1,17 @@
 """The generated form of a spec's model: its class from generated/, or compiled from fresh source.
 
-`nnspec train --form generated` uses the committed class in `generated/<spec stem>.py` when its
-header says it was made from this very model (same sha256 of the spec's model part); otherwise it
-warns and compiles the class from source generated in memory, registered in `linecache` so that
-tracebacks show the generated lines.
+`nnspec train --form generated` runs the committed class in `generated/<spec stem>.py` only when
+the whole file is exactly what `nnspec codegen` writes for the spec now: the file is read once,
+compared with source generated in memory, and the text compared is the text compiled (never
+imported from disk afterwards), so a line added to the file cannot run. Otherwise it warns (the
+file is missing, of another version of the model, or edited) and compiles the class from the
+source generated in memory, registered in `linecache` so that tracebacks show the generated lines.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import itertools
 import linecache
 import os
 import sys
@@ -63,9 +65,9 @@ def load_generated_class(
             f"{shown} does not exist; using the class generated in memory from {spec_path} instead"
         )
         return compile_generated_class(spec)
-    written = read_header(path.read_text(encoding="utf-8", errors="replace")).get(
-        "model sha256"
-    )
+    text = path.read_text(encoding="utf-8", errors="replace")
+    header = read_header(text)
+    written = header.get("model sha256")
     if written != model_digest(spec):
         _warn(
             f"{path} was generated from another version of {spec_path} (model sha256 "
@@ -73,15 +75,22 @@ def load_generated_class(
             "generated in memory instead"
         )
         return compile_generated_class(spec)
-    cls = getattr(
-        _import_file(path, f"{GENERATED_FOLDER}.{path.stem}"), spec.name, None
-    )
-    if not isinstance(cls, type):
+    expected = generate_source(spec, header.get("source") or str(spec_path))
+    if text != expected:
         _warn(
-            f"{path} defines no class {spec.name}; using the class generated in memory instead"
+            f"{path} differs from what `nnspec codegen` writes for {spec_path} (first at line "
+            f"{_first_difference(text, expected)}): it was edited, so it is not run; using the "
+            "class generated in memory instead"
         )
         return compile_generated_class(spec)
-    return cls
+    return compile_generated_class(spec, text, filename=str(path.resolve()))
+
+
+def _first_difference(text: str, expected: str) -> int:
+    """Return the 1-based number of the first line where two texts differ."""
+    pairs = zip(text.splitlines(), expected.splitlines())
+    same = sum(1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], pairs))
+    return same + 1
 
 
 def generated_file(
@@ -100,17 +109,19 @@ def generated_file(
     return next((p for p in candidates if p.is_file()), None)
 
 
-def compile_generated_class(spec: Spec, source: str | None = None) -> type[nn.Module]:
+def compile_generated_class(
+    spec: Spec, source: str | None = None, filename: str | None = None
+) -> type[nn.Module]:
     """Return the spec's class compiled from `source` (default: generated now) under a registered name.
 
-    The source goes into `linecache` and its module into `sys.modules`, so tracebacks and
-    `inspect.getsource` show the generated lines.
+    The source goes into `linecache` (under `filename`, default a name of its own) and its module
+    into `sys.modules`, so tracebacks and `inspect.getsource` show the lines that were compiled.
     """
-
     source = generate_source(spec) if source is None else source
     tag = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
-    name = f"nnspec_generated_{tag}"
-    filename = f"<nnspec-generated {spec.name} {tag}>"
+    filename = filename or f"<nnspec-generated {spec.name} {tag}>"
+    where = hashlib.sha256(filename.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    name = f"nnspec_generated_{tag}_{where}"
     module = sys.modules.get(name)
     if module is None:
         code = compile(source, filename, "exec", dont_inherit=True)
@@ -130,29 +141,6 @@ def compile_generated_class(spec: Spec, source: str | None = None) -> type[nn.Mo
         )  # noqa: S102 - source from generate_source: checked values only
         sys.modules[name] = module
     return getattr(module, spec.name)
-
-
-def _import_file(path: Path, module_name: str) -> types.ModuleType:
-    """Return the module executed afresh from a file, registered in sys.modules (for inspect).
-
-    When `module_name` already holds a module of another file (another project's generated/),
-    the module gets a name of its own, made from its path.
-    """
-    path = path.resolve()
-    known = sys.modules.get(module_name)
-    if (
-        known is not None
-        and Path(getattr(known, "__file__", None) or "").resolve() != path
-    ):
-        tag = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[
-            :12
-        ]
-        module_name = f"nnspec_generated_{tag}_{path.stem}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    sys.modules[module_name] = module
-    return module
 
 
 def _warn(message: str) -> None:
