@@ -5,13 +5,26 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 from compiler import load_spec
 from runtime.errors import UserError
-from runtime.parallel.distributed import env_group, launch
+from runtime.parallel import distributed
+from runtime.parallel.distributed import (
+    end_as_stopped_by_torchrun,
+    env_group,
+    lost_another_process,
+)
+from runtime.storage.checkpoint import read_checkpoint
 from runtime.sweep.overrides import load_spec_with_overrides
+from runtime.training.interrupt import (
+    exit_code,
+    latest_flag,
+    second_interrupt_ends_here,
+    signal_word,
+)
 from runtime.training.report import format_report
 from runtime.training.train import check_before_launch, train_spec
 
@@ -82,25 +95,39 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     if args.nproc is not None and args.nproc > 1 and not group.active:
         # checked once here, so a mistake is one message and no process is started
-        check_before_launch(
+        with check_before_launch(
             spec,
             out,
             nproc=args.nproc,
             device=args.device,
             resume=args.resume,
             force=args.force,
+            form=args.form,
+            spec_path=args.spec,
+        ):  # the folder stays held while the processes run
+            return launch(forwarded_argv(args), args.nproc)
+    # a second Ctrl-C or SIGTERM ends the command at once, with one line
+    with second_interrupt_ends_here(lambda: _second_interrupt_hint(args, out)):
+        return _train_here(args, spec, out, group)
+
+
+def _train_here(args: argparse.Namespace, spec, out: Path, group) -> int:
+    """Train in this process (alone, or as one of torchrun's); return its exit code."""
+    try:
+        summary = train_spec(
+            spec,
+            out_dir=out,
+            form=args.form,
+            spec_path=args.spec,
+            device=args.device,
+            resume=args.resume,
+            quiet=args.quiet,
+            force=args.force,
         )
-        return launch(forwarded_argv(args), args.nproc)
-    summary = train_spec(
-        spec,
-        out_dir=out,
-        form=args.form,
-        spec_path=args.spec,
-        device=args.device,
-        resume=args.resume,
-        quiet=args.quiet,
-        force=args.force,
-    )
+    except Exception as exc:
+        if group.active and lost_another_process(exc):
+            end_as_stopped_by_torchrun()
+        raise
     code = _report(summary, args, out, group)
     if group.active:
         # A torchrun worker ends here, its files written and closed, without the interpreter's
@@ -110,6 +137,14 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _second_interrupt_hint(args: argparse.Namespace, out: Path) -> str:
+    """Return what the line of a second interrupt adds: the command that goes on from here."""
+    flag = latest_flag()
+    if flag is not None and flag.saved_epoch:
+        return f"; continue with: {resume_command(args, out)}"
+    return f"; start again with: {start_command(args, out)}"
 
 
 def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
@@ -133,11 +168,54 @@ def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
         )
         return 1
     if summary["stop_reason"] == "interrupted":
-        print(
-            f"interrupted; continue with: {resume_command(args, out)}", file=sys.stderr
-        )
-        return 130
+        flag = latest_flag()
+        word = signal_word(flag.signum if flag is not None else None)
+        if "last.pt" in summary["files"]:
+            print(
+                f"{word}; continue with: {resume_command(args, out)}", file=sys.stderr
+            )
+        else:
+            print(
+                f"{word} before the first epoch finished, so nothing was saved; start "
+                f"again with: {start_command(args, out)}",
+                file=sys.stderr,
+            )
+        return flag.exit_code if flag is not None else 130
     return 0
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """Run `nnspec ARGV` in `nproc` processes (runtime/parallel/distributed.py); return the
+    run's exit code. When a process was killed (the launcher has named it), say what the run
+    folder keeps and how to go on, which nothing else could print."""
+    code = distributed.launch(argv, nproc)
+    if code > 128 and code not in STOPPED_CODES:
+        parser = argparse.ArgumentParser(prog="nnspec train")
+        add_arguments(parser)
+        args = parser.parse_args(argv[1:])  # argv: the command line each process ran
+        args.nproc = nproc
+        out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+        print(f"nnspec train: {after_a_killed_process(args, out)}", file=sys.stderr)
+    return code
+
+
+# what the processes end with after a Ctrl-C or a SIGTERM, having printed how to go on
+STOPPED_CODES = (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))
+
+
+def after_a_killed_process(args: argparse.Namespace, out: Path) -> str:
+    """Return what a run whose process was killed left, and the command that goes on."""
+    path = out / "last.pt"
+    if not path.is_file():
+        return (
+            f"no epoch finished, so nothing was saved; start again with: "
+            f"{start_command(args, out)}"
+        )
+    try:
+        kept = f"{path} keeps epoch {int(read_checkpoint(path)['epoch'])}"
+    except (UserError, KeyError, TypeError, ValueError):
+        kept = f"{path} keeps the last finished epoch"
+    return f"{kept}; continue with: {resume_command(args, out)}"
 
 
 def forwarded_argv(args: argparse.Namespace) -> list[str]:
@@ -174,3 +252,10 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
     if nproc > 1:
         words += ["--nproc", str(nproc)]
     return shlex.join(words + ["--resume"])
+
+
+def start_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that starts this run again from the first epoch, replacing
+    what it left (summary.json)."""
+    words = shlex.split(resume_command(args, out))
+    return shlex.join(words[:-1] + ["--force"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,6 +21,7 @@ from safetensors.torch import save
 
 from runtime.errors import UserError
 from runtime.storage.atomic import write_bytes_atomically
+from runtime.storage.payload import check_common_entries
 
 FORMAT = "nnspec-checkpoint"
 FORMAT_VERSION = 1
@@ -57,25 +60,23 @@ def _without_unsafe_override() -> Iterator[None]:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Return the payload of an nnspec checkpoint, loaded on the CPU with weights_only=True.
 
-    Raises UserError (exit 2) for a missing, truncated, corrupted or foreign file, and for a file
-    that holds anything but plain data and tensors (a pickle that would run code is refused).
+    Raises UserError (exit 2) for a missing, truncated, corrupted or foreign file, for a file
+    whose bytes do not match the zip checksums torch wrote (torch itself does not check them),
+    for a payload whose entries are missing or of the wrong type, and for a file that holds
+    anything but plain data and tensors (a pickle that would run code is refused).
     """
     source = Path(path)
-    if not source.is_file():
-        what = "is a folder" if source.is_dir() else "does not exist"
-        raise UserError(f"checkpoint {source} {what}")
-    try:
-        with open(
-            source, "rb"
-        ):  # a file we cannot open is told apart from a damaged one
-            pass
-    except OSError as exc:
+    data = _read_regular_file(source)
+    if not data.startswith(_ZIP_MAGIC):
         raise UserError(
-            f"cannot read checkpoint {source}: {exc.strerror or exc}"
-        ) from None
+            f"{source} is not a loadable nnspec checkpoint: {describe_bytes(data)}"
+        )
+    _check_zip_checksums(data, source)
     try:
         with _without_unsafe_override():
-            payload = torch.load(source, map_location="cpu", weights_only=True)
+            payload = torch.load(
+                io.BytesIO(data), map_location="cpu", weights_only=True
+            )
     except OSError as exc:  # torch's zip reader says EINVAL for a file cut short
         raise UserError(
             f"{source} is not a loadable nnspec checkpoint: "
@@ -94,12 +95,102 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{source} has checkpoint format {payload.get('format_version')!r}; "
             f"this nnspec reads format {FORMAT_VERSION}"
         )
-    missing = [
-        key for key in ("spec", "spec_sha256", "model", "epoch") if key not in payload
-    ]
-    if missing:
-        raise UserError(f"{source} is damaged: it lacks {', '.join(missing)}")
+    check_common_entries(payload, source)
     return payload
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_FILE_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+}
+_MAGIC_KINDS = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x93NUMPY", "a NumPy array file"),
+    (b"\x80", "a pickle or a torch file of the legacy format"),
+)
+
+
+def _read_regular_file(source: Path) -> bytes:
+    """Return the bytes of a regular file; raise UserError saying what `source` is otherwise."""
+    try:
+        mode = os.stat(source).st_mode
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {source} does not exist") from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot read checkpoint {source}: {exc.strerror or exc}"
+        ) from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"checkpoint {source} is a folder")
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise UserError(
+            f"checkpoint {source} is not a regular file ({kind}), not a torch checkpoint"
+        )
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise UserError(
+            f"cannot read checkpoint {source}: {exc.strerror or exc}"
+        ) from None
+
+
+def describe_bytes(data: bytes) -> str:
+    """Return what a file that is no zip archive holds, in words, for a message."""
+    if not data:
+        return "the file is empty"
+    for magic, kind in _MAGIC_KINDS:
+        if data.startswith(magic):
+            return f"it is {kind}, not a torch checkpoint"
+    head = data[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "it is a text file, not a torch checkpoint"
+    return "its bytes are not a torch checkpoint (no zip archive)"
+
+
+def _check_zip_checksums(data: bytes, source: Path) -> None:
+    """Raise UserError unless `data` is a whole zip archive whose members match their CRCs."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (
+        Exception
+    ) as exc:  # zipfile raises BadZipFile, zlib, EOF, struct... for damage
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(
+            f"{source} is not a loadable nnspec checkpoint: the file is truncated or "
+            f"corrupted ({reason or type(exc).__name__})"
+        ) from None
+    if bad is not None:
+        raise UserError(
+            f"{source} is not a loadable nnspec checkpoint: the file is corrupted "
+            f"(the bytes of {bad} do not match their checksum)"
+        )
+
+
+def is_nnspec_checkpoint_file(path: str | os.PathLike) -> bool:
+    """Return whether a regular file starts like a checkpoint nnspec wrote (also a part of
+    one): a zip archive whose first member, the pickle, names nnspec's format near its start.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(_ZIP_MAGIC) and FORMAT.encode() in head
 
 
 def _reason(exc: Exception) -> str:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from compiler import SpecError, build_sequential, load_spec
-from compiler.spec import data_digest, stored_spec_data
+from compiler.spec import stored_spec_data
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for, describe_device, resolve_device
 from runtime.storage.checkpoint import read_weights
+from runtime.storage.payload import (
+    check_common_entries,
+    check_spec_digest,
+    check_weights_fit,
+)
 from runtime.tasks import metric_name
 from runtime.training.loop import EVAL_BATCH
 from runtime.training.metrics import TaskMetrics
@@ -26,6 +32,11 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
     The sha256 is checked on the data as stored, so a checkpoint of an earlier nnspec, whose
     training sections still list arguments that did not apply, is read too (they are dropped).
     """
+    source = Path(path)
+    check_common_entries(
+        payload, source
+    )  # a safetensors file's metadata comes here too
+    check_spec_digest(payload, source)
     try:
         spec = load_spec(stored_spec_data(payload["spec"]))
     except SpecError as exc:
@@ -36,16 +47,13 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
             if first
             else f"{path}: invalid spec inside"
         ) from None
-    if data_digest(payload["spec"]) != payload["spec_sha256"]:
-        raise UserError(
-            f"{path} is damaged: its spec does not match the spec_sha256 it records"
-        )
     return spec
 
 
 def model_from_checkpoint(payload: dict[str, Any], spec, path) -> torch.nn.Module:
     """Return the spec's model (Sequential form: same state_dict keys as the class) with the weights."""
     model = build_sequential(spec)
+    check_weights_fit(payload["model"], model, Path(path))
     try:
         model.load_state_dict(payload["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -8,6 +8,7 @@ import os
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from runtime.errors import UserError
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.tasks import metric_name
 
@@ -55,4 +56,7 @@ def write_curves(path: str | os.PathLike, result, task: str) -> None:
         axes.legend(fontsize="small")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    write_bytes_atomically(path, buffer.getvalue())
+    try:
+        write_bytes_atomically(path, buffer.getvalue())
+    except OSError as exc:  # a full disk: the run's checkpoints are written already
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

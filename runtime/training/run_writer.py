@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -47,8 +47,19 @@ def snapshot(value: Any) -> Any:
 class RunWriter:
     """Writes last.pt, best.pt and metrics.csv after every epoch (the `on_epoch_end` of fit)."""
 
-    def __init__(self, out: Path, spec: Spec, form: str, data, task: str) -> None:
+    def __init__(
+        self,
+        out: Path,
+        spec: Spec,
+        form: str,
+        data,
+        task: str,
+        *,
+        before_first_write: Callable[[], None] | None = None,
+    ) -> None:
         self.out = Path(out)
+        # the run folder's changes (the previous run removed), once there is something to write
+        self._before_first_write = before_first_write
         self.task = task
         self.fixed = {
             "format": FORMAT,
@@ -88,6 +99,9 @@ class RunWriter:
         payload = self.payload(state)
         improved = state.stopper.improved
         self.wait()
+        if self._before_first_write is not None:
+            begin, self._before_first_write = self._before_first_write, None
+            begin()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="nnspec-writer"
@@ -96,19 +110,17 @@ class RunWriter:
 
     def _write(self, payload: dict[str, Any], improved: bool) -> None:
         data = checkpoint_bytes(payload)  # one serialization for both files
+        path = self.out / "last.pt"
         try:
             # best.pt after last.pt (a resume relies on best.pt never being ahead of it), as
             # a hard link to the same bytes: one write and one fsync for both
             write_bytes_atomically(
-                self.out / "last.pt",
-                data,
-                also=[self.out / "best.pt"] if improved else [],
+                path, data, also=[self.out / "best.pt"] if improved else []
             )
-            write_metrics_csv(self.out / "metrics.csv", payload["metrics"], self.task)
+            path = self.out / "metrics.csv"
+            write_metrics_csv(path, payload["metrics"], self.task)
         except OSError as exc:
-            raise UserError(
-                f"cannot write in {self.out}: {exc.strerror or exc}"
-            ) from None
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def wait(self) -> None:
         """Block until the queued writes are on disk; raise the error of a failed one."""

@@ -14,10 +14,10 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -33,16 +33,67 @@ from runtime.parallel.device import cpu_threads_for, describe_device, resolve_de
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
 from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
 from runtime.storage.checkpoint import read_checkpoint
+from runtime.storage.payload import (
+    check_optimizer_fits,
+    check_resume_entries,
+    check_spec_digest,
+    check_weights_fit,
+)
+from runtime.storage.run_folder import (
+    RUN_FILES,
+    check_run_names_are_files,
+    hold_for_launched_processes,
+    hold_run_folder,
+    owned_run_files,
+    stale_temporaries,
+)
+from runtime.training.early_stopping import EarlyStopping
 from runtime.training.generated_form import load_generated_model
 from runtime.training.interrupt import InterruptFlag, catch_sigint
 from runtime.training.loop import FitResult, fit
-from runtime.training.metrics import write_metrics_csv
+from runtime.training.metrics import TaskMetrics, write_metrics_csv
+from runtime.training.optim import build_optimizer, build_scheduler
 from runtime.training.rng import seed_everything
 from runtime.training.run_writer import RunWriter
 from runtime.training.spec_diff import spec_differences
 
-RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "summary.json", "curves.png")
 FORMS = ("sequential", "generated")
+
+
+@dataclass
+class RunFolder:
+    """What a new run changes in its folder, done once it has something to write (`begin`).
+
+    Everything is checked first (the folder, the checkpoint resumed from, the data, the model);
+    only then, right before the first file of the new run is written, does `begin` remove the
+    files of the run `--force` replaces, the temporary checkpoints a killed run left, and rewrite
+    a best.pt that lags the last.pt resumed from.
+    """
+
+    out: Path
+    replaced: list[str]  # files of the previous run that --force removes
+    stale: list[Path]  # temporary checkpoints of a killed run
+    rewrite_best: bool = False  # best.pt lags last.pt, whose epoch was the best
+    begun: bool = False
+
+    def begin(self) -> None:
+        """Make the folder's changes the new run needs before its first write (once)."""
+        if self.begun:
+            return
+        self.begun = True
+        try:
+            for name in self.replaced:
+                (self.out / name).unlink(missing_ok=True)
+            for stale in self.stale:
+                stale.unlink(missing_ok=True)
+            if self.rewrite_best:
+                write_bytes_atomically(
+                    self.out / "best.pt", (self.out / "last.pt").read_bytes()
+                )
+        except OSError as exc:
+            raise UserError(
+                f"cannot replace the previous run in {self.out}: {exc.strerror or exc}"
+            ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +108,8 @@ class TrainRun:
     group: Group  # this process among the training processes
     device: torch.device  # this process's device
     start_state: dict[str, Any] | None  # last.pt's payload when resuming
+    best_weights: dict[str, torch.Tensor] | None  # best.pt's weights when resuming
+    folder: RunFolder | None  # rank 0's changes to the folder (None on the other ranks)
     quiet: bool  # no progress bar or warnings (always so but on rank 0)
     started: float  # time.perf_counter() when train_spec was called
 
@@ -75,35 +128,33 @@ def train_spec(
     """Train `spec`'s model into `out_dir`; return the content of the summary.json it writes.
 
     Under torchrun every process calls this alike; only rank 0 writes files and shows progress
-    (docs/training.md, "Training on several processes").
+    (docs/training.md, "Training on several processes"). Rank 0 holds the folder for the whole
+    run, so a second run into it is refused.
 
     Raises UserError for an out folder that holds another run (unless `resume` or `force`), that
-    cannot be written, a checkpoint from another spec, a missing device or bad data.
+    cannot be written or is in use, a checkpoint from another spec, a missing device or bad data.
     """
     started = time.perf_counter()
-    run = _start_run(
-        spec,
-        out_dir=out_dir,
-        form=form,
-        spec_path=spec_path,
-        device=device,
-        resume=resume,
-        quiet=quiet,
-        force=force,
-        started=started,
-    )
-    data = load_spec_data(spec)
-    # seeded right before the model, so both forms start from the same weights
-    seed_everything(run.training.seed)
-    model = build_model(spec, form, spec_path, run.quiet)
-    best_weights = (
-        read_best_weights(run.out, run.start_state)
-        if run.start_state and run.group.is_main
-        else None
-    )
-    result, summary = _train_and_summarize(run, data, model, best_weights)
-    if run.group.is_main:
-        write_outputs(run.out, summary, result, run.training.task)
+    with ExitStack() as held:
+        run = _start_run(
+            spec,
+            out_dir=out_dir,
+            form=form,
+            spec_path=spec_path,
+            device=device,
+            resume=resume,
+            quiet=quiet,
+            force=force,
+            started=started,
+            held=held,
+        )
+        data = load_spec_data(spec)
+        # seeded right before the model, so both forms start from the same weights
+        seed_everything(run.training.seed)
+        model = build_model(spec, form, spec_path, run.quiet)
+        result, summary = _train_and_summarize(run, data, model)
+        if run.group.is_main:
+            write_outputs(run.out, summary, result, run.training.task, run.folder)
     return summary
 
 
@@ -118,10 +169,12 @@ def _start_run(
     quiet: bool,
     force: bool,
     started: float,
+    held: ExitStack,
 ) -> TrainRun:
     """Return the run once the checks that need no data pass; raise UserError when one fails.
 
-    Rank 0 prepares the out folder; every process reads the checkpoint it resumes from.
+    Rank 0 takes hold of the out folder (until `held` closes) and checks it; every process
+    reads and verifies the checkpoint it resumes from. Nothing in the folder changes here.
     """
     if form not in FORMS:
         raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
@@ -130,9 +183,15 @@ def _start_run(
     check_fits_in_memory(spec, count_params(spec))
     out = Path(out_dir)
     group = env_group()
+    folder = None
     if group.is_main:
-        prepare_out_dir(out, resume=resume, force=force)
+        make_out_dir(out)
+        held.enter_context(hold_run_folder(out))
+        folder = prepare_out_dir(out, resume=resume, force=force)
     start_state = read_resume_state(out, spec) if resume else None
+    best_weights = None
+    if start_state is not None and folder is not None:
+        best_weights, folder.rewrite_best = read_best_weights(out, start_state)
     return TrainRun(
         spec=spec,
         spec_path=spec_path,
@@ -142,6 +201,8 @@ def _start_run(
         group=group,
         device=_process_device(device or training.device, group),
         start_state=start_state,
+        best_weights=best_weights,
+        folder=folder,
         quiet=quiet or not group.is_main,
         started=started,
     )
@@ -156,7 +217,7 @@ def _process_device(name: str, group: Group) -> torch.device:
 
 
 def _train_and_summarize(
-    run: TrainRun, data, model: nn.Module, best_weights: dict[str, torch.Tensor] | None
+    run: TrainRun, data, model: nn.Module
 ) -> tuple[FitResult, dict[str, Any]]:
     """Return fit's result and the summary of the run, rank 0 writing each epoch meanwhile."""
     # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
@@ -165,8 +226,15 @@ def _train_and_summarize(
         cpu_threads_for(run.spec, run.training.batch_size, run.device),
         catch_sigint(run.quiet) as interrupt,
         (
-            RunWriter(run.out, run.spec, run.form, data, run.training.task)
-            if run.group.is_main
+            RunWriter(
+                run.out,
+                run.spec,
+                run.form,
+                data,
+                run.training.task,
+                before_first_write=run.folder.begin,
+            )
+            if run.folder is not None
             else nullcontext()
         ) as writer,
     ):
@@ -174,7 +242,7 @@ def _train_and_summarize(
             run,
             model,
             data,
-            best_weights=best_weights,
+            best_weights=run.best_weights,
             interrupt=interrupt,
             writer=writer,
         )
@@ -183,6 +251,10 @@ def _train_and_summarize(
             run, data=data, model=model, result=result, seconds=seconds
         )
     return result, summary
+
+
+# how torch's CPU allocator says it found no memory (c10's DefaultCPUAllocator, and Windows')
+_CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
 
 
 def _fit_on_device(
@@ -194,7 +266,8 @@ def _fit_on_device(
     interrupt: InterruptFlag,
     writer: RunWriter | None,
 ) -> FitResult:
-    """Return fit's result; a device out of memory is a UserError that says what to lower."""
+    """Return fit's result; running out of memory (a device's or the CPU's) is a UserError that
+    says what to lower."""
     try:
         return fit(
             model,
@@ -209,14 +282,25 @@ def _fit_on_device(
             group=run.group,
         )
     except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise UserError(
-            f"{run.device} ran out of memory while training ({first}); lower "
-            "training.batch_size or make the model smaller; last.pt keeps the last "
-            "finished epoch"
-        ) from None
+        raise _out_of_memory(run.device, exc) from None
+    except MemoryError as exc:
+        raise _out_of_memory(torch.device("cpu"), exc) from None
+    except RuntimeError as exc:
+        if not any(text in str(exc) for text in _CPU_OUT_OF_MEMORY):
+            raise
+        raise _out_of_memory(torch.device("cpu"), exc) from None
 
 
+def _out_of_memory(device: torch.device, exc: BaseException) -> UserError:
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return UserError(
+        f"{device} ran out of memory while training ({first or 'no memory left'}); lower "
+        "training.batch_size or make the model smaller; last.pt keeps the last "
+        "finished epoch"
+    )
+
+
+@contextmanager
 def check_before_launch(
     spec: Spec,
     out: Path,
@@ -225,20 +309,46 @@ def check_before_launch(
     device: str | None,
     resume: bool,
     force: bool,
-) -> None:
-    """Check what every launched process would check first; raise UserError for a mistake.
+    form: str = "sequential",
+    spec_path: str | os.PathLike | None = None,
+) -> Iterator[None]:
+    """Check what every launched process would check first, then hold `out` for the `with`
+    block (the launched processes' run); raise UserError for a mistake.
 
-    `nnspec train --nproc N` calls this before it starts the N processes, so a mistake is one
-    message, not one per process. The out folder is prepared as rank 0 would (with --force the
-    previous run's files are removed here).
+    `nnspec train --nproc N` enters this before it starts the N processes, so a mistake (the
+    folder, the checkpoint resumed from, the data, the model's output) is one message, not one
+    per process, and no other run can take the folder meanwhile. Nothing in it changes here.
     """
+    if form not in FORMS:
+        raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
     check_fits_in_memory(spec, count_params(spec))
     check_distributed_device(
         resolve_device(device or spec.training_or_default.device), nproc
     )
-    prepare_out_dir(out, resume=resume, force=force)
-    if resume:
-        read_resume_state(out, spec)
+    make_out_dir(out)
+    with hold_for_launched_processes(out):
+        prepare_out_dir(out, resume=resume, force=force)
+        if resume:
+            start = read_resume_state(out, spec)
+            read_best_weights(out, start, warn=False)  # rank 0 warns
+        data = load_spec_data(spec)
+        seed_everything(spec.training_or_default.seed)
+        check_model_output(build_model(spec, form, spec_path, quiet=True), data, spec)
+        yield
+
+
+def check_model_output(model: nn.Module, data, spec: Spec) -> None:
+    """Raise UserError when the model's output does not fit the task (two samples, on the CPU),
+    as fit checks it first."""
+    task = TaskMetrics(spec.training_or_default.task)
+    x = data.x_val[:2] if len(data.x_val) else data.x_train[:2]
+    y = data.y_val[:2] if len(data.x_val) else data.y_train[:2]
+    model.eval()
+    with torch.inference_mode():
+        output = model(x)
+    problem = task.check_output(output, x if task.reconstructs else y, data.num_classes)
+    if problem:
+        raise UserError(problem)
 
 
 def check_distributed_device(device: torch.device, nproc: int) -> None:
@@ -259,44 +369,67 @@ def check_distributed_device(device: torch.device, nproc: int) -> None:
         )
 
 
-def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
-    """Create `out` and check it is writable and free for this run; raise UserError if not."""
+def make_out_dir(out: Path) -> None:
+    """Create `out` (and its parents); raise UserError when it is a file or cannot be made."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
-    previous = [name for name in RUN_FILES if (out / name).exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write in --out {out}: {exc.strerror or exc}") from None
+
+
+def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> RunFolder:
+    """Check that `out` is writable and free for this run; return what the run will change in
+    it once it has something to write; raise UserError if not. Nothing changes here."""
+    make_out_dir(out)
+    check_run_names_are_files(out)
+    ours, theirs = owned_run_files(out)
     if resume:
         if not (out / "last.pt").is_file():
             raise UserError(
                 f"nothing to resume: {out / 'last.pt'} does not exist "
                 "(start a new run without --resume)"
             )
-    elif previous and not force:
+    elif (ours or theirs) and not force:
         raise UserError(
-            f"{out} already holds a run ({', '.join(previous)}); continue it with "
+            f"{out} already holds a run ({', '.join(ours + theirs)}); continue it with "
             "--resume, choose another --out, or pass --force to replace it"
         )
+    elif theirs:  # --force replaces a run, never the user's own files of those names
+        raise UserError(
+            f"{', '.join(str(out / name) for name in theirs)} "
+            f"{'was' if len(theirs) == 1 else 'were'} not written by an nnspec run, so "
+            "--force does not replace "
+            f"{'it' if len(theirs) == 1 else 'them'}; move "
+            f"{'it' if len(theirs) == 1 else 'them'} away or choose another --out"
+        )
     try:
-        out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".nnspec-probe.")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise UserError(f"cannot write in --out {out}: {exc.strerror or exc}") from None
-    if force and not resume:
-        for name in previous:
-            (out / name).unlink()
-    for name in RUN_FILES:  # temporary files of a run that was killed while writing
-        for stale in out.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    return RunFolder(
+        out=out,
+        replaced=ours if force and not resume else [],
+        stale=stale_temporaries(out),
+    )
 
 
 def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
-    """Return `out/last.pt` when it was trained from `spec`; raise UserError naming what differs.
+    """Return `out/last.pt` when it is whole and was trained from `spec`; raise UserError
+    naming what differs or what is damaged.
 
-    Only `training.epochs` may differ, so a finished run can be given more epochs.
+    Everything a resume uses is verified before anything of it is: the zip checksums, every
+    entry's type, the spec against its recorded sha256, and that the weights, optimizer,
+    scheduler and early-stopping state fit the spec's model. Only `training.epochs` may differ
+    from the spec, so a finished run can be given more epochs.
     """
     path = out / "last.pt"
     payload = read_checkpoint(path)
+    check_resume_entries(payload, path)
+    check_spec_digest(payload, path)
     differences = spec_differences(
         stored_spec_data(payload["spec"]), spec_data(spec), ignore={"training.epochs"}
     )
@@ -306,44 +439,70 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
             f"{path} was trained from another spec, so --resume would not continue it: "
             f"{shown}. Train into a new --out, or undo the change"
         )
+    _check_state_fits(payload, spec, path)
     return payload
 
 
+def _check_state_fits(payload: dict[str, Any], spec: Spec, path: Path) -> None:
+    """Raise UserError unless the checkpoint's states load into a throwaway model of `spec`."""
+    training = spec.training_or_default
+    model = build_sequential(spec)  # the same state_dict names as the generated class
+    check_weights_fit(payload["model"], model, path)
+    optimizer = build_optimizer(model, training.optimizer)
+    check_optimizer_fits(payload["optimizer"], optimizer, path)
+    stopper = EarlyStopping.from_config(training.early_stopping)
+    scheduler = build_scheduler(
+        optimizer, training.scheduler, training.epochs, stopper.mode
+    )
+    try:
+        stopper.load_state_dict(payload["early_stopping"])
+        if scheduler is not None and payload["scheduler"] is not None:
+            scheduler.load_state_dict(payload["scheduler"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"{path} is damaged: its training state ({text})") from None
+
+
 def read_best_weights(
-    out: Path, start: dict[str, Any]
-) -> dict[str, torch.Tensor] | None:
-    """Return the weights of the best epoch before the resume, from best.pt (None if unknown).
+    out: Path, start: dict[str, Any], *, warn: bool = True
+) -> tuple[dict[str, torch.Tensor] | None, bool]:
+    """Return the weights of the best epoch before the resume, from best.pt (None if unknown),
+    and whether best.pt must be rewritten from last.pt; raise UserError for a damaged best.pt.
 
     last.pt is written before best.pt, so best.pt may lag last.pt by the epoch written last; then
-    last.pt holds the best weights itself and best.pt is rewritten from it.
+    last.pt holds the best weights itself and best.pt is rewritten from it (by RunFolder.begin,
+    once the new run writes: nothing in the folder changes here).
     """
     best_epoch, epoch = start["early_stopping"]["best_epoch"], start["epoch"]
     if best_epoch == 0:
-        return None
-    if best_epoch == epoch:
-        path = out / "best.pt"
-        current = read_checkpoint(path) if path.is_file() else None
-        if (
-            current is None
-            or current["epoch"] != epoch
-            or current["spec_sha256"] != start["spec_sha256"]
-        ):
-            write_bytes_atomically(path, (out / "last.pt").read_bytes())
-        return None  # fit copies them from the model it resumes
+        return None, False
     path = out / "best.pt"
     best = read_checkpoint(path) if path.is_file() else None
+    if best is not None:
+        check_spec_digest(best, path)
+    if best_epoch == epoch:
+        lagging = (
+            best is None
+            or best["epoch"] != epoch
+            or best["spec_sha256"] != start["spec_sha256"]
+        )
+        return None, lagging  # fit copies them from the model it resumes
     if (
         best is None
         or best["epoch"] != best_epoch
         or best["spec_sha256"] != start["spec_sha256"]
     ):
-        print(
-            f"nnspec train: warning: {path} does not hold epoch {best_epoch}, the best one; "
-            "the best weights before the resume cannot be restored",
-            file=sys.stderr,
-        )
-        return None
-    return best["model"]
+        if warn:
+            print(
+                f"nnspec train: warning: {path} does not hold epoch {best_epoch}, the best "
+                "one; the best weights before the resume cannot be restored",
+                file=sys.stderr,
+            )
+        return None, False
+    shapes = {k: (v.shape, v.dtype) for k, v in best["model"].items()}
+    if shapes != {k: (v.shape, v.dtype) for k, v in start["model"].items()}:
+        raise UserError(f"{path} is damaged: its weights do not fit its spec")
+    return best["model"], False
 
 
 def build_model(spec: Spec, form: str, spec_path, quiet: bool) -> nn.Module:
@@ -422,12 +581,22 @@ def _finite(value: Any) -> Any:
 
 
 def write_outputs(
-    out: Path, summary: dict[str, Any], result: FitResult, task: str
+    out: Path,
+    summary: dict[str, Any],
+    result: FitResult,
+    task: str,
+    folder: RunFolder | None = None,
 ) -> None:
-    """Write metrics.csv (every epoch, the non-finite one included), summary.json and curves.png."""
+    """Write metrics.csv (every epoch, the non-finite one included), summary.json and curves.png.
+
+    A file that cannot be written (a full disk) is a UserError naming it; the checkpoints
+    written during the run stay as they are.
+    """
     # lazy: matplotlib is slow to import; the --nproc launcher and other ranks never plot
     from runtime.training.plots import write_curves
 
+    if folder is not None:
+        folder.begin()  # a run that diverged in its first epoch writes only here
     if result.history:
         try:
             write_metrics_csv(out / "metrics.csv", result.history, task)
