@@ -9,6 +9,7 @@ so one code path serves both.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,15 @@ class Group:
         value = torch.tensor([1.0 if flag else 0.0], device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
+
+    def max_(self, value: int, device: torch.device) -> int:
+        """Return the largest of every process's `value` (every process gets the same answer)."""
+        if not self.active:
+            return value
+
+        tensor = torch.tensor([float(value)], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
 
     def from_main(self, flag: bool, device: torch.device) -> bool:
         """Return rank 0's `flag` in every process: a decision made once, so ranks never split."""
@@ -128,14 +138,42 @@ def wrap_model(model: torch.nn.Module, group: Group, device: torch.device):
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def lost_another_process(exc: BaseException) -> bool:
+    """Return whether `exc` is a collective failing because another process has gone (killed,
+    or ended by a failure of its own): gloo's "Connection closed by peer", NCCL's errors.
+    """
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        word in text
+        for word in ("gloo", "nccl", "connection closed", "connection reset")
+    )
+
+
+def end_as_stopped_by_torchrun() -> None:
+    """End this training process as torchrun ends the others once one has failed: by SIGTERM.
+
+    So torchrun (and nnspec's launcher) names the process that failed first as the cause,
+    not this one, and nothing prints a traceback of the collective that lost its peer.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()  # pragma: no cover - the signal ends the process
+
+
 def launch(argv: Sequence[str], nproc: int) -> int:
     """Run `nnspec ARGV` in `nproc` processes through torch.distributed.run; return rank 0's
     exit code (runtime/parallel/launcher.py).
 
     The processes run on this machine (`--standalone`: torchrun picks a free port itself).
-    A Ctrl-C at the terminal reaches torchrun, which passes it on to each process (they run in
-    sessions of their own); they stop together after the batch in progress, since the flag is
-    reduced over the processes every batch, and rank 0 writes the run.
+    The launcher runs in a session of its own, so every SIGINT (Ctrl-C at the terminal), SIGTERM
+    and SIGHUP reaches it once, passed on from here: this command never ends before the launcher,
+    and the launcher passes each on to every process and waits for them (the first stops them
+    after the same batch, a second at once). Should this process die unannounced (kill -9), the
+    launcher gets SIGTERM from the system and stops the run the same way.
     """
     command = [
         sys.executable,
@@ -149,10 +187,29 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     ]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    child = subprocess.Popen(command, env=env)
+    env[PARENT_VARIABLE] = str(os.getpid())
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    with _passed_on(child, FORWARDED_SIGNALS):
+        return child.wait()
+
+
+# the signals `nnspec train --nproc N` passes on to the launcher (which passes them on)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# the launcher's parent, so it can tell whether it outlived it
+PARENT_VARIABLE = "NNSPEC_LAUNCHER_PARENT"
+
+
+@contextmanager
+def _passed_on(child: subprocess.Popen, signals: Sequence[int]) -> Iterator[None]:
+    """Within the block, each of `signals` this process gets is sent to `child` instead."""
+
+    def pass_on(signum, frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in signals}
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        # the same Ctrl-C reached the launcher: wait for the processes to finish their batch
-        # and for rank 0 to write the run (a second Ctrl-C here stops waiting)
-        return child.wait()
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -7,11 +7,20 @@ terminal: it ends with the run's exit code, rank 0's unless another process fail
 with 130 and no traceback (torchrun raises one after passing the Ctrl-C on to the processes);
 and its own warnings about what it did (forwarding signals, a process that failed) stay out of
 the way of the processes' messages, which already say what happened.
+
+Signals: the first SIGINT or SIGTERM is torchrun's own way out (it passes the signal on to every
+process and waits for them, 30 s, then SIGKILL), so the processes stop after the same batch and
+rank 0 writes the run; a second one is passed on to every process too, which then stops at once
+(runtime/training/interrupt.py), and torchrun still waits for them: nothing goes on writing
+after the command ended. Started by `nnspec train --nproc N`, the launcher gets SIGTERM should
+that command die unannounced (Linux), so it never outlives it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import sys
 
@@ -19,11 +28,37 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import parse_args, run
 
+from runtime.parallel.distributed import PARENT_VARIABLE
+
+# torchrun handles these itself (raising SignalException); SIGINT and SIGTERM are ours
+TORCHRUN_SIGNALS = "SIGHUP,SIGQUIT"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def main(argv: list[str]) -> int:
-    """Run torch.distributed.run with `argv`; return the run's exit code (130 after a Ctrl-C)."""
+    """Run torch.distributed.run with `argv`; return the run's exit code (130 after a Ctrl-C,
+    143 after SIGTERM)."""
 
     _quiet_torchrun_logs()
+    _end_with_the_parent()
+    os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = TORCHRUN_SIGNALS
+    received: list[int] = []
+
+    def handle(signum, frame) -> None:
+        received.append(signum)
+        if len(received) == 1:  # torchrun passes it on and waits for every process
+            raise SignalException(
+                f"Process {os.getpid()} got signal: {signum}",
+                sigval=signal.Signals(signum),
+            )
+        for pid in _child_pids():  # torchrun is already waiting for them
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
     try:
         run(parse_args(argv))
     except ChildFailedError as exc:
@@ -57,6 +92,45 @@ def failed_exit_code(exit_codes: dict[int, int]) -> int:
         name = f"signal {-code}"
     print(f"nnspec train: error: process {rank} was killed by {name}", file=sys.stderr)
     return 128 - code
+
+
+def _child_pids() -> list[int]:
+    """Return the ids of this process's children (the training processes), from /proc."""
+    me, children = os.getpid(), []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # not Linux: the processes, already stopping, finish their batch
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(
+                f"/proc/{entry}/stat", encoding="ascii", errors="replace"
+            ) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[1] == str(me):
+            children.append(int(entry))
+    return children
+
+
+def _end_with_the_parent() -> None:
+    """Ask Linux to send this process SIGTERM when `nnspec train --nproc N`, its parent, dies."""
+    parent = os.environ.pop(PARENT_VARIABLE, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # it died before the request
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _quiet_torchrun_logs() -> None:

@@ -20,7 +20,7 @@ from runtime.errors import UserError
 from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
 from runtime.training.early_stopping import EarlyStopping
-from runtime.training.interrupt import InterruptFlag
+from runtime.training.interrupt import InterruptFlag, signal_word
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
 from runtime.training.optim import (
     build_optimizer,
@@ -91,11 +91,6 @@ class _Epochs:
     train_model: nn.Module | None = None
     # std of the Gaussian noise added to training inputs (not to targets)
     noise: float = 0.0
-
-    @property
-    def interrupt_requested(self) -> bool:
-        """Return whether this process was asked to stop (Ctrl-C)."""
-        return self.interrupt is not None and self.interrupt.requested
 
 
 @dataclass(frozen=True)
@@ -276,10 +271,11 @@ def _train_epochs(
     """Return why training stopped, after running the epochs that are left."""
     if state.stopper.stop_reason():  # resumed from a run that had already stopped early
         return _Stop("early_stopping", state.stopper.stop_reason())
+    _note_saved_epoch(run, state.epoch)
     for epoch in range(state.epoch + 1, run.training.epochs + 1):
         row = _run_epoch(run, epoch)
         if row is None:
-            return _Stop("interrupted", f"interrupted during epoch {epoch}")
+            return _Stop("interrupted", f"{_stop_word(run)} during epoch {epoch}")
         state.history.append(row)
         diverged = _not_finite_stop(run, row, epoch)
         if diverged is not None:
@@ -288,12 +284,36 @@ def _train_epochs(
         state.epoch = epoch
         if on_epoch_end is not None:
             on_epoch_end(state)
+        _note_saved_epoch(run, epoch)
         progress.update(row)
         if early is not None:
             return early
-        if run.group.any(run.interrupt_requested, run.device):
-            return _Stop("interrupted", f"interrupted after epoch {epoch}")
+        if _interrupted(run, run.device):
+            return _Stop("interrupted", f"{_stop_word(run)} after epoch {epoch}")
     return _Stop("max_epochs", f"reached epochs: {run.training.epochs}")
+
+
+def _interrupted(run: _Epochs, device: torch.device) -> bool:
+    """Return whether this process or another was asked to stop (Ctrl-C, SIGTERM); each
+    process's flag then holds the signal, so every one ends with the same exit code."""
+    flag = run.interrupt
+    if not run.group.active:
+        return flag is not None and flag.requested
+    signum = run.group.max_(flag.signal_number if flag is not None else 0, device)
+    if signum and flag is not None:
+        flag.request(signum)
+    return bool(signum)
+
+
+def _stop_word(run: _Epochs) -> str:
+    """Return how the stop message names the interruption: "interrupted", "terminated (SIGTERM)"."""
+    return signal_word(run.interrupt.signum if run.interrupt is not None else None)
+
+
+def _note_saved_epoch(run: _Epochs, epoch: int) -> None:
+    """Tell the interrupt flag which epoch last.pt holds once the queued writes are done."""
+    if run.interrupt is not None:
+        run.interrupt.saved_epoch = epoch
 
 
 def _not_finite_stop(run: _Epochs, row: dict, epoch: int) -> _Stop | None:
@@ -388,12 +408,11 @@ def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
-    model, optimizer, task, penalty, interrupt = (
+    model, optimizer, task, penalty = (
         run.train_model or run.model,
         run.optimizer,
         run.task,
         run.penalty,
-        run.interrupt,
     )
     x, y = run.x_train, run.y_train
     model.train()
@@ -406,10 +425,7 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     group = run.group
     per_sample = y[:1].numel()  # targets per sample
     for start, stop in batch_starts(len(x), run.training.batch_size):
-        if group.active:
-            if group.any(interrupt is not None and interrupt.requested, x.device):
-                return None
-        elif interrupt is not None and interrupt.requested:
+        if _interrupted(run, x.device):
             return None
         index = order[start:stop]
         if group.active:  # this process's part of the global batch

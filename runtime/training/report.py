@@ -39,11 +39,9 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
     """
     task = summary["task"]
     lines = [
-        f"{summary['name']} ({summary['form']}, {summary['params']:,} parameters) on "
-        f"{summary['data']}, {summary['device']}",
-        f"{STOPS.get(summary['stop_reason'], summary['stop_reason'])} after epoch "
-        f"{summary['epochs_run']} of {summary['epochs']}: {summary['stop_message']} "
-        f"({summary['seconds']:.1f} s)",
+        f"{summary['name']} ({summary['form']}, {plural(summary['params'], 'parameter')}) "
+        f"on {summary['data']}, {summary['device']}",
+        f"{_how_it_stopped(summary)} ({summary['seconds']:.1f} s)",
     ]
     if summary["best_epoch"]:
         lines.append(
@@ -54,6 +52,8 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
             lines.append(
                 f"the model was left at epoch {summary['best_epoch']}, the best one"
             )
+    elif summary["epochs_run"] == 0 and summary["stop_reason"] == "interrupted":
+        lines.append("no epoch finished, so nothing was saved: there is no checkpoint")
     else:
         lines.append(
             "no epoch finished with a finite monitor value: there is no best.pt"
@@ -69,12 +69,41 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
             f"nnspec train {shlex.quote(summary['spec'])} --out {shlex.quote(summary['out'])} --resume"
         )
         more = (
-            " (with --epochs N to go further)"
+            f" (with --epochs N, N > {summary['epochs_run']}, to go further)"
             if summary["stop_reason"] == "max_epochs"
             else ""
         )
         lines.append(f"resume:   {command}{more}")
     return "\n".join(lines)
+
+
+def plural(count: int, word: str) -> str:
+    """Return `1 epoch`, `2 epochs`, `1,000 parameters`: the count with the word it takes."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _how_it_stopped(summary: dict[str, Any]) -> str:
+    """Return the report's line on why the run stopped, e.g. "stopped early after epoch 12 of
+    100: ...", or, for a resumed run that had nothing left to train, that it had not."""
+    reason, done, epochs = (
+        summary["stop_reason"],
+        summary["epochs_run"],
+        summary["epochs"],
+    )
+    resumed = summary.get("resumed_from_epoch")
+    if reason == "max_epochs" and resumed is not None and done == resumed:
+        return (
+            f"nothing left to train: the run already holds {plural(done, 'epoch')}, and "
+            f"epochs is {epochs}"
+        )
+    how, message = STOPS.get(reason, reason), summary["stop_message"]
+    if reason == "interrupted" and not message.startswith(how):
+        how = "stopped"  # "terminated (SIGTERM) during epoch 4"
+    if done == 0 and reason == "interrupted":
+        return f"{message} of {epochs}, before any epoch finished"
+    if done == 0:
+        return f"{how} in epoch 1 of {epochs}: {message}"
+    return f"{how} after epoch {done} of {epochs}: {message}"
 
 
 def _base(path: str) -> str:
