@@ -10,7 +10,14 @@ import keyword
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 
 from ..formatting import format_shape
 
@@ -22,7 +29,25 @@ MAX_SIZE = 2**31 - 1
 
 PosInt = Annotated[int, Strict(), Field(gt=0, le=MAX_SIZE)]
 NonNegInt = Annotated[int, Strict(), Field(ge=0, le=MAX_SIZE)]
-Float = Annotated[float, Strict()]
+# torch keeps a layer's float arguments (slopes, eps, momentum, alpha, scale factors) as float32
+# or converts them to it in the forward pass: a larger value would validate here, then fail or
+# turn into infinity in training, so every float argument of a layer is one of the types below.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _within_float32(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(
+            f"must be within float32's range, at most {FLOAT32_MAX:.8g} in size (torch "
+            f"stores it as float32); got {value!r}"
+        )
+    return value
+
+
+Float = Annotated[float, Strict(), AfterValidator(_within_float32)]
+PositiveFloat = Annotated[
+    float, Strict(), Field(gt=0.0), AfterValidator(_within_float32)
+]
 Bool = Annotated[bool, Strict()]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 

@@ -12,6 +12,7 @@ from .base import (
     Float,
     LayerSpec,
     PosInt,
+    PositiveFloat,
     Probability,
     Shape,
     ShapeProblem,
@@ -19,7 +20,7 @@ from .base import (
 )
 
 Momentum = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
-Eps = Annotated[float, Field(gt=0.0, strict=True)]
+Eps = PositiveFloat
 
 
 class Linear(LayerSpec):

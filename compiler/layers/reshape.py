@@ -10,13 +10,14 @@ from .base import (
     LayerSpec,
     NonNegSize,
     PosInt,
+    PositiveFloat,
     Shape,
     ShapeProblem,
     Size,
     expand,
 )
 
-Scale = Annotated[float, Field(gt=0.0, strict=True)]
+Scale = PositiveFloat
 
 # the sample ranks each mode works on: (C, L), (C, H, W), (C, D, H, W)
 _MODE_RANKS = {

@@ -13,12 +13,13 @@ from .base import (
     LayerSpec,
     NonNegInt,
     PosInt,
+    PositiveFloat,
     Probability,
     Shape,
     ShapeProblem,
 )
 
-Eps = Annotated[float, Field(gt=0.0, strict=True)]
+Eps = PositiveFloat
 
 
 class Embedding(LayerSpec):
@@ -34,7 +35,7 @@ class Embedding(LayerSpec):
     num_embeddings: PosInt
     embedding_dim: PosInt
     padding_idx: Annotated[int, Field(strict=True)] | None = None
-    max_norm: Annotated[float, Field(gt=0.0, strict=True)] | None = None
+    max_norm: PositiveFloat | None = None
     norm_type: Float = 2.0
     scale_grad_by_freq: Bool = False
 
