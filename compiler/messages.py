@@ -194,7 +194,13 @@ def problems_from_validation(
             )
         else:
             hint = layer_hint
-            loc = tuple(part for part in loc if not _is_union_tag(part))
+            # an unknown key is kept as written, even when it reads like a branch name
+            # (`1:`, `my key:`)
+            last = loc[-1:] if err["type"] == "extra_forbidden" else ()
+            loc = tuple(
+                part for part in loc[: len(loc) - len(last)] if not _is_union_tag(part)
+            )
+            loc += last
         located.append(({**err, "loc": loc}, hint))
     # `out_featurs: 8` is one mistake, not two: drop "out_features: required" when an unknown key
     # beside it is a misspelling of it (the unknown key's message suggests the right name)

@@ -39,12 +39,15 @@ _SpecYamlLoader.add_implicit_resolver(
 
 
 def load_yaml_value(text: str) -> Any:
-    """Return one YAML value read the way spec files are read (safely, `1e-3` as a float).
+    """Return one YAML value read the way spec files are read: by the same event reader, with
+    the same limits (nesting, values an alias expands to, digits of a number, tags, duplicate
+    keys) and `1e-3` a float; an empty text is null. Raises LoadError.
 
-    `--set` and `sweep --vary` values go through here, so a number means the same on the command
-    line as in a spec file.
+    `--set` and `sweep --vary` values go through here, so a value means the same on the command
+    line as in a spec file, and a 350-byte alias bomb is refused there as in a file.
     """
-    return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 (a safe loader)
+    builder = _build_yaml(text)
+    return builder.root if builder.has_root else None
 
 
 _SAFE_SCALAR_TAGS = {
@@ -82,6 +85,20 @@ def decode_text(raw: bytes, source: str) -> str:
 
 def read_yaml(text: str) -> Document:
     """Return the Document of a YAML text; raises LoadError on syntax or safety problems."""
+    builder = _build_yaml(text)
+    if not builder.has_root:
+        raise LoadError(
+            Problem(
+                "",
+                "the file is empty; a spec is a mapping with name, input and layers",
+                1,
+            )
+        )
+    return builder.document()
+
+
+def _build_yaml(text: str) -> DocumentBuilder:
+    """Return the DocumentBuilder fed with a YAML text's events; raises LoadError."""
     builder = DocumentBuilder()
     loader = _SpecYamlLoader(text)
     anchors: dict[str, tuple[object, int]] = {}
@@ -109,7 +126,13 @@ def read_yaml(text: str) -> Document:
                     anchors[anchor] = (container, builder.nodes - before)
             elif isinstance(event, yaml.ScalarEvent):
                 try:
-                    value = _construct_scalar(loader, event, line)
+                    # a plain key is the name as written: YAML 1.1 would make `yes:` True
+                    # and `1:` an int, which no key of a spec is
+                    value = (
+                        event.value
+                        if builder.key_expected() and _plain_name(loader, event)
+                        else _construct_scalar(loader, event, line)
+                    )
                 except LoadError as exc:
                     raise builder.value_problem(exc.problem.message, line) from None
                 builder.scalar(value, line, event.value)
@@ -124,15 +147,7 @@ def read_yaml(text: str) -> Document:
                 builder.alias(value, size, line)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, text) from None
-    if not builder.has_root:
-        raise LoadError(
-            Problem(
-                "",
-                "the file is empty; a spec is a mapping with name, input and layers",
-                1,
-            )
-        )
-    return builder.document()
+    return builder
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str) -> LoadError:
@@ -191,6 +206,22 @@ def _check_collection_tag(event, builder: DocumentBuilder, line: int) -> None:
         raise builder.value_problem(_tag_message(event.tag), line)
 
 
+_RENAMED_KEY_TAGS = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+def _plain_name(loader: yaml.SafeLoader, event: yaml.ScalarEvent) -> bool:
+    """Return whether a plain scalar without a tag would read as a number, bool or null."""
+    if event.tag is not None or event.style:
+        return False
+    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    return tag in _RENAMED_KEY_TAGS
+
+
 def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: int):
     if event.tag in (None, "!"):
         tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -210,11 +241,40 @@ def _construct_scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent, line: in
         tag, event.value, event.start_mark, event.end_mark, event.style
     )
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:
         raise LoadError(
             Problem("", f"cannot read {event.value[:40]!r}: {exc}", line)
         ) from None
+    if event.tag in (None, "!") and isinstance(value, (int, float)):
+        ambiguous = _yaml11_only_number(event.value, value)
+        if ambiguous:
+            raise LoadError(Problem("", ambiguous, line))
+    return value
+
+
+_OCTAL_11 = re.compile(r"[-+]?0[0-7_]+\Z")  # YAML 1.1 octal: 010 is 8; in YAML 1.2, 10
+
+
+def _yaml11_only_number(text: str, number: float) -> str | None:
+    """Return why a plain number is refused as ambiguous: YAML 1.1 (PyYAML) and YAML 1.2 read
+    it differently (`010`: 8 or 10; `1:30`: 90 or the text), or None when both agree."""
+    shown = text[:40]
+    if ":" in text:  # base 60 in YAML 1.1: 1:30 is 90; text in YAML 1.2
+        if float(number).is_integer():
+            number = int(number)
+        return (
+            f"{shown} is ambiguous: YAML 1.1 reads it as {number} (base 60), YAML 1.2 as the "
+            f"text '{shown}'; write {number} if that is the number meant, or quote it as text"
+        )
+    if _OCTAL_11.match(text) and text.strip("-+_0"):
+        octal = int(text.replace("_", ""), 8)
+        decimal = int(text.replace("_", ""), 10)
+        return (
+            f"{shown} is ambiguous: YAML 1.1 reads it as {octal} (octal), YAML 1.2 as "
+            f"{decimal}; write {decimal} (or {octal}) without the leading 0, or quote it as text"
+        )
+    return None
 
 
 _JSON_TOKEN = re.compile(

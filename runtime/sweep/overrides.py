@@ -11,18 +11,16 @@ import copy
 import os
 from typing import Any
 
-import yaml
-
 from compiler import Problem, Spec, SpecError
 from compiler.blocks import entry_kinds, read_blocks
 from compiler.containers import CONTAINERS, numbered, snake_case
-from compiler.document import Document
+from compiler.document import Document, LoadError
 from compiler.errors import format_path
 from compiler.layers import REGISTRY
 from compiler.load import read_document, validate_document
 from compiler.normalize import did_you_mean, normalize_layer
 from compiler.readers import load_yaml_value
-from runtime.errors import UserError
+from runtime.errors import UserError, shown
 
 MAX_VALUE_LENGTH = 10_000
 
@@ -52,11 +50,13 @@ def parse_value(raw: str, text: str) -> Any:
         )
     try:
         return load_yaml_value(raw)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(
-            f"--set {text}: the value is not valid YAML ({problem}); quote text"
-        ) from None
+    except LoadError as exc:
+        problem = exc.problem
+        where = f" (at {problem.path})" if problem.path else ""
+        message = problem.message
+        if message.startswith("YAML syntax error: "):
+            message = f"the value is not valid YAML ({message[19:]}); quote text"
+        raise UserError(f"--set {shown(text)}: {message}{where}") from None
 
 
 def apply_overrides(data: dict, assignments: list[str]) -> dict:
