@@ -13,14 +13,22 @@ from .blocks import read_blocks
 from .document import Document, LoadError
 from .errors import Problem, SpecError, format_path
 from .expand import Expander, LayerCounter
+from .files import FileRefused, read_regular_file
 from .layers.base import MAX_SIZE
 from .layers.dense import Identity
 from .messages import problems_from_validation
 from .normalize import LIST_MARKER, did_you_mean
-from .readers import decode_text, read_data, read_json, read_yaml
+from .readers import (
+    MAX_FILE_BYTES,
+    decode_text,
+    read_data,
+    read_json,
+    read_yaml,
+)
 from .shapes import Resolver, flat_layers
 from .spec import DTYPES, MAX_LAYERS, MAX_RANK, Spec
 from .tasks import task_problems
+from .training import single_sample_batch_problems
 
 PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 
@@ -29,17 +37,37 @@ def read_document(path: str | os.PathLike) -> Document:
     """Return the Document of a spec file; raise SpecError when it cannot be read as data."""
     source = str(path)
     _check_file_type(source)
+    return parse_document(read_spec_bytes(source), source)
+
+
+def read_spec_bytes(path: str | os.PathLike) -> bytes:
+    """Return the bytes of a spec file; raise SpecError for a file that is missing, unreadable,
+    not a regular file (a device, a named pipe: never read, never waited on) or over the limit.
+
+    At most MAX_FILE_BYTES + 1 bytes are read, so a symlink to /dev/zero costs nothing.
+    """
+    source = str(path)
     try:
-        raw = FsPath(source).read_bytes()
+        return read_regular_file(source, MAX_FILE_BYTES, "specs")
     except FileNotFoundError:
         raise SpecError([Problem("", "no such file")], source) from None
-    except IsADirectoryError:
-        raise SpecError([Problem("", "is a folder, not a spec file")], source) from None
+    except (IsADirectoryError, NotADirectoryError) as exc:
+        reason = (
+            "is a folder, not a spec file"
+            if isinstance(exc, IsADirectoryError)
+            else "no such file (a part of the path is not a folder)"
+        )
+        raise SpecError([Problem("", reason)], source) from None
+    except FileRefused as exc:
+        reason = str(exc)
+        if reason == "is a folder, not a regular file":
+            reason = "is a folder, not a spec file"
+        raise SpecError([Problem("", reason)], source) from None
     except OSError as exc:
         raise SpecError(
-            [Problem("", f"cannot read the file: {exc.strerror}")], source
+            [Problem("", f"cannot read the file: {exc.strerror or exc}")],
+            source,
         ) from None
-    return parse_document(raw, source)
 
 
 def parse_document(raw: bytes, source: str) -> Document:
@@ -149,6 +177,12 @@ def validate_document(doc: Document, source: str) -> Spec:
         Resolver(doc.line_of, problems).model(tree, *sample)
     if spec is not None and tree is not None and not problems:
         problems.extend(task_problems(spec, tree.info.output_shape, doc.line_of))
+        if spec.training is not None:
+            problems.extend(
+                single_sample_batch_problems(
+                    spec.training, flat_layers(tree), doc.line_of
+                )
+            )
     if problems:
         raise SpecError(_list_types_once(problems), source)
     spec._source = source

@@ -7,10 +7,12 @@ names the arguments that do apply, not a setting silently ignored.
 """
 
 import functools
+import math
 import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .errors import Problem, format_path
 from .layers.base import Bool, NonNegInt, PosInt
 
 NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
@@ -28,6 +31,19 @@ PosFloat = Annotated[float, Field(gt=0.0, strict=True)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0, strict=True)]
 ValFraction = Fraction  # share of the training samples held out for validation
 Text = Annotated[str, Field(strict=True, min_length=1, max_length=4096)]
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError(
+            f"a path cannot hold a NUL character (\\x00), got {value[:60]!r}; no file is "
+            "named so"
+        )
+    return value
+
+
+# a file or folder name: no operating system takes one with a NUL in it
+PathText = Annotated[Text, AfterValidator(_no_nul)]
 # share of the samples carved out first as the test split (digits, csv, npz)
 TestFraction = Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]
 # std of the Gaussian noise added to each training input (never to targets or validation):
@@ -67,7 +83,7 @@ class _TorchvisionData(_Section):
     """A torchvision data set, downloaded to `data_dir` on first use; it has its own test split."""
 
     dataset: str  # each data set's own name, a Literal in its class below
-    data_dir: Text = "data"
+    data_dir: PathText = "data"
     download: Bool = True  # download when the files are missing
     val_fraction: ValFraction = 0.2
     # the runtime refuses anything but 0 (the data set has its own test split), as before
@@ -108,9 +124,10 @@ class CsvData(_Section):
     model_config = _NEEDS_PATH
 
     dataset: Literal["csv"]
-    path: Text | None = None
+    path: PathText | None = None
     target: Text | NonNegInt | None = None  # the label column (name or index)
-    features: list[Text] | None = None  # feature columns (default: all but target)
+    # feature columns (default: all but target); an empty list would read none
+    features: Annotated[list[Text], Field(min_length=1)] | None = None
     val_fraction: ValFraction = 0.2
     test_fraction: TestFraction = 0.0
     noise: Noise = 0.0
@@ -127,7 +144,7 @@ class NpzData(_Section):
     model_config = _NEEDS_PATH
 
     dataset: Literal["npz"]
-    path: Text | None = None
+    path: PathText | None = None
     x_key: Text = "x"  # the array of samples
     y_key: Text = "y"  # the array of labels
     val_fraction: ValFraction = 0.2
@@ -375,3 +392,84 @@ class LintConfig(_Section):
     """Settings of `nnspec lint` kept with the spec."""
 
     ignore: list[Annotated[str, Field(strict=True, pattern=r"^NS[0-9]{3}$")]] = []
+
+
+# -- batches of one sample --------------------------------------------------------------------------
+
+# samples of the built-in data sets before any split (torchvision's training sets; digits whole)
+BUILT_IN_SIZES = {
+    "digits": 1797,
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+}
+
+
+def split_sizes(
+    count: int, val_fraction: float, test_fraction: float
+) -> tuple[int, int, int]:
+    """Return (train, validation, test) sample counts of a split of `count` samples.
+
+    Shares are rounded up, as scikit-learn's train_test_split does (1797 digits, 0.2 -> 360 val);
+    the epsilon keeps 100 * 0.07 = 7.000000000000001 from becoming 8. The test share is taken
+    first, the validation share of what is left.
+    """
+    n_test = math.ceil(count * test_fraction - 1e-9) if test_fraction > 0 else 0
+    n_val = math.ceil((count - n_test) * val_fraction - 1e-9)
+    return count - n_test - n_val, n_val, n_test
+
+
+def one_value_batch_norms(layers) -> list:
+    """Return the resolved layers that normalize over the batch and see one value per channel
+    per sample (batchnorm on `[F]`, or on a 1x1 map): they cannot train on a batch of one.
+    """
+    return [
+        layer
+        for layer in layers
+        if layer.torch_class.startswith("BatchNorm")
+        and math.prod(layer.input_shape[1:]) == 1
+    ]
+
+
+def single_sample_batch_problems(training: "TrainingConfig", layers, line_of) -> list:
+    """Return the problems of a training section whose every batch would hold one sample for
+    a model with batch norm over one value per channel (torch refuses to train on that).
+    """
+    norms = one_value_batch_norms(layers)
+    if not norms:
+        return []
+    first = norms[0]
+    where = first.path or f"layers[{first.index}]"
+    channels = first.input_shape[0]
+    what = (
+        f"{where}.{first.type} normalizes each of its {channels} channels over the batch"
+        + (f" (and {len(norms) - 1} more batch norm layers)" if len(norms) > 1 else "")
+    )
+    cure = "or normalize with layernorm, which needs no batch"
+    data = training.data
+    if training.batch_size == 1:
+        path = ("training", "batch_size")
+        return [
+            Problem(
+                format_path(path),
+                f"every training batch would be of one sample, but {what}, which needs more "
+                f"than one value per channel; set batch_size to 2 or more, {cure}",
+                line_of(path),
+            )
+        ]
+    count = BUILT_IN_SIZES.get(data.dataset)
+    if count is not None:
+        n_train = split_sizes(
+            count, data.val_fraction, data.test_fraction
+        )[0]
+        if n_train == 1:
+            path = ("training", "data", "val_fraction")
+            return [
+                Problem(
+                    format_path(path),
+                    f"the training split of {data.dataset} would be 1 sample, but {what}, "
+                    f"which needs more than one value per channel; lower val_fraction, {cure}",
+                    line_of(path) or line_of(path[:-1]),
+                )
+            ]
+    return []

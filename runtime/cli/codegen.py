@@ -19,6 +19,7 @@ from compiler.codegen import (
     generate_source,
     is_generated,
 )
+from compiler.files import FileRefused, read_regular_file
 from compiler.naming import CodegenError, module_name
 from runtime.errors import UserError
 from runtime.storage.atomic import write_text_atomically
@@ -275,11 +276,16 @@ def write(
     return 0
 
 
+# specs are limited to 5 MiB when loaded; generated modules are far below this
+MAX_READ_BYTES = 64 * 1024 * 1024
+
+
 def read_bytes(path: Path) -> bytes | None:
-    """Return a file's bytes, or None when it does not exist."""
+    """Return a file's bytes, or None when it does not exist (or is no regular file: loading
+    or writing it then says why)."""
     try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
+        return read_regular_file(path, MAX_READ_BYTES)
+    except (FileNotFoundError, IsADirectoryError, FileRefused):
         return None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None

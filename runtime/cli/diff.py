@@ -12,11 +12,10 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from compiler import SpecError, load_spec
 from compiler.diff_report import diff_markdown, diff_text
-from compiler.load import parse_document, validate_document
+from compiler.load import parse_document, read_spec_bytes, validate_document
 from compiler.model_diff import spec_diff
 from runtime.errors import UserError
 
@@ -144,7 +143,7 @@ def _run_driver(args: argparse.Namespace) -> int:
             continue
         try:
             specs.append(
-                validate_document(parse_document(Path(file).read_bytes(), shown), shown)
+                validate_document(parse_document(read_spec_bytes(file), shown), shown)
             )
         except SpecError as exc:
             failed.append(str(exc))

@@ -14,7 +14,7 @@ import sys
 
 from compiler.errors import SpecError
 from compiler.version import __version__
-from runtime.errors import UserError
+from runtime.errors import UserError, printable_message
 
 COMMANDS = {
     "validate": "check specs: print ok, or every problem as FILE:LINE: PATH: MESSAGE (exit 2)",
@@ -73,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except SpecError as exc:
-        print(exc, file=sys.stderr)
+        print(printable_message(str(exc)), file=sys.stderr)
         return 2
     except UserError as exc:
-        print(f"nnspec {args.command}: error: {exc}", file=sys.stderr)
+        print(
+            printable_message(f"nnspec {args.command}: error: {exc}"), file=sys.stderr
+        )
         return exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

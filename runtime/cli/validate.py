@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from compiler.files import FileRefused, read_regular_file
 from runtime.storage.codegen_cache import (
     OutputCache,
     input_fingerprint,
@@ -21,6 +22,9 @@ from runtime.storage.codegen_cache import (
 )
 
 CACHE_FILE = "validate.json"
+# compiler.readers.MAX_FILE_BYTES (not imported: that module loads PyYAML); a larger file is
+# read by the full check, which refuses it
+MAX_SPEC_BYTES = 5 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 def _read(path: str) -> bytes | None:
     """Return the bytes of a spec file (None when unreadable: the full check says why)."""
     try:
-        return Path(path).read_bytes()
-    except OSError:
+        return read_regular_file(path, MAX_SPEC_BYTES)
+    except (OSError, FileRefused):
         return None
 
 

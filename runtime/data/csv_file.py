@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 
 import numpy as np
 import torch
 
-from runtime.data.files import did_you_mean, file_error, listing
+from runtime.data.files import did_you_mean, file_error, listing, open_data_file
 from runtime.data.labels import encode_labels, parse_numbers
 from runtime.data.samples import Samples
-from runtime.errors import UserError
+from runtime.errors import UserError, shown
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # samples are float32: larger is infinity
 
 
 def read_csv(
@@ -34,15 +37,22 @@ def read_csv(
     target_index = _target_index(path, header, target) if target is not None else None
     feature_indices = _feature_indices(path, header, features, target_index)
     size = math.prod(input_shape)
+    if not feature_indices:
+        raise UserError(
+            f"{shown(path)} has no feature columns: its only column is the target "
+            f"'{shown(header[target_index])}'; add the columns the model reads"
+            if target_index is not None
+            else f"{shown(path)} has no columns to read"
+        )
     if len(feature_indices) != size:
         if features:
             which = "listed in features"
         elif target_index is None:
             which = "every column"
         else:
-            which = f"all but the target '{header[target_index]}'"
+            which = f"all but the target '{shown(header[target_index])}'"
         raise UserError(
-            f"{path} has {len(feature_indices)} feature columns ({which}), but the spec's input "
+            f"{shown(path)} has {len(feature_indices)} feature columns ({which}), but the spec's input "
             f"{input_shape} holds {size} values per sample; set input: [{len(feature_indices)}] "
             f"or list the columns to use in training.data.features"
         )
@@ -67,7 +77,7 @@ def read_csv(
     y, class_names, num_classes = encode_labels(
         numbers if numbers is not None else np.array(labels, dtype=str),
         task,
-        f"{path}, column '{target_name}'",
+        f"{shown(path)}, column '{target_name}'",
         locate,
     )
     return Samples(
@@ -85,7 +95,8 @@ def _read_rows(path: str) -> tuple[list[str], list[int], list[list[str]]]:
     rows, lines = [], []
     try:
         # utf-8-sig: a byte-order mark written by spreadsheet programs is not part of a name
-        with open(path, newline="", encoding="utf-8-sig") as file:
+        binary = open_data_file(path, "csv file")
+        with io.TextIOWrapper(binary, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
             header = None
             for row in reader:
@@ -96,7 +107,7 @@ def _read_rows(path: str) -> tuple[list[str], list[int], list[list[str]]]:
                     continue
                 if len(row) != len(header):
                     raise UserError(
-                        f"{path}:{reader.line_num}: this row has {len(row)} fields, but the "
+                        f"{shown(path)}:{reader.line_num}: this row has {len(row)} fields, but the "
                         f"header has {len(header)}"
                     )
                 rows.append(row)
@@ -104,21 +115,23 @@ def _read_rows(path: str) -> tuple[list[str], list[int], list[list[str]]]:
     except OSError as exc:
         raise file_error(path, "csv file", exc) from None
     except UnicodeDecodeError:
-        raise UserError(f"csv file '{path}' is not UTF-8 text") from None
+        raise UserError(f"csv file '{shown(path)}' is not UTF-8 text") from None
     except csv.Error as exc:
-        raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        raise UserError(
+            f"{shown(path)}:{reader.line_num}: not valid CSV: {exc}"
+        ) from None
     if header is None:
         raise UserError(
-            f"csv file '{path}' is empty: expected a header row naming the columns, then one "
+            f"csv file '{shown(path)}' is empty: expected a header row naming the columns, then one "
             f"row per sample"
         )
     if parse_numbers(header) is not None:
         raise UserError(
-            f"{path}:1: the first row must be a header naming the columns, but it holds only "
+            f"{shown(path)}:1: the first row must be a header naming the columns, but it holds only "
             f"numbers"
         )
     if not rows:
-        raise UserError(f"csv file '{path}' has a header but no data rows")
+        raise UserError(f"csv file '{shown(path)}' has a header but no data rows")
     return header, lines, rows
 
 
@@ -127,7 +140,7 @@ def _target_index(path: str, header: list[str], target: str | int) -> int:
     if isinstance(target, int):
         if target >= len(header):
             raise UserError(
-                f"{path}: target column {target} does not exist: the file has {len(header)} "
+                f"{shown(path)}: target column {target} does not exist: the file has {len(header)} "
                 f"columns, numbered from 0"
             )
         return target
@@ -143,7 +156,7 @@ def _feature_indices(
     indices = [_column_index(path, header, name, "feature column") for name in features]
     if target_index is not None and target_index in indices:
         raise UserError(
-            f"{path}: column '{header[target_index]}' is the target; it cannot also be a feature"
+            f"{shown(path)}: column '{shown(header[target_index])}' is the target; it cannot also be a feature"
         )
     return indices
 
@@ -153,13 +166,13 @@ def _column_index(path: str, header: list[str], name: str, role: str) -> int:
     found = [index for index, column in enumerate(header) if column == name]
     if not found:
         raise UserError(
-            f"{path}: no {role} '{name}'{did_you_mean(name, header)}; the columns are "
+            f"{shown(path)}: no {role} '{shown(name)}'{did_you_mean(name, header)}; the columns are "
             f"{listing(header)}"
         )
     if len(found) > 1:
         numbers = ", ".join(str(index) for index in found)
         raise UserError(
-            f"{path}: the header has {len(found)} columns named '{name}' (columns {numbers}, "
+            f"{shown(path)}: the header has {len(found)} columns named '{shown(name)}' (columns {numbers}, "
             f"numbered from 0); rename them apart"
         )
     return found[0]
@@ -184,7 +197,7 @@ def _parse_features(
             values = [float(row[index]) for index in indices]
         except ValueError:
             values = None
-        if values is None or not all(map(math.isfinite, values)):
+        if values is None or not all(abs(v) <= FLOAT32_MAX for v in values):
             _raise_bad_cell(path, header, lines[row_number], row, indices)
         x[row_number] = values
     return x
@@ -208,16 +221,16 @@ def _parse_ids(
                 what = (
                     "is empty"
                     if not text
-                    else f"holds '{text}', which is not a whole number"
+                    else f"holds '{shown(text)}', which is not a whole number"
                 )
                 raise UserError(
-                    f"{path}:{lines[row_number]}: column '{header[index]}' {what}; the spec's "
+                    f"{shown(path)}:{lines[row_number]}: column '{shown(header[index])}' {what}; the spec's "
                     f"input holds int64 ids (input.dtype), written as whole numbers such as 0, "
                     f"1, 2"
                 ) from None
             if not -(2**63) <= value < 2**63:
                 raise UserError(
-                    f"{path}:{lines[row_number]}: column '{header[index]}' holds id {text}, "
+                    f"{shown(path)}:{lines[row_number]}: column '{shown(header[index])}' holds id {text}, "
                     f"which does not fit in int64"
                 )
             x[row_number, column] = value
@@ -231,16 +244,22 @@ def _raise_bad_cell(
         text = row[index].strip()
         if not text:
             raise UserError(
-                f"{path}:{line}: column '{header[index]}' is empty; features must be numbers"
+                f"{shown(path)}:{line}: column '{shown(header[index])}' is empty; features must be numbers"
             )
         try:
             value = float(text)
         except ValueError:
             raise UserError(
-                f"{path}:{line}: column '{header[index]}' holds '{text}', which is not a number"
+                f"{shown(path)}:{line}: column '{shown(header[index])}' holds '{shown(text)}', which is not a number"
             ) from None
         if not math.isfinite(value):
             raise UserError(
-                f"{path}:{line}: column '{header[index]}' holds '{text}'; features must be "
+                f"{shown(path)}:{line}: column '{shown(header[index])}' holds '{shown(text)}'; features must be "
                 f"finite numbers"
+            )
+        if abs(value) > FLOAT32_MAX:
+            raise UserError(
+                f"{shown(path)}:{line}: column '{shown(header[index])}' holds '{shown(text)}', which is beyond "
+                f"float32 (at most {FLOAT32_MAX:.8g} in size) and would read as infinity; "
+                f"scale the column"
             )

@@ -7,7 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from runtime.errors import UserError
+from compiler.layers.base import MAX_SIZE
+from runtime.errors import UserError, shown
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# the largest class index a spec can give scores for (out_features is at most MAX_SIZE)
+MAX_CLASS_INDEX = MAX_SIZE - 1
 
 Locate = Callable[[int], str]  # index of a sample -> where it is ("line 7", "sample 7")
 
@@ -40,6 +45,13 @@ def encode_labels(
             f"{source}: {locate(_first(bad))}: label {values[bad][0]} is not finite"
         )
     if task == "regression":
+        bad = np.abs(values) > FLOAT32_MAX
+        if bad.any():
+            raise UserError(
+                f"{source}: {locate(_first(bad))}: target {_number(values[bad][0])} is beyond "
+                f"float32 (at most {FLOAT32_MAX:.8g} in size) and would train as infinity; "
+                f"scale the targets"
+            )
         return torch.from_numpy(values.astype(np.float32)), None, None
     if task == "binary":
         bad = (values != 0) & (values != 1)
@@ -54,6 +66,13 @@ def encode_labels(
         raise UserError(
             f"{source}: {locate(_first(bad))}: classification labels must be class indices "
             f"0, 1, 2, ... (or names), got {_number(values[bad][0])}"
+        )
+    bad = values > MAX_CLASS_INDEX
+    if bad.any():
+        raise UserError(
+            f"{source}: {locate(_first(bad))}: class index {_number(values[bad][0])} is too "
+            f"large: a model's last layer gives at most {MAX_SIZE:,} classes, so class indices "
+            f"run from 0 to {MAX_CLASS_INDEX:,}; number the classes 0, 1, 2, ... (or use names)"
         )
     y = torch.from_numpy(values.astype(np.int64))
     return y, None, int(y.max()) + 1 if len(y) else 0
@@ -84,7 +103,7 @@ def _encode_names(
                 i for i, name in enumerate(names) if parse_numbers([name]) is None
             )
             raise UserError(
-                f"{source}: {locate(index)}: regression needs numeric targets, got '{names[index]}'"
+                f"{source}: {locate(index)}: regression needs numeric targets, got '{shown(names[index])}'"
             )
         return torch.from_numpy(numbers.astype(np.float32)), None, None
     # np.unique sorts: the documented order of names -> indices
@@ -106,9 +125,11 @@ def _first(mask: np.ndarray) -> int:
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """Return a label as written: whole numbers without `.0`, huge ones as `1e+300`."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
 
 
 def _listing(names: np.ndarray, limit: int = 8) -> str:
-    shown = ", ".join(f"'{name}'" for name in names[:limit])
-    return shown + (", ..." if len(names) > limit else "")
+    text = ", ".join(f"'{shown(name)}'" for name in names[:limit])
+    return text + (", ..." if len(names) > limit else "")

@@ -18,7 +18,6 @@ rest the training split. Nothing is cached on disk except what torchvision itsel
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ import torch
 
 from compiler import resolved_layers
 from compiler.layers import REGISTRY
+from compiler.training import one_value_batch_norms, split_sizes
 from runtime.data import Samples, csv_file, digits, npz_file, vision
 from runtime.errors import UserError
 
@@ -66,12 +66,30 @@ def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
     """Return the data set of a spec's training section, checked against its input (shape,
     dtype and, for ids, the rows of the embedding that reads them)."""
     training = spec.training_or_default
-    return load_data(
+    data = load_data(
         training,
         spec.input,
         task or training.task,
         dtype=spec.input_dtype,
         ids=id_range(spec),
+    )
+    check_batches_of_more_than_one(spec, len(data.x_train))
+    return data
+
+
+def check_batches_of_more_than_one(spec: Spec, n_train: int) -> None:
+    """Raise UserError when a training split of one sample meets batch norm over one value per
+    channel, which torch cannot train (validation refuses what it can know: batch_size 1, and
+    the built-in data sets' splits; the size of the user's own file is known only here).
+    """
+    norms = one_value_batch_norms(resolved_layers(spec))
+    if n_train != 1 or not norms:
+        return
+    where = norms[0].path or f"layers[{norms[0].index}]"
+    raise UserError(
+        f"the training split holds 1 sample, but {where}.{norms[0].type} normalizes over the "
+        f"batch and needs more than one value per channel; give the data set more samples, "
+        f"lower val_fraction or test_fraction, or normalize with layernorm"
     )
 
 
@@ -195,18 +213,15 @@ def split_samples(
     count = len(samples.x)
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     x_test, y_test = samples.x_test, samples.y_test
-    n_test = 0
     if samples.x_test is not None and test_fraction > 0:
         raise UserError(
             f"data set '{samples.name}' has its own test split; test_fraction is for digits, "
             f"csv and npz: remove it from training.data"
         )
+    n_train, n_val, n_test = split_sizes(count, val_fraction, test_fraction)
     if test_fraction > 0:
-        n_test = _share(count, test_fraction)
         x_test = samples.x[order[:n_test]]
         y_test = samples.y[order[:n_test]] if samples.y is not None else None
-    n_val = _share(count - n_test, val_fraction)
-    n_train = count - n_test - n_val
     # (n_test is at least 1 whenever test_fraction > 0 and there are samples left to train)
     if n_train < 1 or n_val < 1:
         raise UserError(
@@ -232,12 +247,6 @@ def split_samples(
         class_names=samples.class_names,
         description=f"{samples.name}: {n_train} train, {n_val} val, {test_text}",
     )
-
-
-def _share(count: int, fraction: float) -> int:
-    # Rounded up, as scikit-learn's train_test_split does (1797 digits, 0.2 -> 360 val); the
-    # epsilon keeps 100 * 0.07 = 7.000000000000001 from becoming 8.
-    return math.ceil(count * fraction - 1e-9)
 
 
 def _product(shape: Sequence[int]) -> int:

@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import torch
 
-from runtime.data.files import did_you_mean, file_error, listing
+from runtime.data.files import did_you_mean, file_error, listing, open_data_file
 from runtime.data.labels import encode_labels
 from runtime.data.samples import Samples, float_tensor, id_tensor
-from runtime.errors import UserError
+from runtime.errors import UserError, shown
 
 INT64_MAX = 2**63 - 1
 
@@ -24,8 +24,16 @@ def read_npz(
     must hold integers. For reconstruction `y_key` is not read (it need not exist). Arrays are
     loaded with `allow_pickle=False`: a pickled array could run code, so it is refused.
     """
+    with open_data_file(path, "npz file") as file:
+        return _read_archive(file, path, x_key, y_key, task, dtype)
+
+
+def _read_archive(
+    file, path: str, x_key: str, y_key: str, task: str, dtype: str
+) -> Samples:
+    """Return the samples of the open npz `file` (see `read_npz`)."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(file, allow_pickle=False)
     except OSError as exc:
         raise file_error(path, "npz file", exc) from None
     except (ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -34,41 +42,44 @@ def read_npz(
         if "pickle" in str(exc) and _starts_with(path, (b"\x93NUMPY", b"\x80")):
             raise _pickled(path, "the file") from None
         raise UserError(
-            f"npz file '{path}' is not a NumPy .npz archive; save one with "
-            f"numpy.savez('{path}', {x_key}=samples, {y_key}=labels)"
+            f"npz file '{shown(path)}' is not a NumPy .npz archive; save one with "
+            f"numpy.savez('{shown(path)}', {x_key}=samples, {y_key}=labels)"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(
-            f"npz file '{path}' holds a single array, not an archive of named arrays; save one "
-            f"with numpy.savez('{path}', {x_key}=samples, {y_key}=labels)"
+            f"npz file '{shown(path)}' holds a single array, not an archive of named arrays; save one "
+            f"with numpy.savez('{shown(path)}', {x_key}=samples, {y_key}=labels)"
         )
     with archive:
         x = _array(archive, path, x_key, "x_key")
         y = None if task == "reconstruction" else _array(archive, path, y_key, "y_key")
     if x.dtype.kind not in "biuf":
         raise UserError(
-            f"{path}: array '{x_key}' has dtype {x.dtype}; samples must be numbers"
+            f"{shown(path)}: array '{shown(x_key)}' has dtype {x.dtype}; samples must be numbers"
         )
     if x.ndim < 2:
         raise UserError(
-            f"{path}: array '{x_key}' has shape {list(x.shape)}; it must be (samples, ...), "
+            f"{shown(path)}: array '{shown(x_key)}' has shape {list(x.shape)}; it must be (samples, ...), "
             f"e.g. (N, 1) for one number per sample"
         )
     if y is not None and (y.ndim == 0 or len(y) != len(x)):
         count = "a single value" if y.ndim == 0 else f"{len(y)} labels"
         raise UserError(
-            f"{path}: array '{x_key}' has {len(x)} samples but '{y_key}' has {count}"
+            f"{shown(path)}: array '{shown(x_key)}' has {len(x)} samples but '{shown(y_key)}' has {count}"
         )
     samples = _ids(path, x_key, y_key, x) if dtype == "int64" else float_tensor(x)
     if samples.dtype.is_floating_point and not torch.isfinite(samples).all():
         index = int((~torch.isfinite(samples)).flatten(1).any(dim=1).nonzero()[0])
         raise UserError(
-            f"{path}: array '{x_key}', sample {index}: holds a value that is not finite"
+            f"{shown(path)}: array '{shown(x_key)}', sample {index}: holds a value that is not finite"
         )
     if y is None:
         return Samples(name=path, x=samples, y=None)
     labels, class_names, num_classes = encode_labels(
-        y, task, f"{path}, array '{y_key}'", lambda index: f"sample {index}"
+        y,
+        task,
+        f"{shown(path)}, array '{shown(y_key)}'",
+        lambda index: f"sample {index}",
     )
     return Samples(
         name=path, x=samples, y=labels, class_names=class_names, num_classes=num_classes
@@ -79,14 +90,14 @@ def _ids(path: str, x_key: str, y_key: str, x: np.ndarray) -> torch.Tensor:
     """Return an integer array of ids as int64; raise UserError for any other dtype."""
     if x.dtype.kind not in "iu":
         raise UserError(
-            f"{path}: array '{x_key}' has dtype {x.dtype}, but the spec's input holds int64 "
-            f"ids (input.dtype); save the ids as integers, e.g. numpy.savez('{path}', "
+            f"{shown(path)}: array '{shown(x_key)}' has dtype {x.dtype}, but the spec's input holds int64 "
+            f"ids (input.dtype); save the ids as integers, e.g. numpy.savez('{shown(path)}', "
             f"{x_key}=ids.astype('int64'), {y_key}=labels)"
         )
     if x.dtype.kind == "u" and x.size and int(x.max()) > INT64_MAX:
         index = int(np.flatnonzero((x > INT64_MAX).reshape(len(x), -1).any(axis=1))[0])
         raise UserError(
-            f"{path}: array '{x_key}', sample {index}: id {int(x[index].max())} does not fit "
+            f"{shown(path)}: array '{shown(x_key)}', sample {index}: id {int(x[index].max())} does not fit "
             f"in int64"
         )
     return id_tensor(x)
@@ -98,17 +109,21 @@ def _array(
     """Return the array `key` of the archive, with a clear error when it is missing or pickled."""
     if key not in archive.files:
         raise UserError(
-            f"{path}: no array '{key}'{did_you_mean(key, archive.files)}; the archive holds "
+            f"{shown(path)}: no array '{shown(key)}'{did_you_mean(key, archive.files)}; the archive holds "
             f"{listing(archive.files) or 'no arrays'} (choose with training.data.{setting})"
         )
     try:
         return archive[key]
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise _pickled(path, f"array '{key}'") from None
-        raise UserError(f"{path}: array '{key}' cannot be read ({exc})") from None
+            raise _pickled(path, f"array '{shown(key)}'") from None
+        raise UserError(
+            f"{shown(path)}: array '{shown(key)}' cannot be read ({exc})"
+        ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: array '{key}' cannot be read ({exc})") from None
+        raise UserError(
+            f"{shown(path)}: array '{shown(key)}' cannot be read ({exc})"
+        ) from None
 
 
 def _starts_with(path: str, prefixes: tuple[bytes, ...]) -> bool:
@@ -118,7 +133,7 @@ def _starts_with(path: str, prefixes: tuple[bytes, ...]) -> bool:
 
 def _pickled(path: str, what: str) -> UserError:
     return UserError(
-        f"{path}: {what} holds pickled Python objects, which nnspec never loads (unpickling can "
+        f"{shown(path)}: {what} holds pickled Python objects, which nnspec never loads (unpickling can "
         f"run code); save plain numeric arrays, e.g. numpy.savez(path, x=x.astype('float32'), "
         f"y=y)"
     )
