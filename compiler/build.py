@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from collections import OrderedDict
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from . import modules
 from .api import count_params, model_tree
+from .costs import training_memory
 from .errors import Problem, SpecError
 from .formatting import format_bytes
 from .tree import Branches, Leaf, Module, Repeat, Residual, Slot, children
@@ -18,25 +20,39 @@ BYTES_PER_PARAM = 4  # float32
 
 
 def available_memory_bytes() -> int | None:
-    """Return the memory this process may still allocate (cgroup limit or MemAvailable), or None."""
+    """Return the memory this process may still allocate, or None when nothing says.
+
+    The least of: MemAvailable; the cgroup's limit (memory.max, or v1's limit_in_bytes) less
+    what the cgroup holds beyond its reclaimable file cache; and the address space `ulimit -v`
+    (RLIMIT_AS) leaves beside what the process has mapped already.
+    """
     candidates = []
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    candidates.append(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
-    for path in (
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    meminfo = _read_fields("/proc/meminfo")
+    if "MemAvailable" in meminfo:
+        candidates.append(meminfo["MemAvailable"] * 1024)
+    for limit_file, usage_file, stat_file, cache_key in (
+        (
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory.current",
+            "/sys/fs/cgroup/memory.stat",
+            "file",
+        ),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup/memory/memory.stat",
+            "cache",
+        ),
     ):
-        try:
-            text = open(path).read().strip()
-        except OSError:
+        limit = _read_int(limit_file)
+        if limit is None:
             continue
-        if text.isdigit():
-            candidates.append(int(text))
+        used = _read_int(usage_file) or 0
+        cache = _read_fields(stat_file).get(cache_key, 0)
+        candidates.append(max(limit - max(used - cache, 0), 0))
+    address_space = _address_space_left()
+    if address_space is not None:
+        candidates.append(address_space)
     if not candidates and hasattr(os, "sysconf"):
         try:
             candidates.append(
@@ -47,17 +63,77 @@ def available_memory_bytes() -> int | None:
     return min(candidates) if candidates else None
 
 
-def check_fits_in_memory(spec, params: int) -> None:
-    """Raise SpecError when `params` float32 parameters would not fit in the available memory."""
+def _read_int(path: str) -> int | None:
+    """Return the integer a one-line file holds (None when absent, unreadable or `max`)."""
+    try:
+        with open(path) as file:
+            text = file.read(64).strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _read_fields(path: str) -> dict[str, int]:
+    """Return the `name value` (or `Name: value kB`) lines of a file as {name: value}."""
+    fields: dict[str, int] = {}
+    try:
+        with open(path) as file:
+            for line in file:
+                parts = line.replace(":", " ").split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    fields[parts[0]] = int(parts[1])
+    except OSError:
+        pass
+    return fields
+
+
+def _address_space_left() -> int | None:
+    """Return the bytes `ulimit -v` (RLIMIT_AS) leaves this process to map, None if unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    mapped = _read_fields("/proc/self/status").get("VmSize", 0) * 1024
+    return max(soft - mapped, 0)
+
+
+def check_fits_in_memory(spec, params: int, *, training: bool = True) -> None:
+    """Raise SpecError when the model would not fit in the memory this process may allocate.
+
+    For training (the default): the parameters, their gradients, the optimizer's state, the
+    buffers and the activations kept for backward for one batch of the spec's batch size
+    (compiler.costs.training_memory, the estimate `nnspec summary` shows). Otherwise the float32
+    parameters alone.
+    """
     need = params * BYTES_PER_PARAM
     have = available_memory_bytes()
-    if have is not None and need > have:
+    if have is None:
+        return
+    if need > have:
         raise SpecError(
             [
                 Problem(
                     "layers",
                     f"the model has {params:,} parameters ({format_bytes(need)} as float32), "
                     f"more than the {format_bytes(have)} of memory available; make it smaller",
+                )
+            ],
+            spec.source,
+        )
+    if not training:
+        return
+    settings = spec.training_or_default
+    parts = training_memory(model_tree(spec), settings)
+    if parts["total"] > have:
+        raise SpecError(
+            [
+                Problem(
+                    "layers",
+                    f"training needs about {format_bytes(parts['total'])} "
+                    f"({format_bytes(parts['activations'])} of activations for a batch of "
+                    f"{settings.batch_size:,}, {format_bytes(parts['parameters'])} of "
+                    f"parameters ({params:,}), and their gradients and optimizer state), more "
+                    f"than the {format_bytes(have)} of memory available; make the model or "
+                    f"training.batch_size smaller",
                 )
             ],
             spec.source,
@@ -130,7 +206,7 @@ def build_module(spec) -> nn.Module:
     a call's arguments first), so one seed gives both forms the same weights.
     """
 
-    check_fits_in_memory(spec, count_params(spec))
+    check_fits_in_memory(spec, count_params(spec), training=False)
     return _build(model_tree(spec), {})
 
 
