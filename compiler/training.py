@@ -459,9 +459,7 @@ def single_sample_batch_problems(training: "TrainingConfig", layers, line_of) ->
         ]
     count = BUILT_IN_SIZES.get(data.dataset)
     if count is not None:
-        n_train = split_sizes(
-            count, data.val_fraction, data.test_fraction
-        )[0]
+        n_train = split_sizes(count, data.val_fraction, data.test_fraction)[0]
         if n_train == 1:
             path = ("training", "data", "val_fraction")
             return [
