@@ -34,3 +34,8 @@ def human_count(n: int) -> str:
         if n < 999.5 or unit == "P":
             return f"{n:.3g}{unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def plural(count: int, word: str) -> str:
+    """Return `1 epoch`, `2 epochs`, `1,000 parameters`: the count with the word it takes."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"

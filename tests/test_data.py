@@ -500,7 +500,7 @@ def test_csv_missing_file_and_folder(tmp_path: Path) -> None:
 
 def test_csv_too_few_rows_to_split(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "one.csv", "a,kind\n1,x\n")
-    with pytest.raises(UserError, match=r"has 1 samples: too few to split"):
+    with pytest.raises(UserError, match=r"has 1 sample: too few to split"):
         load_data(csv_training(path), [1])
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from compiler.formatting import plural
 from runtime.cli.main import main
-from runtime.training.report import format_report, plural
+from runtime.training.report import format_report
 from tests.test_ddp import SPEC as DDP_SPEC
 from tests.test_ddp import launched, processes_naming
 from tests.waiting import wait_until

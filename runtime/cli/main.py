@@ -69,15 +69,18 @@ def _command_in(argv: list[str] | None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 findings, 2 user error, 130 Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
     try:
+        # inside the try: building the parser imports the command's module (torch for train),
+        # and a Ctrl-C in that second is an interruption like any other
+        args = build_parser(argv).parse_args(argv)
         return int(args.run(args) or 0)
     except SpecError as exc:
         print(printable_message(str(exc)), file=sys.stderr)
         return 2
     except UserError as exc:
         print(
-            printable_message(f"nnspec {args.command}: error: {exc}"), file=sys.stderr
+            printable_message(f"nnspec {_command_in(argv)}: error: {exc}"),
+            file=sys.stderr,
         )
         return exc.exit_code
     except KeyboardInterrupt:

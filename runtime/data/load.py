@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from compiler import resolved_layers
+from compiler.formatting import plural
 from compiler.layers import REGISTRY
 from compiler.training import one_value_batch_norms, split_sizes
 from runtime.data import Samples, csv_file, digits, npz_file, vision
@@ -225,7 +226,7 @@ def split_samples(
     # (n_test is at least 1 whenever test_fraction > 0 and there are samples left to train)
     if n_train < 1 or n_val < 1:
         raise UserError(
-            f"data set '{samples.name}' has {count} samples: too few to split with val_fraction "
+            f"data set '{samples.name}' has {plural(count, 'sample')}: too few to split with val_fraction "
             f"{val_fraction} and test_fraction {test_fraction} (each split needs one sample)"
         )
     val = order[n_test : n_test + n_val]

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import torch
 
+from compiler.formatting import plural
 from runtime.data.files import did_you_mean, file_error, listing, open_data_file
 from runtime.data.labels import encode_labels
 from runtime.data.samples import Samples, float_tensor, id_tensor
@@ -65,7 +66,7 @@ def _read_archive(
     if y is not None and (y.ndim == 0 or len(y) != len(x)):
         count = "a single value" if y.ndim == 0 else f"{len(y)} labels"
         raise UserError(
-            f"{shown(path)}: array '{shown(x_key)}' has {len(x)} samples but '{shown(y_key)}' has {count}"
+            f"{shown(path)}: array '{shown(x_key)}' has {plural(len(x), 'sample')} but '{shown(y_key)}' has {count}"
         )
     samples = _ids(path, x_key, y_key, x) if dtype == "int64" else float_tensor(x)
     if samples.dtype.is_floating_point and not torch.isfinite(samples).all():

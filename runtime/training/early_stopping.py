@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from compiler.formatting import plural
 from compiler.training import inferred_mode
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss")
@@ -113,9 +114,9 @@ class EarlyStopping:
         if self.patience is None or self.wait < max(self.patience, 1):
             return None
         if self.best_epoch == 0:
-            return f"{self.monitor} was never finite in {self.wait} epochs"
+            return f"{self.monitor} was never finite in {plural(self.wait, 'epoch')}"
         return (
-            f"{self.monitor} did not improve for {self.wait} epochs "
+            f"{self.monitor} did not improve for {plural(self.wait, 'epoch')} "
             f"(best {self.best:.6g} at epoch {self.best_epoch})"
         )
 

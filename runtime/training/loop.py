@@ -397,11 +397,12 @@ def _val_part(x: Tensor, y: Tensor, group: Group) -> tuple[Tensor, Tensor]:
     return x[start:stop], y[start:stop]
 
 
-def batch_starts(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Return (start, stop) of each batch; a last batch of one sample joins the one before it,
-    since BatchNorm cannot train on a single sample."""
+def batch_starts(n: int, batch_size: int, world: int = 1) -> list[tuple[int, int]]:
+    """Return (start, stop) of each batch; a last batch that would give a process a single
+    sample (fewer than 2 per process: one sample in one process) joins the one before it, since
+    BatchNorm cannot train on a single sample."""
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * world:
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
 
@@ -424,7 +425,7 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
     group = run.group
     per_sample = y[:1].numel()  # targets per sample
-    for start, stop in batch_starts(len(x), run.training.batch_size):
+    for start, stop in batch_starts(len(x), run.training.batch_size, group.world):
         if _interrupted(run, x.device):
             return None
         index = order[start:stop]

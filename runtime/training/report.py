@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from compiler.formatting import plural
 from runtime.tasks import metric_name
 
 STOPS = {
@@ -75,11 +76,6 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
         )
         lines.append(f"resume:   {command}{more}")
     return "\n".join(lines)
-
-
-def plural(count: int, word: str) -> str:
-    """Return `1 epoch`, `2 epochs`, `1,000 parameters`: the count with the word it takes."""
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
 def _how_it_stopped(summary: dict[str, Any]) -> str:

@@ -22,10 +22,17 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from compiler import Spec, build_sequential, count_params, spec_data, spec_digest
+from compiler import (
+    Spec,
+    build_sequential,
+    count_params,
+    resolved_layers,
+    spec_data,
+    spec_digest,
+)
 from compiler.build import check_fits_in_memory
 from compiler.spec import stored_spec_data
-from compiler.training import TrainingConfig
+from compiler.training import TrainingConfig, one_value_batch_norms
 from compiler.version import __version__
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
@@ -325,6 +332,7 @@ def check_before_launch(
     check_distributed_device(
         resolve_device(device or spec.training_or_default.device), nproc
     )
+    check_batch_per_process(spec, nproc)
     make_out_dir(out)
     with hold_for_launched_processes(out):
         prepare_out_dir(out, resume=resume, force=force)
@@ -335,6 +343,22 @@ def check_before_launch(
         seed_everything(spec.training_or_default.seed)
         check_model_output(build_model(spec, form, spec_path, quiet=True), data, spec)
         yield
+
+
+def check_batch_per_process(spec: Spec, nproc: int) -> None:
+    """Raise UserError when batch norm would see a batch of one sample in some process: each of
+    `nproc` processes trains on its share of every batch (the last batch is joined to the one
+    before when it is shorter than 2 per process), so batch_size must give each at least 2.
+    """
+    batch_size = spec.training_or_default.batch_size
+    norms = one_value_batch_norms(resolved_layers(spec))
+    if norms and batch_size < 2 * nproc:
+        where = f"layer {norms[0].name} ({norms[0].type})"
+        raise UserError(
+            f"training.batch_size {batch_size} gives some of the {nproc} processes a batch of "
+            f"one sample, but {where} normalizes over the batch and needs more than one value "
+            f"per channel; set batch_size to {2 * nproc} or more, or use fewer processes"
+        )
 
 
 def check_model_output(model: nn.Module, data, spec: Spec) -> None:
