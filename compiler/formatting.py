@@ -36,6 +36,7 @@ def human_count(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def plural(count: int, word: str) -> str:
-    """Return `1 epoch`, `2 epochs`, `1,000 parameters`: the count with the word it takes."""
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """Return `1 epoch`, `2 epochs`, `3 classes`: the count with the word it takes (`many`, when
+    the plural is not `word` + s)."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {many or word + 's'}"

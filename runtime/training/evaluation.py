@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from compiler import SpecError, build_sequential, load_spec
+from compiler.formatting import plural
 from compiler.spec import stored_spec_data
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
@@ -153,7 +154,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     metric = metric_name(result["task"])
     lines = [
         f"{result['name']} from {result['checkpoint']} (epoch {result['epoch']}) on the "
-        f"{result['split']} split: {result['samples']} samples, {result['device']}",
+        f"{result['split']} split: {plural(result['samples'], 'sample')}, {result['device']}",
         f"loss {result['loss']:.4f}   {metric} {result[metric]:.4f}",
     ]
     matrix = result.get("confusion")
@@ -170,5 +171,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
                 name.rjust(width) + " " + " ".join(str(c).rjust(width) for c in row)
             )
     elif matrix is not None:
-        lines.append(f"confusion matrix: {len(matrix)} classes, see --json")
+        lines.append(
+            f"confusion matrix: {plural(len(matrix), 'class', 'classes')}, see --json"
+        )
     return "\n".join(lines)
