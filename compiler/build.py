@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-import resource
+
+try:
+    import resource  # POSIX only: ulimit -v
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 from collections import OrderedDict
 
 import torch
@@ -89,6 +93,8 @@ def _read_fields(path: str) -> dict[str, int]:
 
 def _address_space_left() -> int | None:
     """Return the bytes `ulimit -v` (RLIMIT_AS) leaves this process to map, None if unlimited."""
+    if resource is None:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY or soft < 0:
         return None

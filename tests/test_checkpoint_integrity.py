@@ -5,6 +5,7 @@ folder stays as it was when one is refused (issue 15, items 3, 4, 6 and the uncl
 
 import io
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -366,3 +367,29 @@ def test_flipped_bytes_are_refused_or_change_nothing(
         assert resumed["epoch"] == reference["epoch"]
         for name, tensor in reference["model"].items():
             assert torch.equal(resumed["model"][name], tensor), (flips, name)
+
+
+def test_a_safetensors_file_whose_metadata_nests_too_deep_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "deep.safetensors"
+    deep = "[" * 50_000 + "]" * 50_000
+    save_file(
+        {"fc.weight": torch.zeros(2, 2)},
+        str(path),
+        metadata={
+            "format": "nnspec-safetensors",
+            "spec": deep,
+            "spec_sha256": "0",
+            "epoch": "1",
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime", "evaluate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "nests too deep" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -405,3 +405,28 @@ def test_the_launcher_holds_the_folder_while_its_processes_run(tmp_path, monkeyp
     assert "NNSPEC_RUN_FOLDER_HELD" not in os.environ
     with hold_run_folder(out):  # released when the launch returns
         pass
+
+
+def test_a_forced_run_that_saved_nothing_keeps_the_previous_run_whole(tmp_path):
+    # --force replaces the old run only once the new one has something to write: stopped
+    # before its first epoch ended, it writes nothing, not even summary.json
+    from types import SimpleNamespace
+
+    from runtime.training.train import RunFolder, write_outputs
+
+    out = tmp_path / "run"
+    out.mkdir()
+    before = {}
+    for name, data in {
+        "last.pt": b"old last",
+        "best.pt": b"old best",
+        "metrics.csv": b"epoch\n1\n",
+        "summary.json": b"{}\n",
+    }.items():
+        (out / name).write_bytes(data)
+        before[name] = data
+    folder = RunFolder(out=out, replaced=sorted(before), stale=[])
+    summary = {"files": {"summary.json": "summary.json"}, "stop_reason": "interrupted"}
+    write_outputs(out, summary, SimpleNamespace(history=[]), "classification", folder)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert summary["kept_previous_run"] and not folder.begun

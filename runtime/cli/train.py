@@ -174,6 +174,13 @@ def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
             print(
                 f"{word}; continue with: {resume_command(args, out)}", file=sys.stderr
             )
+        elif summary.get("kept_previous_run"):
+            print(
+                f"{word} before the first epoch finished, so nothing was saved and the "
+                f"previous run in {out} is kept as it was; start again with: "
+                f"{start_command(args, out)}",
+                file=sys.stderr,
+            )
         else:
             print(
                 f"{word} before the first epoch finished, so nothing was saved; start "

@@ -194,7 +194,11 @@ def launch(argv: Sequence[str], nproc: int) -> int:
 
 
 # the signals `nnspec train --nproc N` passes on to the launcher (which passes them on)
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FORWARDED_SIGNALS = tuple(  # SIGHUP does not exist on Windows
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP")
+    if hasattr(signal, name)
+)
 # the launcher's parent, so it can tell whether it outlived it
 PARENT_VARIABLE = "NNSPEC_LAUNCHER_PARENT"
 

@@ -282,6 +282,12 @@ def _read_safetensors(source: Path) -> dict[str, Any]:
                 raise UserError(
                     f"{source} is damaged: its metadata field {field!r} is not JSON"
                 ) from None
+            except (
+                RecursionError
+            ):  # json nests by recursion: 50,000 brackets exhaust it
+                raise UserError(
+                    f"{source} is damaged: its metadata field {field!r} nests too deep"
+                ) from None
     missing = [key for key in ("spec", "spec_sha256", "epoch") if key not in payload]
     if missing:
         raise UserError(f"{source} is damaged: its metadata lacks {', '.join(missing)}")

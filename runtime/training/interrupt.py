@@ -89,9 +89,11 @@ def catch_sigint(quiet: bool = False) -> Iterator[InterruptFlag]:
     """Yield a flag that the first Ctrl-C or SIGTERM sets; a second one stops at once.
 
     Outside the main thread (where signals cannot be caught) the flag is never set and the
-    signals keep their usual effect. Once a signal has set the flag, the second-signal handler
-    stays installed after this block, until the process ends: a second Ctrl-C while the outputs
-    are written or the interpreter ends must not print a traceback.
+    signals keep their usual effect. Once a signal has set the flag, and a command runs this
+    under `second_interrupt_ends_here`, the second-signal handler stays installed after this
+    block, until the process ends: a second Ctrl-C while the outputs are written or the
+    interpreter ends must not print a traceback. Without one (the Python API), the previous
+    handlers come back.
     """
     global _latest
     flag = InterruptFlag()
@@ -117,8 +119,11 @@ def catch_sigint(quiet: bool = False) -> Iterator[InterruptFlag]:
     try:
         yield flag
     finally:
+        # the second-signal handler stays only where a command will end the process on it
+        # (second_interrupt_ends_here): a library caller gets its own handlers back
+        keep = flag.requested and _catchers > 0
         for signum, handler in previous.items():
-            signal.signal(signum, _stop_now if flag.requested else handler)
+            signal.signal(signum, _stop_now if keep else handler)
 
 
 def _stop_now(signum, frame) -> None:

@@ -186,10 +186,13 @@ def _start_run(
     if form not in FORMS:
         raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
     training = spec.training_or_default
-    # a model too large for this machine is refused before any folder, data or allocation
-    check_fits_in_memory(spec, count_params(spec))
-    out = Path(out_dir)
     group = env_group()
+    on_device = _process_device(device or training.device, group)
+    # a model too large for this machine is refused before any folder, data or allocation;
+    # what training needs beyond the parameters is counted where it lives: in host memory,
+    # unless the device is a GPU with memory of its own
+    check_fits_in_memory(spec, count_params(spec), training=on_device.type != "cuda")
+    out = Path(out_dir)
     folder = None
     if group.is_main:
         make_out_dir(out)
@@ -206,7 +209,7 @@ def _start_run(
         training=training,
         out=out,
         group=group,
-        device=_process_device(device or training.device, group),
+        device=on_device,
         start_state=start_state,
         best_weights=best_weights,
         folder=folder,
@@ -328,21 +331,31 @@ def check_before_launch(
     """
     if form not in FORMS:
         raise UserError(f"--form can be {' or '.join(FORMS)}; got {form!r}")
-    check_fits_in_memory(spec, count_params(spec))
-    check_distributed_device(
-        resolve_device(device or spec.training_or_default.device), nproc
-    )
+    resolved = resolve_device(device or spec.training_or_default.device)
+    check_fits_in_memory(spec, count_params(spec), training=resolved.type != "cuda")
+    check_distributed_device(resolved, nproc)
     check_batch_per_process(spec, nproc)
     make_out_dir(out)
     with hold_for_launched_processes(out):
         prepare_out_dir(out, resume=resume, force=force)
-        if resume:
-            start = read_resume_state(out, spec)
-            read_best_weights(out, start, warn=False)  # rank 0 warns
-        data = load_spec_data(spec)
-        seed_everything(spec.training_or_default.seed)
-        check_model_output(build_model(spec, form, spec_path, quiet=True), data, spec)
+        _check_once_before_launch(
+            spec, out, resume=resume, form=form, spec_path=spec_path
+        )
         yield
+
+
+def _check_once_before_launch(
+    spec: Spec, out: Path, *, resume: bool, form: str, spec_path
+) -> None:
+    """Read what a resume reads, load the data and check the model's output, as every process
+    will; nothing of it is kept (the processes load their own while the folder is held).
+    """
+    if resume:
+        start = read_resume_state(out, spec)
+        read_best_weights(out, start, warn=False)  # rank 0 warns
+    data = load_spec_data(spec)
+    seed_everything(spec.training_or_default.seed)
+    check_model_output(build_model(spec, form, spec_path, quiet=True), data, spec)
 
 
 def check_batch_per_process(spec: Spec, nproc: int) -> None:
@@ -619,6 +632,17 @@ def write_outputs(
     # lazy: matplotlib is slow to import; the --nproc launcher and other ranks never plot
     from runtime.training.plots import write_curves
 
+    if (
+        folder is not None
+        and not folder.begun
+        and folder.replaced
+        and not result.history
+    ):
+        # the new run saved nothing (stopped before its first epoch ended): the run that
+        # --force was to replace stays whole, its summary.json included
+        summary["files"] = {}
+        summary["kept_previous_run"] = True
+        return
     if folder is not None:
         folder.begin()  # a run that diverged in its first epoch writes only here
     if result.history:
