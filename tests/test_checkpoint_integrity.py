@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.cli.main import main
+from runtime.errors import UserError
 from runtime.storage.checkpoint import read_checkpoint
 from runtime.training.evaluation import evaluate_checkpoint
 
@@ -393,3 +394,24 @@ def test_a_safetensors_file_whose_metadata_nests_too_deep_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "nests too deep" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_flipped_byte_in_an_exported_safetensors_file_is_refused(trained, tmp_path):
+    # safetensors checks its header, not the tensor bytes: the export records their sha256
+    _, _, run = trained
+    exported = tmp_path / "weights.safetensors"
+    assert (
+        main(
+            ["export", str(run / "best.pt"), "--format", "safetensors"]
+            + ["--out", str(exported)]
+        )
+        == 0
+    )
+    good = evaluate_checkpoint(exported, "val", "cpu")
+    assert good["loss"] == evaluate_checkpoint(run / "best.pt", "val", "cpu")["loss"]
+    data = bytearray(exported.read_bytes())
+    data[-3] ^= 0x40  # an exponent bit of the last weight
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match the weights_sha256 it records"):
+        evaluate_checkpoint(bad, "val", "cpu")

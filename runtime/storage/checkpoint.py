@@ -6,6 +6,7 @@ restricted unpickler of `torch.load(weights_only=True)` reads it and no code in 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -232,7 +233,27 @@ def safetensors_bytes(payload: dict[str, Any]) -> bytes:
         key: value.detach().contiguous().clone()
         for key, value in payload["model"].items()
     }
+    # the tensor bytes do not depend on the header, so their digest can go into it: safetensors
+    # checks the header's structure, not the bytes (a flipped bit in a weight would load)
+    metadata["weights_sha256"] = hashlib.sha256(
+        _tensor_bytes(save(tensors, metadata=metadata))
+    ).hexdigest()
     return save(tensors, metadata=metadata)
+
+
+def _tensor_bytes(data: bytes) -> bytes:
+    """Return the data section of a safetensors file (after the 8-byte length and the header)."""
+    return data[8 + int.from_bytes(data[:8], "little") :]
+
+
+def _tensor_digest(source: Path) -> str:
+    """Return the sha256 of a safetensors file's data section, read in chunks."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        f.seek(8 + int.from_bytes(f.read(8), "little"))
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_safetensors(path: str | os.PathLike) -> bool:
@@ -273,6 +294,17 @@ def _read_safetensors(source: Path) -> dict[str, Any]:
             f"{source} is a safetensors file, but not one nnspec wrote (no spec in its metadata); "
             "nnspec needs the spec beside the weights: export it with `nnspec export --format safetensors`"
         )
+    recorded = metadata.get(
+        "weights_sha256"
+    )  # exports before it was recorded have none
+    try:
+        if recorded is not None and _tensor_digest(source) != recorded:
+            raise UserError(
+                f"{source} is damaged: its tensor data does not match the weights_sha256 "
+                "it records"
+            )
+    except OSError as exc:
+        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from None
     payload: dict[str, Any] = {"format": SAFETENSORS_FORMAT, "model": model}
     for field in SAFETENSORS_FIELDS:
         if field in metadata:
@@ -282,9 +314,8 @@ def _read_safetensors(source: Path) -> dict[str, Any]:
                 raise UserError(
                     f"{source} is damaged: its metadata field {field!r} is not JSON"
                 ) from None
-            except (
-                RecursionError
-            ):  # json nests by recursion: 50,000 brackets exhaust it
+            # json nests by recursion: 50,000 brackets exhaust it
+            except RecursionError:
                 raise UserError(
                     f"{source} is damaged: its metadata field {field!r} nests too deep"
                 ) from None
