@@ -298,3 +298,37 @@ def test_the_launcher_stops_the_run_when_the_command_is_killed_with_9(tmp_path):
     assert summary["stop_reason"] == "interrupted"
     assert summary["stop_message"].startswith("terminated (SIGTERM) ")
     no_temporary_files_and_whole_checkpoints(out)
+
+
+def test_a_sigterm_while_the_outputs_are_written_lets_them_finish(
+    tmp_path, monkeypatch
+):
+    # the end-of-run writes happen under the run's own signal handling: a first SIGTERM there
+    # (matplotlib's import and the plot take seconds) must not kill the process mid-write
+    from compiler import load_spec
+    from runtime.training import plots
+    from runtime.training.train import train_spec
+
+    real = plots.write_curves
+
+    def terminated_meanwhile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "write_curves", terminated_meanwhile)
+    spec = load_spec(
+        {
+            "name": "Tiny",
+            "input": [1, 8, 8],
+            "layers": ["flatten", {"linear": 8}, "relu", {"linear": 10}],
+            "training": {"epochs": 1, "early_stopping": None},
+        }
+    )
+    out = tmp_path / "run"
+    summary = train_spec(spec, out_dir=out, quiet=True)
+    assert (
+        summary["stop_reason"] != "interrupted"
+    )  # the run had ended: it stays complete
+    assert json.loads((out / "summary.json").read_text())["epochs_run"] == 1
+    assert (out / "curves.png").is_file() and (out / "metrics.csv").is_file()
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN

@@ -159,9 +159,7 @@ def train_spec(
         # seeded right before the model, so both forms start from the same weights
         seed_everything(run.training.seed)
         model = build_model(spec, form, spec_path, run.quiet)
-        result, summary = _train_and_summarize(run, data, model)
-        if run.group.is_main:
-            write_outputs(run.out, summary, result, run.training.task, run.folder)
+        _, summary = _train_and_summarize(run, data, model)
     return summary
 
 
@@ -229,13 +227,19 @@ def _process_device(name: str, group: Group) -> torch.device:
 def _train_and_summarize(
     run: TrainRun, data, model: nn.Module
 ) -> tuple[FitResult, dict[str, Any]]:
-    """Return fit's result and the summary of the run, rank 0 writing each epoch meanwhile."""
-    # writes finish inside catch_sigint, so a Ctrl-C while the last one is on its way is polite
+    """Return fit's result and the summary of the run, rank 0 writing each epoch meanwhile and
+    its outputs (metrics.csv, summary.json, curves.png) at the end.
+
+    The outputs are written inside catch_sigint, after the epochs' writer has finished: a first
+    Ctrl-C or SIGTERM while they are written lets them finish (the run is complete), a second
+    one stops at once with the files whole.
+    """
     with (
         process_group(run.group, run.device),
         cpu_threads_for(run.spec, run.training.batch_size, run.device),
         catch_sigint(run.quiet) as interrupt,
-        (
+    ):
+        with (
             RunWriter(
                 run.out,
                 run.spec,
@@ -246,20 +250,21 @@ def _train_and_summarize(
             )
             if run.folder is not None
             else nullcontext()
-        ) as writer,
-    ):
-        result = _fit_on_device(
-            run,
-            model,
-            data,
-            best_weights=run.best_weights,
-            interrupt=interrupt,
-            writer=writer,
-        )
+        ) as writer:
+            result = _fit_on_device(
+                run,
+                model,
+                data,
+                best_weights=run.best_weights,
+                interrupt=interrupt,
+                writer=writer,
+            )
         seconds = time.perf_counter() - run.started
         summary = summary_data(
             run, data=data, model=model, result=result, seconds=seconds
         )
+        if run.group.is_main:
+            write_outputs(run.out, summary, result, run.training.task, run.folder)
     return result, summary
 
 
