@@ -34,9 +34,8 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
     training sections still list arguments that did not apply, is read too (they are dropped).
     """
     source = Path(path)
-    check_common_entries(
-        payload, source
-    )  # a safetensors file's metadata comes here too
+    # a safetensors file's metadata comes here too
+    check_common_entries(payload, source)
     check_spec_digest(payload, source)
     try:
         spec = load_spec(stored_spec_data(payload["spec"]))
