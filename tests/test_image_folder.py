@@ -246,3 +246,13 @@ def test_trains_keeps_class_names_and_evaluates(tmp_path):
     assert result["class_names"] == ["ant", "bee"] and result["samples"] == 3
     best = summary["last_metrics"]
     assert result["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+def test_lint_counts_the_class_folders(tmp_path):
+    from compiler.lint import lint_file  # lint reads the folder next to the spec
+
+    write_folder(tmp_path / "images", classes=("a", "b", "c"))
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(image_spec("images")))  # ends in linear 2
+    warnings = [w for w in lint_file(spec_file)[1] if w.code == "NS111"]
+    assert len(warnings) == 1 and "[3]" in warnings[0].message
