@@ -33,7 +33,14 @@ def rows(path):
         ]
 
 
-def digits_spec(mode, epochs=2, workers=0, **training):
+def tiny_spec(folder, mode, epochs=2, workers=0):
+    """Return a small MLP's spec with dropout and input noise on a 200-sample npz in `folder`."""
+    path = folder / "tiny.npz"
+    if not path.exists():
+        rng = np.random.default_rng(0)
+        np.savez(
+            path, x=rng.random((200, 1, 8, 8), dtype=np.float32), y=np.arange(200) % 4
+        )
     return load_spec(
         {
             "name": "Tiny",
@@ -43,14 +50,13 @@ def digits_spec(mode, epochs=2, workers=0, **training):
                 {"linear": 16},
                 "relu",
                 {"dropout": 0.2},
-                {"linear": 10},
+                {"linear": 4},
             ],
             "training": {
                 "epochs": epochs,
-                "batch_size": 64,
-                "data": {"dataset": "digits", "noise": 0.1},
+                "batch_size": 32,
+                "data": {"dataset": "npz", "path": str(path), "noise": 0.1},
                 "loading": {"mode": mode, "workers": workers},
-                **training,
             },
         }
     )
@@ -58,25 +64,29 @@ def digits_spec(mode, epochs=2, workers=0, **training):
 
 def test_streamed_and_in_memory_runs_give_the_same_metrics(tmp_path):
     # dropout and noise draw random numbers: streaming must leave those streams alone
-    memory = train_spec(digits_spec("memory"), out_dir=tmp_path / "m", quiet=True)
-    stream = train_spec(digits_spec("stream"), out_dir=tmp_path / "s", quiet=True)
-    assert "streamed" in stream["data"] and "streamed" not in memory["data"]
+    memory = train_spec(
+        tiny_spec(tmp_path, "memory"), out_dir=tmp_path / "m", quiet=True
+    )
+    stream = train_spec(
+        tiny_spec(tmp_path, "stream"), out_dir=tmp_path / "s", quiet=True
+    )
+    assert stream["data"].endswith("streamed batch by batch")
+    assert not memory["data"].endswith("streamed batch by batch")
     assert rows(tmp_path / "s" / "metrics.csv") == rows(tmp_path / "m" / "metrics.csv")
 
 
 def test_resume_is_exact_when_streaming(tmp_path):
-    train_spec(digits_spec("memory", epochs=3), out_dir=tmp_path / "whole", quiet=True)
-    train_spec(digits_spec("stream", epochs=2), out_dir=tmp_path / "split", quiet=True)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train_spec(tiny_spec(tmp_path, "memory", epochs=4), out_dir=whole, quiet=True)
+    train_spec(tiny_spec(tmp_path, "stream", epochs=2), out_dir=split, quiet=True)
+    train_spec(
+        tiny_spec(tmp_path, "stream", epochs=3), out_dir=split, resume=True, quiet=True
+    )
     # resumed in the other mode: `loading` changes how batches are read, not which
     train_spec(
-        digits_spec("stream", epochs=3),
-        out_dir=tmp_path / "split",
-        resume=True,
-        quiet=True,
+        tiny_spec(tmp_path, "memory", epochs=4), out_dir=split, resume=True, quiet=True
     )
-    assert rows(tmp_path / "split" / "metrics.csv") == rows(
-        tmp_path / "whole" / "metrics.csv"
-    )
+    assert rows(split / "metrics.csv") == rows(whole / "metrics.csv")
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -194,7 +194,7 @@ def load_data(
     )
     if splits.streamed:
         splits.workers = worker_count(policy.workers, _decodes(splits.x_train))
-        splits.description += ", streamed from disk"
+        splits.description += ", streamed batch by batch"
     return splits
 
 
