@@ -256,3 +256,17 @@ def test_lint_counts_the_class_folders(tmp_path):
     spec_file.write_text(yaml.safe_dump(image_spec("images")))  # ends in linear 2
     warnings = [w for w in lint_file(spec_file)[1] if w.code == "NS111"]
     assert len(warnings) == 1 and "[3]" in warnings[0].message
+
+
+def test_cli_reports_broken_images_in_one_line_with_exit_2(tmp_path, capsys):
+    from runtime.cli.main import main  # the command as a user runs it, in-process
+
+    root = write_folder(tmp_path / "images")
+    (root / "dog" / "broken.jpg").write_bytes(b"not a jpeg")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(image_spec("images")))
+    code = main(["train", str(spec_file), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert "1 image cannot be read" in err and "broken.jpg" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
