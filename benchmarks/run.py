@@ -29,6 +29,7 @@ SECTIONS = {
     "cli": "CLI latency",
     "forms": "The two forms: forward + backward",
     "scale": "Scale: validation time against layer count",
+    "streaming": "Streaming: the same data set in memory and streamed from disk",
 }
 DEFAULT_OUTPUT = HERE / "results.md"
 

@@ -400,7 +400,7 @@ def _size_rules(
     last = _previous_skipping(layers, len(layers), DROPOUTS | ACTIVATIONS) or layers[-1]
 
     out = output_shape(spec)  # the model's output, which need not be its last layer's
-    classes = DATASET_CLASSES.get(training.data.dataset)
+    classes = DATASET_CLASSES.get(training.data.dataset) or image_folder_classes(spec)
     expected = size = None
     positions = (
         label_positions(training.data) if training.task == "classification" else ()
@@ -501,6 +501,28 @@ def npz_array_shape(path: str | None, key: str) -> tuple[int, ...] | None:
     if isinstance(shape, tuple) and shape and all(isinstance(d, int) for d in shape):
         return shape
     return None
+
+
+def image_folder_classes(spec: Spec) -> int | None:
+    """Return the class folders of an image_folder data set (sub-folders not starting with
+    "."), None when it is another data set or the folder is not there; relative paths are read
+    from the spec's folder, as training reads them."""
+    data = spec.training.data
+    if data.dataset != "image_folder":
+        return None
+    folder = Path(data.path)
+    source = Path(spec.source)
+    if not folder.is_absolute() and source.suffix in (".yaml", ".yml", ".json"):
+        folder = source.parent / folder
+    try:
+        count = sum(
+            1
+            for entry in os.scandir(folder)
+            if entry.is_dir() and entry.name[:1] != "."
+        )
+    except OSError:
+        return None
+    return count or None
 
 
 def training_sample_count(training) -> int | None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .spec import Spec
 
 # data sets that ship float pixel values in [0, 1], one label per image
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
 
 LineOf = Callable[[tuple], "int | None"]
 
@@ -62,6 +62,8 @@ def task_problems(
             "(`input.dtype`); read ids from an npz file of integers or a csv file, or drop "
             "`dtype: int64`",
         )
+    if data.dataset == "image_folder":
+        problems.extend(image_folder_problems(spec, shape, line_of))
     if ids and data.noise > 0:
         refuse(
             ("training", "data", "noise"),
@@ -83,4 +85,34 @@ def task_problems(
                 f"input's shape {format_shape(shape)} (or the {math.prod(shape)} values of the "
                 "flattened input)",
             )
+    return problems
+
+
+def image_folder_problems(
+    spec: Spec, shape: tuple[int, ...], line_of: LineOf
+) -> list[Problem]:
+    """Return the problems of an image folder's spec: an input that cannot hold an image
+    (`[1 or 3, H, W]`), or a task that class folders give no target for (regression)."""
+    problems = []
+    if spec.input_dtype == "float32" and (len(shape) != 3 or shape[0] not in (1, 3)):
+        path = ("input",)
+        problems.append(
+            Problem(
+                format_path(path),
+                f"image_folder reads images as [channels, height, width] with 1 channel "
+                f"(grayscale) or 3 (RGB), but the input is {format_shape(shape)}; write e.g. "
+                f"input: [3, 32, 32] (images are resized to it)",
+                line_of(path),
+            )
+        )
+    if spec.training.task == "regression":
+        path = ("training", "task")
+        problems.append(
+            Problem(
+                format_path(path),
+                "image_folder labels each image with its class folder, which is no number "
+                "to regress; use task classification (or binary for two classes)",
+                line_of(path),
+            )
+        )
     return problems

@@ -8,6 +8,7 @@ names the arguments that do apply, not a setting silently ignored.
 
 import functools
 import math
+import re
 import typing
 from typing import Annotated, Any, Literal, Union
 
@@ -113,9 +114,14 @@ class Cifar10Data(_TorchvisionData):
 _NEEDS_PATH = ConfigDict(json_schema_extra={"required": ["dataset", "path"]})
 
 
-def _check_path(data: "CsvData | NpzData") -> None:
+def _check_path(data: "CsvData | NpzData | ImageFolderData") -> None:
     if data.path is None:
-        raise ValueError(f"dataset '{data.dataset}' needs `path`: the file to read")
+        what = (
+            "the folder of class folders"
+            if data.dataset == "image_folder"
+            else "the file"
+        )
+        raise ValueError(f"dataset '{data.dataset}' needs `path`: {what} to read")
 
 
 class CsvData(_Section):
@@ -157,8 +163,47 @@ class NpzData(_Section):
         return self
 
 
+DEFAULT_VAL_FRACTION = 0.2
+
+
+class ImageFolderData(_Section):
+    """A folder of images, one sub-folder per class (torchvision's ImageFolder rules)."""
+
+    model_config = _NEEDS_PATH
+
+    dataset: Literal["image_folder"]
+    path: PathText | None = None
+    # image folders of the same classes kept apart as the validation / test split; left out,
+    # those splits are cut from `path` by val_fraction / test_fraction
+    val_path: PathText | None = None
+    test_path: PathText | None = None
+    val_fraction: ValFraction = DEFAULT_VAL_FRACTION
+    test_fraction: TestFraction = 0.0
+    noise: Noise = 0.0
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> "ImageFolderData":
+        _check_path(self)
+        # (compared with the default, not "was it written": a checkpoint's spec writes them all)
+        if self.val_path is not None and self.val_fraction != DEFAULT_VAL_FRACTION:
+            raise ValueError(
+                "val_path is the validation split, so val_fraction would do nothing: remove one"
+            )
+        if self.test_path is not None and self.test_fraction > 0:
+            raise ValueError(
+                "test_path is the test split, so test_fraction would do nothing: remove one"
+            )
+        return self
+
+
 DataVariant = Union[
-    DigitsData, MnistData, FashionMnistData, Cifar10Data, CsvData, NpzData
+    DigitsData,
+    MnistData,
+    FashionMnistData,
+    Cifar10Data,
+    CsvData,
+    NpzData,
+    ImageFolderData,
 ]
 Data = Annotated[
     DataVariant,
@@ -327,6 +372,52 @@ class EarlyStoppingConfig(_Section):
         return self.mode if self.mode is not None else inferred_mode(self.monitor)
 
 
+# -- loading ----------------------------------------------------------------------------------------
+
+# size units: k, kb = 1000; kib = 1024 (and m, g, t alike); b or none = bytes
+_UNITS = {"": 1, "b": 1}
+for _power, _letter in enumerate("kmgt", start=1):
+    _UNITS.update({_letter: 1000**_power, _letter + "b": 1000**_power})
+    _UNITS[_letter + "ib"] = 1024**_power
+_SIZE = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt](?:ib|b)?|b)?\s*$"
+
+
+def _bytes(value: Any) -> Any:
+    """Return a size written as "2GiB", "512MB" or "1.5 G" in bytes; other values unchanged."""
+    if not isinstance(value, str) or value == "auto":
+        return value
+    found = re.match(_SIZE, value, flags=re.IGNORECASE)
+    if found is None:
+        raise ValueError(
+            f"memory_budget is auto, a number of bytes, or a size such as 512MiB or 2GiB; "
+            f"got {value[:40]!r}"
+        )
+    number, unit = found.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()])
+
+
+MemoryBudget = Annotated[
+    Union[Literal["auto"], Annotated[int, Field(ge=0, strict=True)]],
+    BeforeValidator(_bytes),
+]
+
+
+class LoadingConfig(_Section):
+    """How batches reach the model: from the data set in memory, or streamed from disk."""
+
+    # auto: streamed when the data set takes more than memory_budget in memory; memory: always
+    # in memory; stream: always streamed (batches read from disk by a DataLoader)
+    mode: Literal["auto", "memory", "stream"] = "auto"
+    # bytes the samples may take in memory; auto: half the memory this process may still
+    # allocate (cgroup and ulimit -v counted); written as bytes or a size like 2GiB
+    memory_budget: MemoryBudget = "auto"
+    # DataLoader worker processes of a streamed data set; auto: up to 4 for image files
+    # (decoding is the work), 0 for arrays, whose batch is one read
+    workers: Union[Literal["auto"], Annotated[int, Field(ge=0, le=64, strict=True)]] = (
+        "auto"
+    )
+
+
 class TrainingConfig(_Section):
     """What `nnspec train` does with the model."""
 
@@ -349,6 +440,7 @@ class TrainingConfig(_Section):
         str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")
     ] = "auto"
     amp: Bool = False  # bf16 autocast on cuda
+    loading: LoadingConfig = LoadingConfig()
 
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":

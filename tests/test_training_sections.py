@@ -38,6 +38,8 @@ FORMER_DEFAULTS = {
     "data_dir": "data",
     "download": True,
     "path": None,
+    "val_path": None,
+    "test_path": None,
     "target": None,
     "features": None,
     "x_key": "x",
@@ -63,6 +65,8 @@ OTHER_VALUES = {
     "data_dir": "elsewhere",
     "download": False,
     "path": "data/own.file",
+    "val_path": "data/own.val",
+    "test_path": "data/own.test",
     "target": "label",
     "features": ["a", "b"],
     "x_key": "samples",
@@ -275,6 +279,13 @@ def test_each_variant_keeps_every_argument_it_is_given(section, tag, model):
         **smallest(section, tag, model),
         **{arg: OTHER_VALUES[arg] for arg in arguments(section, model)},
     }
+    # an image folder's val_path / test_path replace the fractions (both given: refused)
+    for path_arg, fraction in (
+        ("val_path", "val_fraction"),
+        ("test_path", "test_fraction"),
+    ):
+        if path_arg in body:
+            body.pop(fraction)
     loaded = getattr(
         load_spec(yaml.safe_load(spec_text(section, body))).training, section
     )
@@ -444,6 +455,7 @@ READERS = {  # where each data set is read: the module and function load_data ca
     "cifar10": ("runtime.data.vision", "read_torchvision"),
     "csv": ("runtime.data.csv_file", "read_csv"),
     "npz": ("runtime.data.npz_file", "read_npz"),
+    "image_folder": ("runtime.data.image_folder", "read_image_folder"),
 }
 SPLIT_ARGUMENTS = (
     "val_fraction",

@@ -59,6 +59,24 @@ def image_input_problem(input_shape: Sequence[int]) -> str | None:
     return None
 
 
+def check_image(path: Path) -> None:
+    """Raise UnreadableImage unless Pillow reads the header of `path` and `verify()` passes.
+
+    Cheaper than decoding: a streamed folder is checked so at load and decoded batch by batch
+    (verify finds a cut-short PNG; a cut-short JPEG is found when it is decoded).
+    """
+    from PIL import Image, UnidentifiedImageError  # Pillow: only image data needs it
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except UnidentifiedImageError:
+        raise UnreadableImage(path, "not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UnreadableImage(path, reason) from None
+
+
 def read_image(path: Path, input_shape: Sequence[int]) -> torch.Tensor:
     """Return the image at `path` as float32 `[C, H, W]` in [0, 1], converted and resized to
     `input_shape` (`[1 or 3, H, W]`); raise UnreadableImage when Pillow cannot decode it.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,14 +29,25 @@ from compiler import resolved_layers
 from compiler.formatting import plural
 from compiler.layers import REGISTRY
 from compiler.training import one_value_batch_norms, split_sizes
-from runtime.data import Samples, csv_file, digits, npz_file, vision
+from runtime.data import Samples, csv_file, digits, image_folder, npz_file, vision
+from runtime.data.loading import LoadingPolicy, loading_policy, worker_count
+from runtime.data.stored import (
+    ImageFiles,
+    RowSubset,
+    StoredSamples,
+    TensorRows,
+    subset,
+    take,
+)
 from runtime.errors import UserError
 
 if TYPE_CHECKING:
     from compiler import Spec
     from compiler.training import TrainingConfig
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
+# rows of a streamed data set checked at a time
+CHECK_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,25 @@ class DataSplits:
     num_classes: int | None  # classification: number of classes; binary: 2; else None
     class_names: list[str] | None  # index -> name, where the data set names its classes
     description: str  # "digits: 1437 train, 360 val, no test split"
+    # DataLoader workers of a streamed data set (whose x_* are StoredSamples)
+    workers: int = 0
+
+    @property
+    def streamed(self) -> bool:
+        """Return whether the samples stay on disk and batches are read as they are needed."""
+        return isinstance(self.x_train, StoredSamples)
+
+    def head(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the first `count` validation samples and targets (training ones when there
+        is no validation sample) as CPU tensors: what a model's output is checked on."""
+        x, y = (
+            (self.x_val, self.y_val)
+            if len(self.x_val)
+            else (self.x_train, self.y_train)
+        )
+        rows = range(min(count, len(x)))
+        xb = take(x, rows)
+        return xb, (xb if y is x else take(y, rows))
 
 
 def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
@@ -73,9 +104,21 @@ def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
         task or training.task,
         dtype=spec.input_dtype,
         ids=id_range(spec),
+        base_dir=spec_folder(spec),
     )
     check_batches_of_more_than_one(spec, len(data.x_train))
     return data
+
+
+def spec_folder(spec: Spec) -> Path | None:
+    """Return the folder of the spec's file, which relative data paths are read from; None for
+    a spec that was not read from a file (a checkpoint's, a string's)."""
+    source = Path(spec.source)
+    return (
+        source.parent
+        if source.suffix in (".yaml", ".yml", ".json") and source.is_file()
+        else None
+    )
 
 
 def check_batches_of_more_than_one(spec: Spec, n_train: int) -> None:
@@ -116,12 +159,17 @@ def load_data(
     *,
     dtype: str = "float32",
     ids: IdRange | None = None,
+    base_dir: Path | None = None,
 ) -> DataSplits:
     """Return the spec's data set split into train/val(/test), with samples of `input_shape`.
 
     `dtype` is the spec's input dtype (int64: ids, each below `ids.limit` when given).
+    `base_dir` is the folder relative image-folder paths are read from (the spec's).
     Raises UserError (one line) for a missing or malformed file, or samples whose shape or
     dtype is not the input's.
+
+    Samples that `training.loading` streams are StoredSamples (read batch by batch) in the
+    splits, labels always tensors.
     """
     config = training.data
     task = task or training.task
@@ -131,22 +179,60 @@ def load_data(
             f"data set '{config.dataset}' gives float pixel values, but the spec's input holds "
             "int64 ids (input.dtype); read ids from an npz or csv file"
         )
-    samples = read_samples(config, input_shape, task, dtype)
+    policy = loading_policy(training.loading)
+    samples = read_samples(
+        config, input_shape, task, dtype, policy=policy, base_dir=base_dir
+    )
     check_sample_shape(samples, input_shape)
     if dtype == "int64":
         check_ids(samples, ids)
-    return split_samples(
-        samples, config.val_fraction, config.test_fraction, training.seed
+    splits = split_samples(
+        _streamed(samples, policy),
+        config.val_fraction,
+        config.test_fraction,
+        training.seed,
     )
+    if splits.streamed:
+        splits.workers = worker_count(policy.workers, _decodes(splits.x_train))
+        splits.description += ", streamed batch by batch"
+    return splits
+
+
+def _streamed(samples: Samples, policy: LoadingPolicy) -> Samples:
+    """Return `samples` with tensors that the policy streams wrapped as stores (a reader that
+    streams, or that read them whole, decides for its own; this decides for the others).
+    """
+    parts = [samples.x, samples.x_val, samples.x_test]
+    if isinstance(samples.x, StoredSamples):
+        return samples
+    if not policy.streams(sum(p.nbytes for p in parts if p is not None)):
+        return samples
+    wrapped = [TensorRows(p) if p is not None else None for p in parts]
+    samples.x, samples.x_val, samples.x_test = wrapped
+    return samples
+
+
+def _decodes(x: StoredSamples) -> bool:
+    """Return whether reading a row of `x` decodes a file (worth DataLoader workers)."""
+    while isinstance(x, RowSubset):
+        x = x.base
+    return isinstance(x, ImageFiles)
 
 
 def read_samples(
-    config, input_shape: list[int], task: str, dtype: str = "float32"
+    config,
+    input_shape: list[int],
+    task: str,
+    dtype: str = "float32",
+    *,
+    policy: LoadingPolicy | None = None,
+    base_dir: Path | None = None,
 ) -> Samples:
     """Return every sample of the data set that `config` names.
 
     `config` is the data set's own model (compiler.training: DigitsData, MnistData, CsvData,
-    NpzData, ...), which holds only the arguments its reader below takes.
+    NpzData, ...), which holds only the arguments its reader below takes. Readers that can
+    stream (npz, image_folder) get the loading `policy`.
     """
     if config.dataset == "digits":
         return digits.read_digits(task)
@@ -164,7 +250,19 @@ def read_samples(
             dtype=dtype,
         )
     if config.dataset == "npz":
-        return npz_file.read_npz(config.path, config.x_key, config.y_key, task, dtype)
+        return npz_file.read_npz(
+            config.path, config.x_key, config.y_key, task, dtype, policy
+        )
+    if config.dataset == "image_folder":
+        return image_folder.read_image_folder(
+            config.path,
+            val_path=config.val_path,
+            test_path=config.test_path,
+            input_shape=input_shape,
+            task=task,
+            policy=policy,
+            base_dir=base_dir,
+        )
     raise UserError(
         f"unknown data set '{config.dataset}'"
     )  # the spec model forbids this
@@ -172,14 +270,26 @@ def read_samples(
 
 def check_ids(samples: Samples, ids: IdRange | None) -> None:
     """Raise UserError, naming the sample, for an id that is negative or not below `ids.limit`."""
-    x = samples.x.flatten(1)
+    if isinstance(samples.x, StoredSamples):  # a block of rows at a time
+        for start in range(0, len(samples.x), CHECK_ROWS):
+            rows = range(start, min(start + CHECK_ROWS, len(samples.x)))
+            _check_id_rows(samples, samples.x.take(rows), start, ids)
+        return
+    _check_id_rows(samples, samples.x, 0, ids)
+
+
+def _check_id_rows(
+    samples: Samples, rows: torch.Tensor, start: int, ids: IdRange | None
+) -> None:
+    x = rows.flatten(1)
     bad = x < 0
     if ids is not None:
         bad |= x >= ids.limit
     if not bool(bad.any()):
         return
-    index = int(bad.any(dim=1).nonzero()[0])
-    value = int(x[index][bad[index]][0])
+    found = int(bad.any(dim=1).nonzero()[0])
+    value = int(x[found][bad[found]][0])
+    index = start + found
     where = f"{samples.name}: {samples.locate(index)}"
     if value < 0:
         raise UserError(
@@ -210,7 +320,11 @@ def check_sample_shape(samples: Samples, input_shape: list[int]) -> None:
 def split_samples(
     samples: Samples, val_fraction: float, test_fraction: float, seed: int
 ) -> DataSplits:
-    """Return `samples` split by one seeded permutation: test first, then validation, train."""
+    """Return `samples` split by one seeded permutation: test first, then validation, train.
+
+    A validation split the data set keeps apart (`samples.x_val`) is used as it is, and the
+    permutation then cuts only the test split. Streamed samples are split into views.
+    """
     count = len(samples.x)
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     x_test, y_test = samples.x_test, samples.y_test
@@ -219,24 +333,34 @@ def split_samples(
             f"data set '{samples.name}' has its own test split; test_fraction is for digits, "
             f"csv and npz: remove it from training.data"
         )
-    n_train, n_val, n_test = split_sizes(count, val_fraction, test_fraction)
+    own_val = samples.x_val is not None
+    n_train, n_val, n_test = split_sizes(
+        count, 0.0 if own_val else val_fraction, test_fraction
+    )
     if test_fraction > 0:
-        x_test = samples.x[order[:n_test]]
+        x_test = subset(samples.x, order[:n_test])
         y_test = samples.y[order[:n_test]] if samples.y is not None else None
+    if own_val:
+        n_val = len(samples.x_val)
     # (n_test is at least 1 whenever test_fraction > 0 and there are samples left to train)
     if n_train < 1 or n_val < 1:
         raise UserError(
             f"data set '{samples.name}' has {plural(count, 'sample')}: too few to split with val_fraction "
             f"{val_fraction} and test_fraction {test_fraction} (each split needs one sample)"
+            if not own_val
+            else f"data set '{samples.name}': {n_train} training and {n_val} validation "
+            "samples; both need at least one"
         )
-    val = order[n_test : n_test + n_val]
-    train = order[n_test + n_val :]
+    val = order[n_test : n_test + (0 if own_val else n_val)]
+    train = order[n_test + (0 if own_val else n_val) :]
     test_text = f"{len(x_test)} test" if x_test is not None else "no test split"
-    x_train, x_val = samples.x[train], samples.x[val]
+    x_train = subset(samples.x, train)
+    x_val = samples.x_val if own_val else subset(samples.x, val)
     if samples.y is None:  # reconstruction: the targets are the samples themselves
         y_train, y_val, y_test = x_train, x_val, x_test
     else:
-        y_train, y_val = samples.y[train], samples.y[val]
+        y_train = samples.y[train]
+        y_val = samples.y_val if own_val else samples.y[val]
     return DataSplits(
         x_train=x_train,
         y_train=y_train,

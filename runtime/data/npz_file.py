@@ -8,29 +8,54 @@ import numpy as np
 import torch
 
 from compiler.formatting import plural
-from runtime.data.files import did_you_mean, file_error, listing, open_data_file
+from runtime.data.files import (
+    MAX_DATA_BYTES,
+    did_you_mean,
+    file_error,
+    listing,
+    open_data_file,
+)
 from runtime.data.labels import encode_labels
+from runtime.data.loading import LoadingPolicy, describe_bytes
+from runtime.data.npz_map import map_npz_member
 from runtime.data.samples import Samples, float_tensor, id_tensor
+from runtime.data.stored import MappedArray
 from runtime.errors import UserError, shown
 
 INT64_MAX = 2**63 - 1
 
 
 def read_npz(
-    path: str, x_key: str, y_key: str, task: str, dtype: str = "float32"
+    path: str,
+    x_key: str,
+    y_key: str,
+    task: str,
+    dtype: str = "float32",
+    policy: LoadingPolicy | None = None,
 ) -> Samples:
     """Return the archive's `x_key` array as samples and `y_key` as labels.
 
     Samples are float32, or int64 ids when `dtype` (the spec's input dtype) is int64: then `x_key`
     must hold integers. For reconstruction `y_key` is not read (it need not exist). Arrays are
     loaded with `allow_pickle=False`: a pickled array could run code, so it is refused.
+
+    When `policy` streams samples of their size, `x_key` is memory-mapped (a MappedArray: rows
+    read as batches ask for them); labels are always read into memory.
     """
-    with open_data_file(path, "npz file") as file:
-        return _read_archive(file, path, x_key, y_key, task, dtype)
+    # a streamed archive may be larger than a file read whole may be
+    limit = MAX_DATA_BYTES if policy is None or policy.mode == "memory" else 2**62
+    with open_data_file(path, "npz file", limit) as file:
+        return _read_archive(file, path, x_key, y_key, task, dtype, policy)
 
 
 def _read_archive(
-    file, path: str, x_key: str, y_key: str, task: str, dtype: str
+    file,
+    path: str,
+    x_key: str,
+    y_key: str,
+    task: str,
+    dtype: str,
+    policy: LoadingPolicy | None = None,
 ) -> Samples:
     """Return the samples of the open npz `file` (see `read_npz`)."""
     try:
@@ -52,7 +77,12 @@ def _read_archive(
             f"with numpy.savez('{shown(path)}', {x_key}=samples, {y_key}=labels)"
         )
     with archive:
-        x = _array(archive, path, x_key, "x_key")
+        stored = _mapped_samples(archive, path, x_key, dtype, policy)
+        x = (
+            stored.array()
+            if stored is not None
+            else _array(archive, path, x_key, "x_key")
+        )
         y = None if task == "reconstruction" else _array(archive, path, y_key, "y_key")
     if x.dtype.kind not in "biuf":
         raise UserError(
@@ -68,12 +98,13 @@ def _read_archive(
         raise UserError(
             f"{shown(path)}: array '{shown(x_key)}' has {plural(len(x), 'sample')} but '{shown(y_key)}' has {count}"
         )
-    samples = _ids(path, x_key, y_key, x) if dtype == "int64" else float_tensor(x)
-    if samples.dtype.is_floating_point and not torch.isfinite(samples).all():
-        index = int((~torch.isfinite(samples)).flatten(1).any(dim=1).nonzero()[0])
-        raise UserError(
-            f"{shown(path)}: array '{shown(x_key)}', sample {index}: holds a value that is not finite"
-        )
+    if stored is not None:
+        _check_mapped(stored, path, x_key, y_key)
+        samples = stored
+    else:
+        samples = _ids(path, x_key, y_key, x) if dtype == "int64" else float_tensor(x)
+    if stored is None and samples.dtype.is_floating_point:
+        _check_finite(samples, 0, path, x_key)
     if y is None:
         return Samples(name=path, x=samples, y=None)
     labels, class_names, num_classes = encode_labels(
@@ -85,6 +116,60 @@ def _read_archive(
     return Samples(
         name=path, x=samples, y=labels, class_names=class_names, num_classes=num_classes
     )
+
+
+def _check_finite(samples: torch.Tensor, start: int, path: str, x_key: str) -> None:
+    """Raise UserError naming the first sample (counted from `start`) that is not finite."""
+    if torch.isfinite(samples).all():
+        return
+    index = start + int((~torch.isfinite(samples)).flatten(1).any(dim=1).nonzero()[0])
+    raise UserError(
+        f"{shown(path)}: array '{shown(x_key)}', sample {index}: holds a value that is not finite"
+    )
+
+
+# rows of a memory-mapped array checked at a time (a pass over the file at load)
+CHECK_ROWS = 4096
+
+
+def _mapped_samples(
+    archive, path: str, x_key: str, dtype: str, policy: LoadingPolicy | None
+) -> MappedArray | None:
+    """Return `x_key` memory-mapped when the policy streams it, None to read it into memory;
+    raise UserError for a compressed array too large for the memory budget."""
+    if policy is None or x_key not in archive.files:
+        return None
+    torch_dtype = torch.int64 if dtype == "int64" else torch.float32
+    mapped = map_npz_member(path, x_key, torch_dtype)
+    if mapped is None:
+        if policy.mode != "auto":
+            return None  # memory, or stream: read whole and streamed from memory
+        info = archive.zip.getinfo(f"{x_key}.npy")
+        if not policy.streams(info.file_size):
+            return None
+        raise UserError(
+            f"{shown(path)}: array '{shown(x_key)}' needs about {describe_bytes(info.file_size)} "
+            f"in memory, more than training.loading.memory_budget "
+            f"({describe_bytes(policy.budget or 0)}), and is compressed, so it cannot be read "
+            f"from disk batch by batch; save it with numpy.savez (not savez_compressed), or "
+            f"raise memory_budget"
+        )
+    return mapped if policy.streams(mapped.nbytes) else None
+
+
+def _check_mapped(stored: MappedArray, path: str, x_key: str, y_key: str) -> None:
+    """Check a memory-mapped array as the in-memory reader checks a loaded one, a block of rows
+    at a time: ids must be integers that fit int64, float samples finite."""
+    x = stored.array()
+    if stored.dtype == torch.int64:
+        _ids(path, x_key, y_key, x[:0])  # the dtype check alone
+    for start in range(0, len(x), CHECK_ROWS):
+        block = x[start : start + CHECK_ROWS]
+        if stored.dtype == torch.int64:
+            if block.dtype.kind == "u" and block.size and int(block.max()) > INT64_MAX:
+                _ids(path, x_key, y_key, block)  # raises, naming the id
+        else:
+            _check_finite(float_tensor(block), start, path, x_key)
 
 
 def _ids(path: str, x_key: str, y_key: str, x: np.ndarray) -> torch.Tensor:

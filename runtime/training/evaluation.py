@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from runtime.storage.payload import (
     check_weights_fit,
 )
 from runtime.tasks import metric_name
-from runtime.training.loop import EVAL_BATCH
+from runtime.training.batches import EVAL_BATCH, split_batches
 from runtime.training.metrics import TaskMetrics
 
 SPLITS = ("train", "val", "test")
@@ -73,7 +74,8 @@ def evaluate_checkpoint(
     reconstruction reports its loss (mean squared error) and MAE against the input.
 
     The data split is rebuilt from the spec inside the checkpoint, with the same seed, so `val`
-    is the very validation set the run was watched on.
+    is the very validation set the run was watched on. It is measured batch by batch, as
+    training's validation is: a split streamed from disk is never held whole.
     """
     if split not in SPLITS:
         raise UserError(f"--split can be {', '.join(SPLITS)}; got {split!r}")
@@ -91,34 +93,86 @@ def evaluate_checkpoint(
         )
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
     task = TaskMetrics(training.task)
-    x = x.to(torch_device)
-    outputs = predict(
-        model,
+    autocast = autocast_for(torch_device, training.amp)
+    batches = split_batches(
         x,
-        training.batch_size,
-        autocast_for(torch_device, training.amp),
+        y,
+        reconstructs=task.reconstructs,
+        batch_size=training.batch_size,
+        device=torch_device,
+        workers=data.workers,
     )
-    y = x if task.reconstructs else y.to(torch_device)
-    problem = task.check_output(outputs[:2], y[:2], data.num_classes)
-    if problem:
-        raise UserError(problem)
-    n = y.numel()
+    measured = _measure(model, batches, task, autocast, data.num_classes)
+    n = measured.targets
     result: dict[str, Any] = {
         "checkpoint": str(path),
         "name": spec.name,
         "epoch": int(payload["epoch"]),
         "split": split,
-        "samples": len(y),
+        "samples": len(x),
         "task": training.task,
         "device": describe_device(torch_device),
-        "loss": float(task.loss(outputs, y)),
-        task.metric: float(task.metric_sum(outputs, y)) / n,
+        "loss": measured.loss_sum / n,
+        task.metric: measured.metric_sum / n,
     }
     if training.task in ("classification", "binary"):
-        classes = data.num_classes or int(outputs.shape[1])
+        classes = measured.classes
         result["class_names"] = data.class_names or [str(i) for i in range(classes)]
-        result["confusion"] = confusion_matrix(outputs, y, training.task, classes)
+        result["confusion"] = measured.confusion
     return result
+
+
+@dataclass
+class _Measured:
+    """Sums over the batches of a split: loss x targets, metric, targets, confusion counts."""
+
+    loss_sum: float = 0.0
+    metric_sum: float = 0.0
+    targets: int = 0
+    classes: int = 0
+    confusion: list[list[int]] | None = None
+
+
+def _measure(model, batches, task: TaskMetrics, autocast, num_classes) -> _Measured:
+    """Return the sums of `model` over `batches` (x, y on the device); raise UserError when
+    the model's output does not fit the task (checked on the first batch's first two).
+    """
+    measured = _Measured()
+    loss_sum = metric_sum = None
+    with torch.inference_mode():
+        for xb, yb in batches:
+            with autocast:
+                outputs = model(xb).float()
+            if measured.targets == 0:
+                problem = task.check_output(outputs[:2], yb[:2], num_classes)
+                if problem:
+                    raise UserError(problem)
+            batch_loss = task.loss(outputs, yb) * yb.numel()
+            batch_metric = task.metric_sum(outputs, yb)
+            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+            metric_sum = (
+                batch_metric if metric_sum is None else metric_sum + batch_metric
+            )
+            measured.targets += yb.numel()
+            if task.task in ("classification", "binary"):
+                _count_confusion(measured, outputs, yb, task.task, num_classes)
+    if loss_sum is None:
+        raise UserError("the split holds no sample to evaluate")
+    measured.loss_sum, measured.metric_sum = float(loss_sum), float(metric_sum)
+    return measured
+
+
+def _count_confusion(measured: _Measured, outputs, y, task: str, num_classes) -> None:
+    classes = num_classes or int(outputs.shape[1])
+    counts = confusion_matrix(outputs, y, task, classes)
+    measured.classes = len(counts)
+    if measured.confusion is None:
+        measured.confusion = counts
+        return
+    measured.confusion = [
+        [a + b for a, b in zip(old, new)]
+        for old, new in zip(measured.confusion, counts)
+    ]
 
 
 def predict(

@@ -1,7 +1,8 @@
 """`fit`: the training loop that trains any nn.Module (both forms of a spec share it).
 
-The whole data set sits on the device as tensors and is batched by index, in an order drawn from
-(seed, epoch) alone. Loss and metric sums stay on the device and are read once per epoch, so the
+Batches come from a batch source (`runtime.training.batches`): the whole data set on the device,
+batched by index, or, for a data set larger than the memory budget, streamed from disk by a
+DataLoader; either way in an order drawn from (seed, epoch) alone. Loss and metric sums stay on the device and are read once per epoch, so the
 hot path never waits for the device. Early stopping, checkpoints and the progress bar act between
 epochs; Ctrl-C is a flag read between batches.
 """
@@ -19,6 +20,11 @@ from torch import Tensor, nn
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
+from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: kept here too)
+    EVAL_BATCH,
+    batch_source,
+    batch_starts,
+)
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.interrupt import InterruptFlag, signal_word
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
@@ -29,10 +35,7 @@ from runtime.training.optim import (
     weight_penalty,
 )
 from runtime.training.progress import EpochProgress
-from runtime.training.rng import epoch_generator, noise_generator, set_rng_state
-
-# validation runs in batches at least this large (no gradients to keep)
-EVAL_BATCH = 1024
+from runtime.training.rng import noise_generator, set_rng_state
 
 
 @dataclass
@@ -72,17 +75,14 @@ EpochHook = Callable[[TrainingState], None]
 
 @dataclass(kw_only=True)
 class _Epochs:
-    """What every epoch uses and nothing changes: tensors on the device, task, settings."""
+    """What every epoch uses and nothing changes: the batch source, task, settings."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     task: TaskMetrics
     training: object  # TrainingConfig
     device: torch.device
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
+    batches: object  # MemoryBatches | StreamedBatches (runtime.training.batches)
     autocast: object
     penalty: Callable[[], Tensor] | None
     interrupt: InterruptFlag | None
@@ -160,6 +160,7 @@ def fit(
         stop = _train_epochs(run, state, best, on_epoch_end, progress)
     finally:
         progress.close()
+        run.batches.close()
     # loaded even when the best epoch is the last one finished: after an interruption or
     # a non-finite epoch, the model holds a half-trained epoch
     restored = best.load_into(model)
@@ -179,12 +180,17 @@ def _prepare(
     # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
     task = TaskMetrics(training.task)
     model.to(device)
-    x_train, y_train, x_val, y_val = _data_on_device(data, task, device)
+    batches = batch_source(
+        data,
+        reconstructs=task.reconstructs,
+        device=device,
+        group=group,
+        training=training,
+    )
     autocast = autocast_for(device, training.amp)
     _check_output(
         model,
-        x_val[:2],
-        y_val[:2],
+        *batches.head(2),
         task=task,
         num_classes=data.num_classes,
         autocast=autocast,
@@ -197,34 +203,13 @@ def _prepare(
         task=task,
         training=training,
         device=device,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
+        batches=batches,
         autocast=autocast,
         penalty=penalty,
         interrupt=interrupt,
         group=group,
         noise=training.data.noise,
     )
-
-
-def _data_on_device(
-    data, task: TaskMetrics, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Return (x_train, y_train, x_val, y_val) on `device`; raise UserError for an empty split."""
-    # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors either)
-    x_train, x_val = data.x_train.to(device), data.x_val.to(device)
-    if task.reconstructs:  # the targets are the inputs: one copy on the device
-        y_train, y_val = x_train, x_val
-    else:
-        y_train, y_val = data.y_train.to(device), data.y_val.to(device)
-    if len(x_train) == 0 or len(x_val) == 0:
-        raise UserError(
-            f"{data.description}: {len(x_train)} training and {len(x_val)} validation "
-            "samples; both need at least one (check val_fraction and the data)"
-        )
-    return x_train, y_train, x_val, y_val
 
 
 def _weight_penalty(model: nn.Module, regularization) -> Callable[[], Tensor] | None:
@@ -364,20 +349,23 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     if sums is None:
         return None
     run.group.copy_buffers_from_main(run.model)
-    x_val, y_val = _val_part(run.x_val, run.y_val, run.group)
     val_sums = evaluate_sums(
         run.model,
-        x_val,
-        y_val,
+        run.batches.val_batches(),
         task=run.task,
-        batch_size=run.training.batch_size,
         autocast=run.autocast,
+        device=run.device,
     )
     # the one device sync of the epoch (and its one collective when distributed)
     train_loss, train_metric, val_loss, val_metric = run.group.sum_(
         torch.stack([*sums, *val_sums])
     ).tolist()
-    n_train, n_val = run.y_train.numel(), run.y_val.numel()  # samples (x outputs)
+    batches = run.batches
+    # samples (x outputs)
+    n_train, n_val = (
+        batches.n_train * batches.per_sample,
+        batches.n_val * batches.per_sample,
+    )
     return epoch_row(
         epoch=epoch,
         task=run.task.task,
@@ -388,25 +376,6 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
     )
 
 
-def _val_part(x: Tensor, y: Tensor, group: Group) -> tuple[Tensor, Tensor]:
-    """Return this process's contiguous part of the validation set (all of it alone)."""
-    if not group.active:
-        return x, y
-    bounds = [len(x) * r // group.world for r in range(group.world + 1)]
-    start, stop = bounds[group.rank], bounds[group.rank + 1]
-    return x[start:stop], y[start:stop]
-
-
-def batch_starts(n: int, batch_size: int, world: int = 1) -> list[tuple[int, int]]:
-    """Return (start, stop) of each batch; a last batch that would give a process a single
-    sample (fewer than 2 per process: one sample in one process) joins the one before it, since
-    BatchNorm cannot train on a single sample."""
-    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * world:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
-
-
 def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
     model, optimizer, task, penalty = (
@@ -415,32 +384,25 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         run.task,
         run.penalty,
     )
-    x, y = run.x_train, run.y_train
+    device = run.device
     model.train()
-    generator = epoch_generator(run.training.seed, epoch)
-    order = torch.randperm(len(x), generator=generator).to(x.device)
-    noise = (
-        noise_generator(run.training.seed, epoch, x.device) if run.noise > 0 else None
-    )
-    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
+    noise = noise_generator(run.training.seed, epoch, device) if run.noise > 0 else None
+    loss_sum, metric_sum = device_zero(device), device_zero(device)
     group = run.group
-    per_sample = y[:1].numel()  # targets per sample
-    for start, stop in batch_starts(len(x), run.training.batch_size, group.world):
-        if _interrupted(run, x.device):
+    per_sample = run.batches.per_sample  # targets per sample
+    for batch in run.batches.train_batches(epoch):
+        if _interrupted(run, device):
             return None
-        index = order[start:stop]
-        if group.active:  # this process's part of the global batch
-            index = index[group.rank :: group.world]
-        xb, yb = x.index_select(0, index), y.index_select(0, index)
+        xb, yb, size = batch.x, batch.y, batch.size
         if noise is not None:
-            xb = xb + _batch_noise(noise, run.noise, stop - start, xb, group)
+            xb = xb + _batch_noise(noise, run.noise, size, xb, group)
         with run.autocast:
             output = model(xb)
-            loss = task.loss(output, yb) if len(index) else output.sum() * 0.0
+            loss = task.loss(output, yb) if len(xb) else output.sum() * 0.0
         # DDP averages gradients over processes: scaled so the sum over processes is the
         # gradient of the global batch's mean loss, whatever the size of each part
         data_loss = (
-            loss * (yb.numel() * group.world / ((stop - start) * per_sample))
+            loss * (yb.numel() * group.world / (size * per_sample))
             if group.active
             else loss
         )
@@ -471,15 +433,14 @@ def _batch_noise(
 
 
 def evaluate_sums(
-    model, x, y, *, task: TaskMetrics, batch_size: int, autocast
+    model, batches, *, task: TaskMetrics, autocast, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """Return the device sums (loss x targets, metric) of `model` on (x, y), in eval mode."""
+    """Return the device sums (loss x targets, metric) of `model` over `batches` (pairs of x, y
+    on `device`, as a batch source's `val_batches` yields them), in eval mode."""
     model.eval()
-    loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
-    size = max(batch_size, EVAL_BATCH)
+    loss_sum, metric_sum = device_zero(device), device_zero(device)
     with torch.inference_mode():
-        for start in range(0, len(x), size):
-            xb, yb = x[start : start + size], y[start : start + size]
+        for xb, yb in batches:
             with autocast:
                 output = model(xb)
                 loss = task.loss(output, yb)

@@ -22,6 +22,8 @@ def _walk(
     if isinstance(before, dict) and isinstance(after, dict):
         for key in list(before) + [k for k in after if k not in before]:
             child = f"{path}.{key}" if path else str(key)
+            if child in ignore:
+                continue
             if key not in after:
                 found.append(
                     f"{child}: {_short(before[key])} in the checkpoint, absent now"

@@ -383,8 +383,7 @@ def check_model_output(model: nn.Module, data, spec: Spec) -> None:
     """Raise UserError when the model's output does not fit the task (two samples, on the CPU),
     as fit checks it first."""
     task = TaskMetrics(spec.training_or_default.task)
-    x = data.x_val[:2] if len(data.x_val) else data.x_train[:2]
-    y = data.y_val[:2] if len(data.x_val) else data.y_train[:2]
+    x, y = data.head(2)  # (read from disk when the data set is streamed)
     model.eval()
     with torch.inference_mode():
         output = model(x)
@@ -465,7 +464,8 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
 
     Everything a resume uses is verified before anything of it is: the zip checksums, every
     entry's type, the spec against its recorded sha256, and that the weights, optimizer,
-    scheduler and early-stopping state fit the spec's model. Only `training.epochs` may differ
+    scheduler and early-stopping state fit the spec's model. Only `training.epochs` (and
+    `training.loading`, which changes how batches are read, not which) may differ
     from the spec, so a finished run can be given more epochs.
     """
     path = out / "last.pt"
@@ -473,7 +473,9 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
     check_resume_entries(payload, path)
     check_spec_digest(payload, path)
     differences = spec_differences(
-        stored_spec_data(payload["spec"]), spec_data(spec), ignore={"training.epochs"}
+        stored_spec_data(payload["spec"]),
+        spec_data(spec),
+        ignore={"training.epochs", "training.loading"},
     )
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")

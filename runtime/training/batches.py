@@ -1,0 +1,289 @@
+"""Batch sources: where the training loop's batches come from, in memory or streamed from disk.
+
+Both sources give the same batches. For epoch `e`, training batches follow
+`torch.randperm(n, generator=epoch_generator(seed, e))` cut by `batch_starts`; with several
+processes each takes `index[rank::world]` of every global batch. Validation (and any split
+evaluated) goes in order, in chunks of `max(batch_size, EVAL_BATCH)`, each process taking a
+contiguous part. So a streamed run and an in-memory run of one data set see the same samples in
+the same batches and give the same metrics.
+
+- `MemoryBatches`: the whole split on the device, batches cut by `index_select`.
+- `StreamedBatches`: the split stays on disk (`runtime.data.stored`); a DataLoader reads each
+  batch (in worker processes when `training.loading.workers` gives some), pinned on cuda, and
+  the batch is copied to the device as it arrives.
+
+Nothing random happens in either: noise (and any augmentation or normalization) is applied by
+the loop to the batch once it is on the device, identically on both paths. The DataLoader draws
+its workers' seeds from a generator of its own, never from torch's global one that dropout uses,
+so streaming leaves the random streams (and a resume) as the in-memory path does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from runtime.data.stored import StoredSamples, take
+from runtime.errors import UserError
+from runtime.parallel.distributed import SINGLE, Group
+from runtime.training.rng import epoch_generator
+
+# validation runs in batches at least this large (no gradients to keep)
+EVAL_BATCH = 1024
+
+
+@dataclass
+class Batch:
+    """This process's part of one training batch, on the device."""
+
+    x: Tensor
+    y: Tensor
+    size: int  # samples in the whole (global) batch this part belongs to
+
+
+def batch_starts(n: int, batch_size: int, world: int = 1) -> list[tuple[int, int]]:
+    """Return (start, stop) of each batch; a last batch that would give a process a single
+    sample (fewer than 2 per process: one sample in one process) joins the one before it, since
+    BatchNorm cannot train on a single sample."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * world:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def eval_chunks(n: int, batch_size: int) -> list[range]:
+    """Return the rows of each evaluation batch of `n` samples, in order."""
+    size = max(batch_size, EVAL_BATCH)
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def contiguous_part(n: int, group: Group) -> range:
+    """Return the rows of `n` that this process evaluates: all alone, a contiguous share of
+    several."""
+    if not group.active:
+        return range(n)
+    bounds = [n * r // group.world for r in range(group.world + 1)]
+    return range(bounds[group.rank], bounds[group.rank + 1])
+
+
+def batch_source(data, *, reconstructs: bool, device, group: Group, training):
+    """Return the batch source of a DataSplits: streamed when its samples are on disk."""
+    source = StreamedBatches if data.streamed else MemoryBatches
+    return source(
+        data, reconstructs=reconstructs, device=device, group=group, training=training
+    )
+
+
+class MemoryBatches:
+    """Batches of a data set held whole on the device (the default for what fits in memory)."""
+
+    def __init__(
+        self, data, *, reconstructs: bool, device, group: Group = SINGLE, training
+    ) -> None:
+        _check_not_empty(data)
+        # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors)
+        self.x_train, self.x_val = data.x_train.to(device), data.x_val.to(device)
+        if reconstructs:  # the targets are the inputs: one copy on the device
+            self.y_train, self.y_val = self.x_train, self.x_val
+        else:
+            self.y_train, self.y_val = data.y_train.to(device), data.y_val.to(device)
+        self.group, self.training, self.device = group, training, device
+        self.n_train, self.n_val = len(self.x_train), len(self.x_val)
+        self.per_sample = self.y_train[:1].numel()  # targets per sample
+
+    def head(self, count: int) -> tuple[Tensor, Tensor]:
+        """Return the first `count` validation samples and targets, on the device."""
+        return self.x_val[:count], self.y_val[:count]
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        """Yield this process's part of each training batch of `epoch`, in the epoch's order."""
+        generator = epoch_generator(self.training.seed, epoch)
+        order = torch.randperm(self.n_train, generator=generator).to(self.device)
+        group = self.group
+        for start, stop in batch_starts(
+            self.n_train, self.training.batch_size, group.world
+        ):
+            index = order[start:stop]
+            if group.active:  # this process's part of the global batch
+                index = index[group.rank :: group.world]
+            yield Batch(
+                self.x_train.index_select(0, index),
+                self.y_train.index_select(0, index),
+                stop - start,
+            )
+
+    def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield this process's part of the validation split, in evaluation batches."""
+        part = contiguous_part(self.n_val, self.group)
+        x = self.x_val[part.start : part.stop]
+        y = self.y_val[part.start : part.stop]
+        for rows in eval_chunks(len(x), self.training.batch_size):
+            yield x[rows.start : rows.stop], y[rows.start : rows.stop]
+
+    def close(self) -> None:
+        """Nothing to release (the tensors go with the source)."""
+
+
+class StreamedBatches:
+    """Batches read from disk by a DataLoader (a data set larger than the memory budget)."""
+
+    def __init__(
+        self, data, *, reconstructs: bool, device, group: Group = SINGLE, training
+    ) -> None:
+        _check_not_empty(data)
+        self.group, self.training, self.device = group, training, device
+        self.n_train, self.n_val = len(data.x_train), len(data.x_val)
+        self.reconstructs = reconstructs
+        self._head = data.head
+        self.per_sample = (
+            _sample_size(data.x_train) if reconstructs else data.y_train[:1].numel()
+        )
+        self._order = _EpochOrder(
+            self.n_train, training.batch_size, training.seed, group
+        )
+        part = contiguous_part(self.n_val, group)
+        val_rows = [
+            [part.start + row for row in rows]
+            for rows in eval_chunks(len(part), training.batch_size)
+        ]
+        y_train, y_val = (None, None) if reconstructs else (data.y_train, data.y_val)
+        self._train = _loader(data.x_train, y_train, self._order, data.workers, device)
+        self._val = _loader(data.x_val, y_val, val_rows, data.workers, device)
+
+    def head(self, count: int) -> tuple[Tensor, Tensor]:
+        """Return the first `count` validation samples and targets, on the device."""
+        x, y = self._head(count)
+        x = x.to(self.device)
+        return x, (x if self.reconstructs else y.to(self.device))
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        """Yield this process's part of each training batch of `epoch`, in the epoch's order."""
+        self._order.epoch = epoch
+        for (start, stop), part in zip(self._order.bounds, self._train):
+            x, y = self._on_device(part)
+            yield Batch(x, y, stop - start)
+
+    def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield this process's part of the validation split, in evaluation batches."""
+        for part in self._val:
+            yield self._on_device(part)
+
+    def _on_device(self, part) -> tuple[Tensor, Tensor]:
+        if isinstance(part, _Failure):
+            raise UserError(part.message)
+        x, y = part
+        x = x.to(self.device, non_blocking=True)
+        return x, (x if y is None else y.to(self.device, non_blocking=True))
+
+    def close(self) -> None:
+        """Stop the DataLoaders' worker processes."""
+        self._train = self._val = None
+
+
+def split_batches(
+    x, y, *, reconstructs: bool, batch_size: int, device, workers: int = 0
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield a whole split (tensors or StoredSamples) in evaluation batches on the device, in
+    order: what `nnspec evaluate` measures, as the loop's validation does."""
+    chunks = eval_chunks(len(x), batch_size)
+    if not isinstance(x, StoredSamples):
+        for rows in chunks:
+            xb = x[rows.start : rows.stop].to(device)
+            yield xb, (xb if reconstructs else y[rows.start : rows.stop].to(device))
+        return
+    loader = _loader(
+        x, None if reconstructs else y, [list(r) for r in chunks], workers, device
+    )
+    for part in loader:
+        if isinstance(part, _Failure):
+            raise UserError(part.message)
+        xb, yb = part
+        xb = xb.to(device, non_blocking=True)
+        yield xb, (xb if yb is None else yb.to(device, non_blocking=True))
+
+
+class _EpochOrder:
+    """The DataLoader's batch sampler: this process's rows of each batch of `epoch` (set before
+    each epoch; the DataLoader reads it again at every new iteration, workers or not).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, group: Group) -> None:
+        self.n, self.seed, self.group = n, seed, group
+        self.bounds = batch_starts(n, batch_size, group.world)
+        self.epoch = 1
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch))
+        group = self.group
+        for start, stop in self.bounds:
+            index = order[start:stop]
+            if group.active:
+                index = index[group.rank :: group.world]
+            yield index.tolist()
+
+
+@dataclass
+class _Failure:
+    """A batch that could not be read (an image file changed since the folder was checked):
+    returned by a worker as data, so that the error reaches the user as one line."""
+
+    message: str
+
+
+class _Rows(torch.utils.data.Dataset):
+    """Rows of a split for a DataLoader: `__getitems__` reads a whole batch at once."""
+
+    def __init__(self, x, y: Tensor | None) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, row: int):
+        return self.__getitems__([row])
+
+    def __getitems__(self, rows: list[int]):
+        try:
+            x = take(self.x, rows)
+        except UserError as exc:
+            return _Failure(str(exc))
+        return x, (None if self.y is None else take(self.y, rows))
+
+
+def _as_is(batch):
+    return batch  # `__getitems__` gives the batch whole
+
+
+def _loader(x, y, batch_sampler, workers: int, device) -> torch.utils.data.DataLoader:
+    """Return a DataLoader of the rows `batch_sampler` yields (lists of rows of x and y)."""
+    return torch.utils.data.DataLoader(
+        _Rows(x, y),
+        batch_sampler=batch_sampler,
+        collate_fn=_as_is,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.device(device).type == "cuda",
+        # the workers' seeds come from here, not from torch's global generator
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+def _sample_size(x) -> int:
+    size = 1
+    for dim in x.shape[1:]:
+        size *= dim
+    return size
+
+
+def _check_not_empty(data) -> None:
+    if len(data.x_train) == 0 or len(data.x_val) == 0:
+        raise UserError(
+            f"{data.description}: {len(data.x_train)} training and {len(data.x_val)} "
+            "validation samples; both need at least one (check val_fraction and the data)"
+        )
