@@ -21,8 +21,8 @@ from runtime.storage.payload import (
     check_weights_fit,
 )
 from runtime.tasks import metric_name
+from runtime.training.criterion import training_criterion
 from runtime.training.loop import EVAL_BATCH
-from runtime.training.metrics import TaskMetrics
 
 SPLITS = ("train", "val", "test")
 
@@ -90,7 +90,8 @@ def evaluate_checkpoint(
             "training.data.test_fraction in the spec (for digits, csv and npz)"
         )
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
-    task = TaskMetrics(training.task)
+    # the run's criterion (label smoothing, class weights), so `loss` on val is its val_loss
+    task = training_criterion(training, data, torch_device)
     x = x.to(torch_device)
     outputs = predict(
         model,
