@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import Problem, format_path
-from .layers.base import Bool, NonNegInt, PosInt
+from .layers.base import MAX_SIZE, Bool, NonNegInt, PosInt
 
 NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
 PosFloat = Annotated[float, Field(gt=0.0, strict=True)]
@@ -290,7 +290,22 @@ class PlateauScheduler(_Section):
     patience: NonNegInt = 5
 
 
-SchedulerVariant = Union[StepScheduler, CosineScheduler, PlateauScheduler]
+class OneCycleScheduler(_Section):
+    """torch's OneCycleLR, stepped after every batch: up from `max_lr / div_factor` to `max_lr`
+    over the first `pct_start` of the run's batches, then down to `max_lr / div_factor /
+    final_div_factor` at its last batch."""
+
+    type: Literal["one_cycle"]
+    max_lr: PosFloat | None = None  # default: the optimizer's lr
+    pct_start: Fraction = 0.3
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    div_factor: Annotated[float, Field(ge=1.0, strict=True)] = 25.0
+    final_div_factor: Annotated[float, Field(ge=1.0, strict=True)] = 1e4
+
+
+SchedulerVariant = Union[
+    StepScheduler, CosineScheduler, PlateauScheduler, OneCycleScheduler
+]
 Scheduler = Annotated[
     SchedulerVariant,
     Field(discriminator="type"),
@@ -418,6 +433,28 @@ class LoadingConfig(_Section):
     )
 
 
+class WarmupConfig(_Section):
+    """A linear warmup of the learning rate over the first `epochs` or `steps` batches: batch k
+    of it trains at the rate the schedule sets times start_factor + (1 - start_factor) * k / n.
+    """
+
+    epochs: PosInt | None = None  # the warmup's length in epochs (of batches)
+    steps: PosInt | None = None  # or in batches (optimizer steps)
+    start_factor: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_length(self) -> "WarmupConfig":
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(
+                "warmup needs its length as `epochs` or as `steps` (batches), one of them"
+            )
+        return self
+
+
+# one weight per class, in class order (index 0 first; names sorted, as the labels number them)
+ClassWeightList = Annotated[list[PosFloat], Field(min_length=2, max_length=MAX_SIZE)]
+
+
 class TrainingConfig(_Section):
     """What `nnspec train` does with the model."""
 
@@ -435,6 +472,14 @@ class TrainingConfig(_Section):
         EarlyStoppingConfig()
     )  # null: never stop early
     scheduler: Scheduler | None = None
+    warmup: WarmupConfig | None = None  # with any schedule but one_cycle, or none
+    # the gradients' total L2 norm is clipped to this after backward, before each step
+    clip_grad_norm: PosFloat | None = None
+    # classification only: cross-entropy against targets smoothed by this share
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0, strict=True)] = 0.0
+    # classification and binary: each sample's loss times its class's weight; `balanced`
+    # weighs class c by n_samples / (n_classes * n_c) over the training split (scikit-learn's)
+    class_weights: Literal["balanced"] | ClassWeightList | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
     device: Annotated[
         str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")
@@ -463,7 +508,51 @@ class TrainingConfig(_Section):
                 f"task {self.task} has no accuracy to monitor; monitor val_loss (its validation "
                 f"loss, the mean squared error) or train_loss",
             )
+        _check_options_fit(self)
         return self
+
+
+def _check_options_fit(training: "TrainingConfig") -> None:
+    """Refuse the training options that do nothing for the task or schedule they are given
+    with, all of them in one error."""
+    problems = []
+    if training.label_smoothing and training.task != "classification":
+        problems.append(
+            (
+                ("label_smoothing",),
+                f"label smoothing applies to task classification (its cross-entropy) only, "
+                f"not to task {training.task}; remove label_smoothing",
+            )
+        )
+    weights = training.class_weights
+    if weights is not None and training.task not in ("classification", "binary"):
+        problems.append(
+            (
+                ("class_weights",),
+                f"class weights apply to tasks classification and binary; task "
+                f"{training.task} has no classes, so remove class_weights",
+            )
+        )
+    if isinstance(weights, list) and training.task == "binary" and len(weights) != 2:
+        problems.append(
+            (
+                ("class_weights",),
+                f"task binary has 2 classes (0 and 1), so class_weights takes 2 weights, "
+                f"got {len(weights)}",
+            )
+        )
+    if training.warmup is not None and isinstance(
+        training.scheduler, OneCycleScheduler
+    ):
+        problems.append(
+            (
+                ("warmup",),
+                "one_cycle warms up by itself (over its first pct_start of the batches); "
+                "remove warmup, or use another scheduler type",
+            )
+        )
+    if problems:
+        _refuse_all(problems)
 
 
 NO_ACCURACY = (
@@ -474,9 +563,21 @@ NO_ACCURACY = (
 
 def _refuse(loc: tuple, message: str) -> None:
     """Raise a validation error located at `loc` inside the training section (not at its top)."""
-    error = PydanticCustomError("value_error", "{error}", {"error": message})
+    _refuse_all([(loc, message)])
+
+
+def _refuse_all(problems: list[tuple[tuple, str]]) -> None:
+    """Raise one validation error holding each (loc, message) of `problems`."""
     raise ValidationError.from_exception_data(
-        "TrainingConfig", [InitErrorDetails(type=error, loc=loc, input=None)]
+        "TrainingConfig",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{error}", {"error": message}),
+                loc=loc,
+                input=None,
+            )
+            for loc, message in problems
+        ],
     )
 
 

@@ -57,6 +57,11 @@ FORMER_DEFAULTS = {
     "eta_min": 0.0,
     "factor": 0.1,
     "patience": 5,
+    "max_lr": None,
+    "pct_start": 0.3,
+    "anneal_strategy": "cos",
+    "div_factor": 25.0,
+    "final_div_factor": 1e4,
 }
 
 # A valid value, other than the default, of each argument (a new argument needs one here).
@@ -84,6 +89,11 @@ OTHER_VALUES = {
     "eta_min": 0.0001,
     "factor": 0.5,
     "patience": 2,
+    "max_lr": 0.05,
+    "pct_start": 0.25,
+    "anneal_strategy": "linear",
+    "div_factor": 10.0,
+    "final_div_factor": 100.0,
 }
 
 
@@ -237,7 +247,7 @@ def test_a_scheduler_without_its_type_lists_the_types():
     (problem,) = caught.value.problems
     assert (problem.path, problem.message) == (
         "training.scheduler.type",
-        "required, but missing; one of 'step', 'cosine', 'plateau'",
+        "required, but missing; one of 'step', 'cosine', 'plateau', 'one_cycle'",
     )
 
 
@@ -424,6 +434,14 @@ SCHEDULER_ATTRIBUTES = {  # the torch attribute of each scheduler argument
     "eta_min": "eta_min",
     "factor": "factor",
     "patience": "patience",
+    # one_cycle keeps its rates in the optimizer's param group and its phases' ends
+    "max_lr": lambda s: s.optimizer.param_groups[0]["max_lr"],
+    "pct_start": lambda s: (s._schedule_phases[0]["end_step"] + 1) / s.total_steps,
+    "anneal_strategy": "_anneal_func_type",
+    "div_factor": lambda s: s.optimizer.param_groups[0]["max_lr"]
+    / s.optimizer.param_groups[0]["initial_lr"],
+    "final_div_factor": lambda s: s.optimizer.param_groups[0]["initial_lr"]
+    / s.optimizer.param_groups[0]["min_lr"],
 }
 
 
@@ -441,7 +459,9 @@ def test_every_scheduler_argument_reaches_torch(section, tag, model):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     scheduler = build_scheduler(optimizer, model(type=tag, **settings), 10, "min")
     for arg, value in settings.items():
-        assert getattr(scheduler, SCHEDULER_ATTRIBUTES[arg]) == value, arg
+        where = SCHEDULER_ATTRIBUTES[arg]
+        got = getattr(scheduler, where) if isinstance(where, str) else where(scheduler)
+        assert got == (pytest.approx(value) if isinstance(value, float) else value), arg
 
 
 class _Read(Exception):

@@ -26,6 +26,7 @@ from runtime.training.interrupt import (
     signal_word,
 )
 from runtime.training.report import format_report
+from runtime.training.tensorboard import summary_writer_class
 from runtime.training.train import check_before_launch, train_spec
 
 
@@ -69,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to OUT/tensorboard/ "
+        "(needs: pip install 'nnspec[tensorboard]')",
+    )
+    parser.add_argument(
         "--nproc",
         type=int,
         metavar="N",
@@ -81,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
 
+    if args.tensorboard:
+        summary_writer_class()  # a missing package is one line before anything runs
     group = env_group()
     assignments = list(args.assignments)
     if args.epochs is not None:
@@ -123,6 +132,7 @@ def _train_here(args: argparse.Namespace, spec, out: Path, group) -> int:
             resume=args.resume,
             quiet=args.quiet,
             force=args.force,
+            tensorboard=args.tensorboard,
         )
     except Exception as exc:
         if group.active and lost_another_process(exc):
@@ -237,7 +247,9 @@ def forwarded_argv(args: argparse.Namespace) -> list[str]:
     if args.epochs is not None:
         words += ["--epochs", str(args.epochs)]
     words += [
-        flag for flag in ("--resume", "--force", "--quiet") if getattr(args, flag[2:])
+        flag
+        for flag in ("--resume", "--force", "--quiet", "--tensorboard")
+        if getattr(args, flag[2:], False)
     ]
     if args.device:
         words += ["--device", args.device]
@@ -253,6 +265,8 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.form != "sequential":
         words += ["--form", args.form]
+    if getattr(args, "tensorboard", False):
+        words += ["--tensorboard"]
 
     group = env_group()  # under torchrun (or --nproc) the world size the run had
     nproc = group.world if group.active else (args.nproc or 1)

@@ -23,6 +23,7 @@ from runtime.storage.payload import (
 )
 from runtime.tasks import metric_name
 from runtime.training.batches import EVAL_BATCH, split_batches
+from runtime.training.criterion import training_criterion
 from runtime.training.metrics import TaskMetrics
 
 SPLITS = ("train", "val", "test")
@@ -92,7 +93,8 @@ def evaluate_checkpoint(
             "training.data.test_fraction in the spec (for digits, csv and npz)"
         )
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
-    task = TaskMetrics(training.task)
+    # the run's criterion (label smoothing, class weights), so `loss` on val is its val_loss
+    task = training_criterion(training, data, torch_device)
     autocast = autocast_for(torch_device, training.amp)
     batches = split_batches(
         x,

@@ -25,13 +25,18 @@ from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: 
     batch_source,
     batch_starts,
 )
+from runtime.training.criterion import training_criterion
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.interrupt import InterruptFlag, signal_word
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
 from runtime.training.optim import (
     build_optimizer,
-    build_scheduler,
+    build_schedule,
+    gradient_clipper,
     penalized_weights,
+    step_after_batch,
+    step_after_epoch,
+    steps_per_batch,
     weight_penalty,
 )
 from runtime.training.progress import EpochProgress
@@ -91,6 +96,10 @@ class _Epochs:
     train_model: nn.Module | None = None
     # std of the Gaussian noise added to training inputs (not to targets)
     noise: float = 0.0
+    # clips the gradients to training.clip_grad_norm after backward (None: no clipping)
+    clip: Callable[[], Tensor] | None = None
+    # the schedule when it steps after every batch (one_cycle, a warmup), else None
+    batch_schedule: object | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ def fit(
         model, data, training, device=device, interrupt=interrupt, group=group
     )
     state = _initial_state(run, stopper, start_state)
+    run.batch_schedule = state.scheduler if steps_per_batch(state.scheduler) else None
     best = _best_weights_at_start(training, state, best_weights)
     if start_state is not None:
         # restored last, so that nothing above draws from these streams
@@ -178,7 +188,7 @@ def _prepare(
 ) -> _Epochs:
     """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
     # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
-    task = TaskMetrics(training.task)
+    task = training_criterion(training, data, device)
     model.to(device)
     batches = batch_source(
         data,
@@ -209,6 +219,7 @@ def _prepare(
         interrupt=interrupt,
         group=group,
         noise=training.data.noise,
+        clip=gradient_clipper(model, training.clip_grad_norm),
     )
 
 
@@ -226,9 +237,9 @@ def _initial_state(
 ) -> TrainingState:
     """Return the state training starts from: fresh, or continued from a checkpoint payload."""
     training = run.training
-    scheduler = build_scheduler(
-        run.optimizer, training.scheduler, training.epochs, stopper.mode
-    )
+    # every process steps through every global batch, so the count is the same in each
+    steps = len(batch_starts(run.batches.n_train, training.batch_size, run.group.world))
+    scheduler = build_schedule(run.optimizer, training, stopper.mode, steps)
     state = TrainingState(run.model, run.optimizer, scheduler, stopper)
     if start_state is not None:
         _load_state(state, start_state)
@@ -409,7 +420,11 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         objective = data_loss + penalty() if penalty is not None else data_loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        if run.clip is not None:
+            run.clip()
         optimizer.step()
+        if run.batch_schedule is not None:
+            step_after_batch(run.batch_schedule)
         loss_sum += loss.detach() * yb.numel()
         metric_sum += task.metric_sum(output, yb)
     return loss_sum, metric_sum
@@ -462,12 +477,7 @@ def _check_output(
 
 
 def _step_scheduler(scheduler, monitored: float) -> None:
-    if scheduler is None:
-        return
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(monitored)
-    else:
-        scheduler.step()
+    step_after_epoch(scheduler, monitored)
 
 
 def _copy_weights(model: nn.Module) -> dict[str, Tensor]:

@@ -22,7 +22,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -45,9 +45,16 @@ REGRESSION_COLUMNS = BASE_COLUMNS + ["train_mae", "val_mae"]
 
 @dataclass(frozen=True)
 class TaskMetrics:
-    """The loss and the metric of one task; `metric` names the column it fills."""
+    """The loss and the metric of one task; `metric` names the column it fills.
+
+    `label_smoothing` (classification) and `class_weights` (classification and binary: one
+    weight per class, each sample's loss times its class's) change the loss, the same for
+    training and validation; runtime/training/criterion.py makes them from a training section.
+    """
 
     task: str
+    label_smoothing: float = 0.0
+    class_weights: Tensor | None = field(default=None, compare=False)
 
     @property
     def metric(self) -> str:
@@ -78,12 +85,25 @@ class TaskMetrics:
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Return the mean loss of a batch (the value to backpropagate)."""
+        weights = self.class_weights
         if self.task == "classification":
             # (N, C) against (N,), or (N, C, *P) against (N, *P): the mean over every position
-            return F.cross_entropy(output, target)
+            if weights is None:
+                return F.cross_entropy(
+                    output, target, label_smoothing=self.label_smoothing
+                )
+            losses = F.cross_entropy(
+                output, target, reduction="none", label_smoothing=self.label_smoothing
+            )
+            return (losses * weights.to(losses.device)[target]).mean()
         output, target = self._aligned(output, target)
         if self.task == "binary":
-            return F.binary_cross_entropy_with_logits(output.float(), target)
+            if weights is None:
+                return F.binary_cross_entropy_with_logits(output.float(), target)
+            losses = F.binary_cross_entropy_with_logits(
+                output.float(), target, reduction="none"
+            )
+            return (losses * weights.to(losses.device)[target.long()]).mean()
         return F.mse_loss(output.float(), target.float())
 
     def metric_sum(self, output: Tensor, target: Tensor) -> Tensor:

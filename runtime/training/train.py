@@ -54,15 +54,21 @@ from runtime.storage.run_folder import (
     owned_run_files,
     stale_temporaries,
 )
+from runtime.training.criterion import class_weights, training_criterion
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.generated_form import load_generated_model
 from runtime.training.interrupt import InterruptFlag, catch_sigint
 from runtime.training.loop import FitResult, fit
-from runtime.training.metrics import TaskMetrics, write_metrics_csv
-from runtime.training.optim import build_optimizer, build_scheduler
+from runtime.training.metrics import write_metrics_csv
+from runtime.training.optim import (
+    build_optimizer,
+    build_schedule,
+    check_schedule_resumes,
+)
 from runtime.training.rng import seed_everything
 from runtime.training.run_writer import RunWriter
 from runtime.training.spec_diff import spec_differences
+from runtime.training.tensorboard import TensorBoardLog, summary_writer_class
 
 FORMS = ("sequential", "generated")
 
@@ -119,6 +125,7 @@ class TrainRun:
     folder: RunFolder | None  # rank 0's changes to the folder (None on the other ranks)
     quiet: bool  # no progress bar or warnings (always so but on rank 0)
     started: float  # time.perf_counter() when train_spec was called
+    tensorboard: bool = False  # rank 0 logs the epochs to OUT/tensorboard/
 
 
 def train_spec(
@@ -131,8 +138,12 @@ def train_spec(
     resume: bool = False,
     quiet: bool = False,
     force: bool = False,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train `spec`'s model into `out_dir`; return the content of the summary.json it writes.
+
+    `tensorboard=True` also writes TensorBoard event files to `out_dir/tensorboard/` (rank 0;
+    UserError before anything else when the tensorboard package is missing).
 
     Under torchrun every process calls this alike; only rank 0 writes files and shows progress
     (docs/training.md, "Training on several processes"). Rank 0 holds the folder for the whole
@@ -142,6 +153,8 @@ def train_spec(
     cannot be written or is in use, a checkpoint from another spec, a missing device or bad data.
     """
     started = time.perf_counter()
+    if tensorboard:
+        summary_writer_class()  # missing, it is one line before any check or folder
     with ExitStack() as held:
         run = _start_run(
             spec,
@@ -154,6 +167,7 @@ def train_spec(
             force=force,
             started=started,
             held=held,
+            tensorboard=tensorboard,
         )
         data = load_spec_data(spec)
         # seeded right before the model, so both forms start from the same weights
@@ -175,6 +189,7 @@ def _start_run(
     force: bool,
     started: float,
     held: ExitStack,
+    tensorboard: bool = False,
 ) -> TrainRun:
     """Return the run once the checks that need no data pass; raise UserError when one fails.
 
@@ -213,6 +228,7 @@ def _start_run(
         folder=folder,
         quiet=quiet or not group.is_main,
         started=started,
+        tensorboard=tensorboard,
     )
 
 
@@ -251,14 +267,16 @@ def _train_and_summarize(
             if run.folder is not None
             else nullcontext()
         ) as writer:
-            result = _fit_on_device(
-                run,
-                model,
-                data,
-                best_weights=run.best_weights,
-                interrupt=interrupt,
-                writer=writer,
-            )
+            with _tensorboard_log(run, data) as log:
+                result = _fit_on_device(
+                    run,
+                    model,
+                    data,
+                    best_weights=run.best_weights,
+                    interrupt=interrupt,
+                    writer=writer,
+                    log=log,
+                )
         seconds = time.perf_counter() - run.started
         summary = summary_data(
             run, data=data, model=model, result=result, seconds=seconds
@@ -280,16 +298,24 @@ def _fit_on_device(
     best_weights: dict[str, torch.Tensor] | None,
     interrupt: InterruptFlag,
     writer: RunWriter | None,
+    log: TensorBoardLog | None = None,
 ) -> FitResult:
     """Return fit's result; running out of memory (a device's or the CPU's) is a UserError that
     says what to lower."""
+    on_epoch_end = writer.epoch_end if writer is not None else None
+    if log is not None and writer is not None:
+
+        def on_epoch_end(state) -> None:
+            writer.epoch_end(state)
+            log.epoch_end(state.model, state.history[-1])
+
     try:
         return fit(
             model,
             data,
             run.training,
             device=run.device,
-            on_epoch_end=writer.epoch_end if writer is not None else None,
+            on_epoch_end=on_epoch_end,
             start_state=run.start_state,
             best_weights=best_weights,
             interrupt=interrupt,
@@ -304,6 +330,23 @@ def _fit_on_device(
         if not any(text in str(exc) for text in _CPU_OUT_OF_MEMORY):
             raise
         raise _out_of_memory(torch.device("cpu"), exc) from None
+
+
+@contextmanager
+def _tensorboard_log(run: TrainRun, data) -> Iterator[TensorBoardLog | None]:
+    """Yield the run's TensorBoard log (rank 0, with --tensorboard; else None), closed after."""
+    if not (run.tensorboard and run.group.is_main):
+        yield None
+        return
+    first = int(run.start_state["epoch"]) + 1 if run.start_state is not None else 1
+    sample, _ = data.head(2)  # (read from disk when the data set is streamed)
+    log = TensorBoardLog(
+        run.out, run.training.task, first_epoch=first, graph_sample=sample
+    )
+    try:
+        yield log
+    finally:
+        log.close()
 
 
 def _out_of_memory(device: torch.device, exc: BaseException) -> UserError:
@@ -382,7 +425,8 @@ def check_batch_per_process(spec: Spec, nproc: int) -> None:
 def check_model_output(model: nn.Module, data, spec: Spec) -> None:
     """Raise UserError when the model's output does not fit the task (two samples, on the CPU),
     as fit checks it first."""
-    task = TaskMetrics(spec.training_or_default.task)
+    # the criterion is made here too, so class weights that do not fit the data are refused
+    task = training_criterion(spec.training_or_default, data, torch.device("cpu"))
     x, y = data.head(2)  # (read from disk when the data set is streamed)
     model.eval()
     with torch.inference_mode():
@@ -495,9 +539,16 @@ def _check_state_fits(payload: dict[str, Any], spec: Spec, path: Path) -> None:
     optimizer = build_optimizer(model, training.optimizer)
     check_optimizer_fits(payload["optimizer"], optimizer, path)
     stopper = EarlyStopping.from_config(training.early_stopping)
-    scheduler = build_scheduler(
-        optimizer, training.scheduler, training.epochs, stopper.mode
+    stored = (
+        payload["spec"].get("training") if isinstance(payload["spec"], dict) else None
     )
+    problem = check_schedule_resumes(
+        stored.get("epochs") if isinstance(stored, dict) else None, training, path
+    )
+    if problem:
+        raise UserError(problem)
+    # one batch per epoch: a one_cycle's state holds its own number of steps
+    scheduler = build_schedule(optimizer, training, stopper.mode, steps_per_epoch=1)
     try:
         stopper.load_state_dict(payload["early_stopping"])
         if scheduler is not None and payload["scheduler"] is not None:
@@ -593,17 +644,23 @@ def summary_data(
             "stop_reason": result.stop_reason,
             "stop_message": result.stop_message,
             "restored_best": result.restored_best,
+            "class_weights": class_weights(run.training, data),
             "seconds": round(seconds, 3),
             "out": str(run.out),
-            "files": _run_files(run.out, result),
+            "files": _run_files(run.out, result, run.tensorboard),
             "nnspec_version": __version__,
         }
     )
 
 
-def _run_files(out: Path, result: FitResult) -> dict[str, str]:
-    """Return the paths of the files the run leaves, by name (no best.pt when no epoch was best)."""
+def _run_files(
+    out: Path, result: FitResult, tensorboard: bool = False
+) -> dict[str, str]:
+    """Return the paths of the files the run leaves, by name (no best.pt when no epoch was best;
+    the tensorboard folder when the run logged to it)."""
     files = {name: str(out / name) for name in RUN_FILES}
+    if tensorboard and (out / "tensorboard").is_dir():
+        files["tensorboard"] = str(out / "tensorboard")
     if result.best_epoch == 0:
         files.pop("best.pt")
     if (
