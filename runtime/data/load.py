@@ -28,7 +28,8 @@ from compiler import resolved_layers
 from compiler.formatting import plural
 from compiler.layers import REGISTRY
 from compiler.training import one_value_batch_norms, split_sizes
-from runtime.data import Samples, csv_file, digits, npz_file, vision
+from runtime.data import Samples, csv_file, digits, npz_file, preprocess, vision
+from runtime.data.csv_encoding import FeatureEncoding
 from runtime.errors import UserError
 
 if TYPE_CHECKING:
@@ -61,20 +62,39 @@ class DataSplits:
     num_classes: int | None  # classification: number of classes; binary: 2; else None
     class_names: list[str] | None  # index -> name, where the data set names its classes
     description: str  # "digits: 1437 train, 360 val, no test split"
+    # a csv file's feature columns and vocabularies (runtime.data.csv_encoding), else None
+    encoding: dict | None = None
+    # what every split got (runtime.data.preprocess); the checkpoint keeps it
+    preprocessing: dict | None = None
 
 
-def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
+def load_spec_data(
+    spec: Spec, task: str | None = None, *, stored: dict | None = None
+) -> DataSplits:
     """Return the data set of a spec's training section, checked against its input (shape,
-    dtype and, for ids, the rows of the embedding that reads them)."""
+    dtype and, for ids, the rows of the embedding that reads them), preprocessed.
+
+    Relative data paths are read from the spec file's folder (the working directory for a
+    spec without a file). `stored` is a checkpoint's preprocessing: its data folder, csv
+    encoding and statistics are used instead of new ones from the training split.
+    """
     training = spec.training_or_default
+    folder = preprocess.data_folder(spec, stored)
+    config = preprocess.located_data(training.data, folder)
     data = load_data(
-        training,
+        training.model_copy(update={"data": config}),
         spec.input,
         task or training.task,
         dtype=spec.input_dtype,
         ids=id_range(spec),
+        encoding=(stored or {}).get("encoding"),
     )
     check_batches_of_more_than_one(spec, len(data.x_train))
+    if stored is None:
+        stored = preprocess.training_preprocessing(
+            training, data.x_train, data.encoding, folder
+        )
+    preprocess.preprocess_splits(data, stored)
     return data
 
 
@@ -116,6 +136,7 @@ def load_data(
     *,
     dtype: str = "float32",
     ids: IdRange | None = None,
+    encoding: dict | None = None,
 ) -> DataSplits:
     """Return the spec's data set split into train/val(/test), with samples of `input_shape`.
 
@@ -131,7 +152,7 @@ def load_data(
             f"data set '{config.dataset}' gives float pixel values, but the spec's input holds "
             "int64 ids (input.dtype); read ids from an npz or csv file"
         )
-    samples = read_samples(config, input_shape, task, dtype)
+    samples = read_samples(config, input_shape, task, dtype, encoding)
     check_sample_shape(samples, input_shape)
     if dtype == "int64":
         check_ids(samples, ids)
@@ -141,7 +162,11 @@ def load_data(
 
 
 def read_samples(
-    config, input_shape: list[int], task: str, dtype: str = "float32"
+    config,
+    input_shape: list[int],
+    task: str,
+    dtype: str = "float32",
+    encoding: dict | None = None,
 ) -> Samples:
     """Return every sample of the data set that `config` names.
 
@@ -162,6 +187,7 @@ def read_samples(
             input_shape=input_shape,
             task=task,
             dtype=dtype,
+            encoding=FeatureEncoding.from_data(encoding) if encoding else None,
         )
     if config.dataset == "npz":
         return npz_file.read_npz(config.path, config.x_key, config.y_key, task, dtype)
@@ -247,6 +273,7 @@ def split_samples(
         num_classes=samples.num_classes,
         class_names=samples.class_names,
         description=f"{samples.name}: {n_train} train, {n_val} val, {test_text}",
+        encoding=samples.encoding,
     )
 
 

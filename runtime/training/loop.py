@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
+from runtime.training.augment import BatchAugmenter, augment_generator
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.interrupt import InterruptFlag, signal_word
 from runtime.training.metrics import TaskMetrics, device_zero, epoch_row
@@ -91,6 +92,7 @@ class _Epochs:
     train_model: nn.Module | None = None
     # std of the Gaussian noise added to training inputs (not to targets)
     noise: float = 0.0
+    augment: BatchAugmenter | None = None  # crops and flips of training batches
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def _prepare(
         interrupt=interrupt,
         group=group,
         noise=training.data.noise,
+        augment=BatchAugmenter.from_config(getattr(training, "augment", None)),
     )
 
 
@@ -422,6 +425,9 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     noise = (
         noise_generator(run.training.seed, epoch, x.device) if run.noise > 0 else None
     )
+    augmenting = (
+        augment_generator(run.training.seed, epoch, x.device) if run.augment else None
+    )
     loss_sum, metric_sum = device_zero(x.device), device_zero(x.device)
     group = run.group
     per_sample = y[:1].numel()  # targets per sample
@@ -432,6 +438,9 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         if group.active:  # this process's part of the global batch
             index = index[group.rank :: group.world]
         xb, yb = x.index_select(0, index), y.index_select(0, index)
+        if augmenting is not None:
+            xb = run.augment(xb, augmenting, stop - start, group)
+            yb = xb if task.reconstructs else yb  # an autoencoder rebuilds what it saw
         if noise is not None:
             xb = xb + _batch_noise(noise, run.noise, stop - start, xb, group)
         with run.autocast:

@@ -1,0 +1,219 @@
+"""The preprocessing a run fixes from its training split, and applies to every split and to
+`nnspec predict`'s inputs: csv standardization, image normalization, the one-hot vocabulary.
+
+It is one mapping of plain data, the checkpoint's `preprocessing` entry:
+
+    {"normalize": {"mean": [...], "std": [...]} | None,    # per channel (dim 1): images
+     "standardize": {"mean": [...], "std": [...]} | None,  # per value of a flattened sample: csv
+     "encoding": {"features": [...], "categories": {column: [names]}} | None,  # csv columns
+     "data_folder": "/abs/folder" | None}                  # relative data paths were read here
+
+Statistics are computed by `channel_stats` from an iterable of CPU chunks `(n, C, ...)`, so a data
+set streamed from disk in batches gives the same numbers as one in memory (float64 sums). A
+constant channel or column gets std 1, so it becomes 0 instead of a division by zero.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from compiler.data_paths import resolve_data_path, spec_folder
+from runtime.errors import UserError, shown
+
+KEYS = ("normalize", "standardize", "encoding", "data_folder")
+# what a checkpoint of an nnspec before preprocessing stands for: its data as read
+NO_PREPROCESSING = dict.fromkeys(KEYS)
+
+
+def channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Return the mean and (population) std of every channel (dim 1) over all samples of all
+    `chunks`; a channel whose std is 0 gets std 1."""
+    total = squares = shift = None
+    count = 0
+    for chunk in chunks:
+        values = chunk.detach().to("cpu", torch.float64)
+        values = values.transpose(0, 1).reshape(values.shape[1], -1)
+        if shift is None:
+            # sums of x - (the first chunk's mean): no cancellation, a constant channel's
+            # variance is exactly 0
+            shift = values.mean(dim=1, keepdim=True)
+            total = torch.zeros(values.shape[0], dtype=torch.float64)
+            squares = torch.zeros_like(total)
+        values = values - shift
+        total += values.sum(dim=1)
+        squares += values.square().sum(dim=1)
+        count += values.shape[1]
+    if total is None or count == 0:
+        raise UserError("no training samples to compute the normalization from")
+    centred = total / count
+    std = (squares / count - centred.square()).clamp_min(0).sqrt()
+    mean = centred + shift.squeeze(1)
+    std = torch.where(std > 1e-12, std, torch.ones_like(std))
+    return mean.tolist(), std.tolist()
+
+
+def chunks_of(x: torch.Tensor, size: int = 4096) -> Iterable[torch.Tensor]:
+    """Return `x` in slices of `size` samples (bounds the float64 copy channel_stats makes)."""
+    return (x[start : start + size] for start in range(0, len(x), size))
+
+
+def training_preprocessing(
+    training, x_train: torch.Tensor, encoding: dict | None, data_folder: Path | None
+) -> dict[str, Any]:
+    """Return the preprocessing a new run fixes: statistics of `x_train` for what the spec's
+    training section asks (normalize, standardize), and the csv encoding and data folder.
+    """
+    normalize = None
+    augment = training.augment
+    if augment is not None and augment.normalize == "auto":
+        mean, std = channel_stats(chunks_of(x_train))
+        normalize = {"mean": mean, "std": std}
+    elif augment is not None and augment.normalize is not None:
+        normalize = {
+            "mean": list(augment.normalize.mean),
+            "std": list(augment.normalize.std),
+        }
+    standardize = None
+    data = training.data
+    if getattr(data, "standardize", False) and x_train.dtype.is_floating_point:
+        mean, std = channel_stats(chunks_of(x_train.reshape(len(x_train), -1)))
+        if encoding is not None:  # one-hot values stay 0 and 1
+            for i, one_hot in enumerate(_one_hot_flags(encoding)):
+                if one_hot:
+                    mean[i], std[i] = 0.0, 1.0
+        standardize = {"mean": mean, "std": std}
+    return {
+        "normalize": normalize,
+        "standardize": standardize,
+        "encoding": encoding,
+        "data_folder": str(data_folder) if data_folder is not None else None,
+    }
+
+
+def apply_preprocessing(x: torch.Tensor, preprocessing: dict | None) -> torch.Tensor:
+    """Return `x` (N, ...) standardized and normalized as `preprocessing` says (a new tensor;
+    `x` itself when there is nothing to do or it holds ids)."""
+    if not preprocessing or not x.dtype.is_floating_point:
+        return x
+    standardize = preprocessing.get("standardize")
+    if standardize is not None:
+        x = _scaled(x.reshape(len(x), -1), standardize).reshape(x.shape)
+    normalize = preprocessing.get("normalize")
+    if normalize is not None:
+        x = _scaled(x, normalize)
+    return x
+
+
+def preprocess_splits(data, preprocessing: dict) -> None:
+    """Apply `preprocessing` to every split of `data` (a DataSplits), in place, and keep it in
+    `data.preprocessing`; reconstruction targets (the inputs themselves) follow their inputs.
+    """
+    data.preprocessing = preprocessing
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if x is None:
+            continue
+        new = apply_preprocessing(x, preprocessing)
+        setattr(data, f"x_{split}", new)
+        if y is x:
+            setattr(data, f"y_{split}", new)
+
+
+def data_folder(spec, stored: dict | None) -> Path | None:
+    """Return the folder relative data paths are read from: the one a checkpoint recorded,
+    else the spec file's (None: the working directory, for a spec without a file)."""
+    if stored is not None:
+        folder = stored.get("data_folder")
+        return Path(folder) if folder else None
+    return spec_folder(spec.source)
+
+
+def located_data(config, folder: Path | None):
+    """Return the data section `config` with its file's `path` resolved from `folder`; raise
+    UserError, naming the folder, when a relative path finds no file there."""
+    path = getattr(config, "path", None)
+    if path is None:
+        return config
+    resolved = resolve_data_path(path, folder)
+    if resolved != path and not os.path.lexists(resolved):
+        raise UserError(
+            f"{config.dataset} file '{shown(path)}' not found in {shown(str(folder))} "
+            f"(relative data paths are read from the spec file's folder)"
+        )
+    return config.model_copy(update={"path": resolved})
+
+
+def check_preprocessing(value: Any, source: Path) -> None:
+    """Raise UserError unless a checkpoint's `preprocessing` entry is None or the mapping
+    this module writes (lists of finite numbers, std > 0)."""
+    if value is None:
+        return
+    damaged = UserError(f"{source} is damaged: its preprocessing entry is malformed")
+    if not isinstance(value, dict) or set(value) - set(KEYS):
+        raise damaged
+    for key in ("normalize", "standardize"):
+        stats = value.get(key)
+        if stats is None:
+            continue
+        if not isinstance(stats, dict) or set(stats) != {"mean", "std"}:
+            raise damaged
+        mean, std = stats["mean"], stats["std"]
+        if not (_numbers(mean) and _numbers(std) and len(mean) == len(std)):
+            raise damaged
+        if not all(s > 0 for s in std):
+            raise damaged
+    encoding = value.get("encoding")
+    if encoding is not None:
+        if not isinstance(encoding, dict) or set(encoding) != {
+            "features",
+            "categories",
+        }:
+            raise damaged
+        features, categories = encoding["features"], encoding["categories"]
+        if not (
+            isinstance(features, list) and all(isinstance(f, str) for f in features)
+        ):
+            raise damaged
+        if not isinstance(categories, dict) or not all(
+            isinstance(k, str)
+            and isinstance(v, list)
+            and all(isinstance(n, str) for n in v)
+            for k, v in categories.items()
+        ):
+            raise damaged
+    if not isinstance(value.get("data_folder"), (str, type(None))):
+        raise damaged
+
+
+def _scaled(x: torch.Tensor, stats: dict) -> torch.Tensor:
+    """Return (x - mean) / std with one statistic per entry of dim 1."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device).reshape(shape)
+    std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device).reshape(shape)
+    if mean.numel() != x.shape[1]:
+        raise UserError(
+            f"the stored preprocessing has {mean.numel()} values per sample, but the inputs "
+            f"have {x.shape[1]}"
+        )
+    return (x - mean) / std
+
+
+def _one_hot_flags(encoding: dict) -> list[bool]:
+    flags: list[bool] = []
+    for name in encoding["features"]:
+        vocabulary = encoding["categories"].get(name)
+        flags += [True] * len(vocabulary) if vocabulary else [False]
+    return flags
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in values
+    )
