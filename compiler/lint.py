@@ -458,6 +458,7 @@ def _size_rules(
         or training.regularization.l2 > 0
         or training.optimizer.weight_decay > 0
         or training.data.noise > 0  # input noise regularizes (a denoising autoencoder)
+        or _augments(training.augment)
     )
     if samples and not regularized and params > PARAMS_PER_SAMPLE_LIMIT * samples:
         found.append(
@@ -472,6 +473,13 @@ def _size_rules(
             )
         )
     return found
+
+
+def _augments(augment) -> bool:
+    """Return whether `training.augment` changes training samples (crops or flips them)."""
+    return augment is not None and bool(
+        (augment.random_crop and augment.random_crop.padding) or augment.horizontal_flip
+    )
 
 
 def label_positions(data, folder: Path | None = None) -> tuple[int, ...] | None:
