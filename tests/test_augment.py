@@ -207,3 +207,20 @@ def test_augment_mistakes_are_located_spec_errors(change, expected):
     spec["training"].update(change.get("training", {}))
     with pytest.raises(SpecError, match=expected):
         load_spec(spec)
+
+
+def test_lint_counts_crops_and_flips_as_regularization():
+    from compiler.lint import lint_spec
+
+    def ns108(augment) -> bool:
+        spec = {
+            "name": "Wide",
+            "input": [1, 8, 8],
+            "layers": ["flatten", {"linear": 4096}, "relu", {"linear": 10}],
+            "training": {"augment": augment},
+        }
+        return any(w.code == "NS108" for w in lint_spec(load_spec(spec)))
+
+    assert ns108(None) and ns108({"normalize": "auto"})
+    assert not ns108({"horizontal_flip": True})
+    assert not ns108({"random_crop": {"padding": 1}})

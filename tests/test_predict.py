@@ -166,3 +166,17 @@ def test_csv_with_names_and_standardization_with_or_without_the_target(
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(checkpoint), str(data), "--out", str(out)]) == 0
     assert out.read_text().splitlines()[0] == "sample,prediction"
+
+
+def test_a_safetensors_export_predicts_with_the_same_preprocessing(image_run, capsys):
+    folder, checkpoint, raw = image_run
+    np.savez(folder / "few.npz", x=raw.x_val[:20].numpy())
+    out = folder / "best.safetensors"
+    assert (
+        main(["export", str(checkpoint), "--format", "safetensors", "--out", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    assert predicted(capsys, out, folder / "few.npz") == predicted(
+        capsys, checkpoint, folder / "few.npz"
+    )

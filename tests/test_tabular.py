@@ -182,3 +182,15 @@ def test_standardization_survives_a_checkpoint_round_trip(tmp_path):
     assert result["loss"] == pytest.approx(
         summary["last_metrics"]["val_loss"], rel=1e-5
     )
+
+
+def test_lint_reads_a_relative_csv_from_the_spec_folder(tmp_path, monkeypatch):
+    from compiler.lint import training_sample_count
+
+    write_table(tmp_path / "t.csv", n=50)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(regression_spec("t.csv", width=2)))
+    monkeypatch.chdir(tmp_path.parent)
+    training = load_spec(spec).training
+    assert training_sample_count(training) is None  # not in the working directory
+    assert training_sample_count(training, tmp_path) == 40
