@@ -224,3 +224,23 @@ def test_lint_counts_crops_and_flips_as_regularization():
     assert ns108(None) and ns108({"normalize": "auto"})
     assert not ns108({"horizontal_flip": True})
     assert not ns108({"random_crop": {"padding": 1}})
+
+
+def test_a_run_from_before_augment_existed_still_resumes(tmp_path):
+    from compiler.spec import data_digest
+
+    spec = digits_cnn(epochs=1, augment=None)
+    train_spec(load_spec(spec), out_dir=tmp_path / "run", quiet=True)
+    payload = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    del payload["spec"]["training"]["augment"], payload["preprocessing"]
+    payload["spec_sha256"] = data_digest(payload["spec"])
+    for name in ("last.pt", "best.pt"):  # (best.pt may be a hard link to last.pt)
+        (tmp_path / "run" / name).unlink()
+        torch.save(payload, tmp_path / "run" / name)
+    summary = train_spec(
+        load_spec({**spec, "training": {**spec["training"], "epochs": 2}}),
+        out_dir=tmp_path / "run",
+        resume=True,
+        quiet=True,
+    )
+    assert summary["resumed_from_epoch"] == 1 and summary["epochs_run"] == 2
