@@ -146,7 +146,15 @@ def located_data(config, folder: Path | None):
             f"{config.dataset} file '{shown(path)}' not found in {shown(str(folder))} "
             f"(relative data paths are read from the spec file's folder)"
         )
-    return config.model_copy(update={"path": resolved})
+    return config.model_copy(update={"path": _as_shown(resolved)})
+
+
+def _as_shown(path: str) -> str:
+    """Return `path` relative to the working directory when it lies below it (messages then
+    show `datasets/wine.csv`, not a long absolute path), else absolute."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative.startswith("..") else relative
 
 
 def check_preprocessing(value: Any, source: Path) -> None:
