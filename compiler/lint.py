@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .api import output_shape, resolved_layers
+from .data_paths import resolve_data_path, spec_folder
 from .errors import format_path
 from .formatting import format_shape
 from .layers import REGISTRY
@@ -403,7 +404,9 @@ def _size_rules(
     classes = DATASET_CLASSES.get(training.data.dataset) or image_folder_classes(spec)
     expected = size = None
     positions = (
-        label_positions(training.data) if training.task == "classification" else ()
+        label_positions(training.data, spec_folder(spec.source))
+        if training.task == "classification"
+        else ()
     )
     if (
         positions
@@ -447,7 +450,7 @@ def _size_rules(
             )
         )
 
-    samples = training_sample_count(training)
+    samples = training_sample_count(training, spec_folder(spec.source))
     params = sum(layer.params for layer in layers)
     regularized = (
         any(layer.type in DROPOUTS for layer in layers)
@@ -455,6 +458,7 @@ def _size_rules(
         or training.regularization.l2 > 0
         or training.optimizer.weight_decay > 0
         or training.data.noise > 0  # input noise regularizes (a denoising autoencoder)
+        or _augments(training.augment)
     )
     if samples and not regularized and params > PARAMS_PER_SAMPLE_LIMIT * samples:
         found.append(
@@ -471,13 +475,21 @@ def _size_rules(
     return found
 
 
-def label_positions(data) -> tuple[int, ...] | None:
+def _augments(augment) -> bool:
+    """Return whether `training.augment` changes training samples (crops or flips them)."""
+    return augment is not None and bool(
+        (augment.random_crop and augment.random_crop.padding) or augment.horizontal_flip
+    )
+
+
+def label_positions(data, folder: Path | None = None) -> tuple[int, ...] | None:
     """Return the positions each sample's labels cover: () for one label per sample, (8, 8) for
     labels of shape (N, 8, 8) in an npz file, or None when unknown (an npz file not read).
     """
     if data.dataset != "npz":
         return ()  # torchvision, digits and csv files have one label per sample
-    shape = npz_array_shape(data.path, data.y_key)
+    # a relative path is read from the spec's folder, as training reads it
+    shape = npz_array_shape(resolve_data_path(data.path, folder), data.y_key)
     return tuple(shape[1:]) if shape else None
 
 
@@ -510,10 +522,7 @@ def image_folder_classes(spec: Spec) -> int | None:
     data = spec.training.data
     if data.dataset != "image_folder":
         return None
-    folder = Path(data.path)
-    source = Path(spec.source)
-    if not folder.is_absolute() and source.suffix in (".yaml", ".yml", ".json"):
-        folder = source.parent / folder
+    folder = resolve_data_path(data.path, spec_folder(spec.source))
     try:
         count = sum(
             1
@@ -525,13 +534,14 @@ def image_folder_classes(spec: Spec) -> int | None:
     return count or None
 
 
-def training_sample_count(training) -> int | None:
+def training_sample_count(training, folder: Path | None = None) -> int | None:
     """Return the number of training samples after the splits, or None when unknown statically."""
     data = training.data
     total = DATASET_SAMPLES.get(data.dataset)
     test_share = data.test_fraction if data.dataset == "digits" else 0.0
     if data.dataset == "csv":
-        total, test_share = _csv_rows(data.path), data.test_fraction
+        total = _csv_rows(resolve_data_path(data.path, folder))
+        test_share = data.test_fraction
     if not total:
         return None
     # the same rounding as the runtime's split (rounded up, as scikit-learn does)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .augment import augment_problems
 from .blocks import read_blocks
 from .document import Document, LoadError
 from .errors import Problem, SpecError, format_path
@@ -181,6 +182,11 @@ def validate_document(doc: Document, source: str) -> Spec:
             problems.extend(
                 single_sample_batch_problems(
                     spec.training, flat_layers(tree), doc.line_of
+                )
+            )
+            problems.extend(
+                augment_problems(
+                    spec.training, spec.input, spec.input_dtype, doc.line_of
                 )
             )
     if problems:

@@ -17,7 +17,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -124,16 +126,24 @@ def _check_path(data: "CsvData | NpzData | ImageFolderData") -> None:
         raise ValueError(f"dataset '{data.dataset}' needs `path`: {what} to read")
 
 
+# several target columns (regression: y of shape (N, k)), each named once
+TargetColumns = Annotated[list[Text | NonNegInt], Field(min_length=1, max_length=4096)]
+
+
 class CsvData(_Section):
-    """A csv file: a header row, numeric feature columns and a `target` column."""
+    """A csv file: a header row, feature columns (numbers, or names one-hot encoded) and a
+    `target` column (or several, for regression)."""
 
     model_config = _NEEDS_PATH
 
     dataset: Literal["csv"]
-    path: PathText | None = None
-    target: Text | NonNegInt | None = None  # the label column (name or index)
+    path: PathText | None = None  # relative: from the spec file's folder
+    # the label column (name or index), or a list of columns for a regression of k values
+    target: Text | NonNegInt | TargetColumns | None = None
     # feature columns (default: all but target); an empty list would read none
     features: Annotated[list[Text], Field(min_length=1)] | None = None
+    # numeric features scaled by the training split's mean and std (kept in the checkpoint)
+    standardize: Bool = True
     val_fraction: ValFraction = 0.2
     test_fraction: TestFraction = 0.0
     noise: Noise = 0.0
@@ -150,7 +160,7 @@ class NpzData(_Section):
     model_config = _NEEDS_PATH
 
     dataset: Literal["npz"]
-    path: PathText | None = None
+    path: PathText | None = None  # relative: from the spec file's folder
     x_key: Text = "x"  # the array of samples
     y_key: Text = "y"  # the array of labels
     val_fraction: ValFraction = 0.2
@@ -455,6 +465,53 @@ class WarmupConfig(_Section):
 ClassWeightList = Annotated[list[PosFloat], Field(min_length=2, max_length=MAX_SIZE)]
 
 
+class RandomCropConfig(_Section):
+    """Pad each side by `padding` (zeros), then crop the input's height x width at random."""
+
+    padding: Annotated[int, Field(ge=0, le=4096, strict=True)] = 4
+
+
+# one value per channel of the input
+ChannelValues = Annotated[
+    list[Annotated[float, Field(strict=False)]], Field(min_length=1)
+]
+
+
+class NormalizeStats(_Section):
+    """Fixed per-channel statistics: inputs become (x - mean) / std (one value per channel,
+    counted against the input's channels where the spec is checked)."""
+
+    mean: ChannelValues
+    std: Annotated[
+        list[Annotated[float, Field(gt=0.0, strict=False)]], Field(min_length=1)
+    ]
+
+
+def _normalize_kind(value: Any) -> str:
+    return "mean-std" if isinstance(value, (dict, NormalizeStats)) else "auto"
+
+
+# a mapping is checked as statistics, anything else as `auto`: one message, not one per variant
+Normalize = Annotated[
+    Union[
+        Annotated[Literal["auto"], Tag("auto")],
+        Annotated[
+            NormalizeStats, Tag("mean-std")
+        ],  # not an identifier: left out of paths,
+    ],
+    Discriminator(_normalize_kind),
+]
+
+
+class AugmentConfig(_Section):
+    """Image augmentation of training batches, and normalization of every split."""
+
+    random_crop: RandomCropConfig | None = None
+    horizontal_flip: Bool = False  # each training sample mirrored with p = 0.5
+    # auto: per-channel mean/std of the training split (kept in the checkpoint)
+    normalize: Normalize | None = None
+
+
 class TrainingConfig(_Section):
     """What `nnspec train` does with the model."""
 
@@ -486,9 +543,21 @@ class TrainingConfig(_Section):
     ] = "auto"
     amp: Bool = False  # bf16 autocast on cuda
     loading: LoadingConfig = LoadingConfig()
+    # image inputs [C, H, W]: random crop and flip of training batches, normalization
+    augment: AugmentConfig | None = None
 
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":
+        if (
+            isinstance(self.data, CsvData)
+            and isinstance(self.data.target, list)
+            and self.task != "regression"
+        ):
+            _refuse(
+                ("data", "target"),
+                f"a list of target columns is a regression of several values; task "
+                f"{self.task} reads one label column: name one",
+            )
         if (
             isinstance(self.data, CsvData)
             and self.data.target is None

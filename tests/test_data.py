@@ -13,7 +13,7 @@ import torchvision.datasets
 import torchvision.datasets.cifar
 
 from compiler.training import TrainingConfig
-from runtime.data.load import DataSplits, load_data
+from runtime.data.load import DataSplits, load_data, load_spec_data
 from runtime.errors import UserError
 from tests.data_files import CIFAR_CLASSES, write_cifar10, write_csv, write_mnist
 
@@ -508,7 +508,7 @@ def test_shipped_wine_csv_reads_with_its_spec() -> None:
     from compiler import load_spec
 
     spec = load_spec("specs/wine_mlp.json")
-    splits = load_data(spec.training, spec.input)
+    splits = load_spec_data(spec)  # its path is relative to specs/
     assert splits.x_train.shape[1:] == (13,) and splits.class_names == [
         "class_a",
         "class_b",

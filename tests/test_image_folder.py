@@ -129,8 +129,20 @@ def test_relative_paths_are_read_from_the_spec_folder(tmp_path, monkeypatch):
     spec_file.write_text(yaml.safe_dump(image_spec("missing")))
     with pytest.raises(UserError) as caught:
         load_spec_data(load_spec(spec_file))
-    assert "not found (relative paths are read from" in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("image folder 'missing' not found in ")
+    assert str(spec_file.parent) in message and "spec file's folder" in message
     assert str(tmp_path / "project") in str(caught.value)
+    # val_path and test_path too
+    write_folder(tmp_path / "project" / "held_out", per_class=2)
+    spec = image_spec("images")
+    spec["training"]["data"]["val_path"] = "held_out"
+    spec_file.write_text(yaml.safe_dump(spec))
+    assert len(load_spec_data(load_spec(spec_file)).x_val) == 4
+    spec["training"]["data"]["test_path"] = "gone"
+    spec_file.write_text(yaml.safe_dump(spec))
+    with pytest.raises(UserError, match="image folder 'gone' .test_path. not found in"):
+        load_spec_data(load_spec(spec_file))
 
 
 def test_val_and_test_folders_are_the_splits(tmp_path):

@@ -33,8 +33,13 @@ def rows(path):
         ]
 
 
+# crops, flips and normalization statistics: the same on both paths, and after a resume
+AUGMENT = {"random_crop": {"padding": 1}, "horizontal_flip": True, "normalize": "auto"}
+
+
 def tiny_spec(folder, mode, epochs=2, workers=0):
-    """Return a small MLP's spec with dropout and input noise on a 200-sample npz in `folder`."""
+    """Return a small MLP's spec with dropout, input noise and augmentation on a 200-sample
+    npz in `folder`."""
     path = folder / "tiny.npz"
     if not path.exists():
         rng = np.random.default_rng(0)
@@ -57,6 +62,7 @@ def tiny_spec(folder, mode, epochs=2, workers=0):
                 "batch_size": 32,
                 "data": {"dataset": "npz", "path": str(path), "noise": 0.1},
                 "loading": {"mode": mode, "workers": workers},
+                "augment": AUGMENT,
             },
         }
     )
@@ -109,6 +115,7 @@ def test_streamed_image_folder_with_a_worker_matches_memory(tmp_path):
                         "path": str(tmp_path / "images"),
                     },
                     "loading": {"mode": mode, "workers": 1},
+                    "augment": AUGMENT,
                 },
             }
         )

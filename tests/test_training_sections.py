@@ -46,6 +46,9 @@ FORMER_DEFAULTS = {
     "y_key": "y",
     "test_fraction": 0.0,
     "noise": 0.0,
+    # new with csv standardization (issue 17), on by default: a csv spec's features now train
+    # standardized, as the issue asks
+    "standardize": True,
     "lr": 0.001,
     "weight_decay": 0.0,
     "momentum": 0.0,
@@ -78,6 +81,7 @@ OTHER_VALUES = {
     "y_key": "labels",
     "test_fraction": 0.1,
     "noise": 0.5,
+    "standardize": False,
     "lr": 0.05,
     "weight_decay": 0.01,
     "momentum": 0.8,
@@ -481,7 +485,8 @@ SPLIT_ARGUMENTS = (
     "val_fraction",
     "test_fraction",
     "noise",
-)  # read by the split and the loop
+    "standardize",
+)  # read by the split, the loop and runtime.data.preprocess
 
 
 @pytest.mark.parametrize(

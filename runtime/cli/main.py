@@ -30,6 +30,8 @@ COMMANDS = {
     "train": "train a spec's model (early stopping, best.pt/last.pt, metrics.csv, curves.png)",
     "evaluate": "rebuild a model from a checkpoint and report loss, accuracy and a confusion "
     "matrix",
+    "predict": "apply a checkpoint's model to a csv or npz file, an image or a folder of "
+    "images: one CSV row per sample (prediction, class probabilities)",
     "export": "write a checkpoint's model as ONNX, a torch.export .pt2, or safetensors weights "
     "with the spec (beside the checkpoint unless --out); exit 1 when the exported model's "
     "outputs differ from torch's",

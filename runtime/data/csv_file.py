@@ -9,6 +9,11 @@ import math
 import numpy as np
 import torch
 
+from runtime.data.csv_encoding import (
+    FeatureEncoding,
+    detect_encoding,
+    one_hot_columns,
+)
 from runtime.data.files import did_you_mean, file_error, listing, open_data_file
 from runtime.data.labels import encode_labels, parse_numbers
 from runtime.data.samples import Samples
@@ -20,48 +25,53 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)  # samples are float32: larger is 
 def read_csv(
     path: str,
     *,
-    target: str | int | None,
+    target: str | int | list[str | int] | None,
     features: list[str] | None,
     input_shape: list[int],
     task: str,
     dtype: str = "float32",
+    encoding: FeatureEncoding | None = None,
 ) -> Samples:
     """Return the file's feature columns as (N, *input_shape) samples and its target as labels.
 
     Labels that are all numbers are used as they are; otherwise they are names, mapped to class
-    indices in sorted order and kept in `class_names`. Features are float32, or int64 ids when
-    `dtype` is int64 (then every cell must be a whole number). For reconstruction the target,
-    when one is named, is left out of the features and not read.
+    indices in sorted order and kept in `class_names`. A list of targets (regression) gives
+    float32 labels (N, k). Features are float32, a column of names one-hot encoded in place
+    (csv_encoding; `encoding` is a checkpoint's, used instead of the file's own), or int64 ids
+    when `dtype` is int64 (then every cell must be a whole number). For reconstruction the
+    target, when one is named, is left out of the features and not read. The Samples carry the
+    encoding used (`encoding`), which the checkpoint keeps.
     """
     header, lines, rows = _read_rows(path)
-    target_index = _target_index(path, header, target) if target is not None else None
-    feature_indices = _feature_indices(path, header, features, target_index)
+    targets = [] if target is None else target if isinstance(target, list) else [target]
+    target_indices = [_target_index(path, header, name) for name in targets]
+    feature_indices = _feature_indices(path, header, features, target_indices)
     size = math.prod(input_shape)
     if not feature_indices:
         raise UserError(
-            f"{shown(path)} has no feature columns: its only column is the target "
-            f"'{shown(header[target_index])}'; add the columns the model reads"
-            if target_index is not None
+            f"{shown(path)} has no feature columns: its only columns are the target "
+            f"{listing([header[i] for i in target_indices])}; add the columns the model reads"
+            if target_indices
             else f"{shown(path)} has no columns to read"
         )
-    if len(feature_indices) != size:
-        if features:
-            which = "listed in features"
-        elif target_index is None:
-            which = "every column"
-        else:
-            which = f"all but the target '{shown(header[target_index])}'"
-        raise UserError(
-            f"{shown(path)} has {len(feature_indices)} feature columns ({which}), but the spec's input "
-            f"{input_shape} holds {size} values per sample; set input: [{len(feature_indices)}] "
-            f"or list the columns to use in training.data.features"
-        )
-    x = _parse_features(
+    if encoding is not None:  # a checkpoint's: the columns it was trained on, by name
+        feature_indices = [
+            _column_index(path, header, name, "feature column")
+            for name in encoding.features
+        ]
+    elif dtype == "int64":  # ids are never names
+        encoding = FeatureEncoding([header[i] for i in feature_indices])
+    else:
+        encoding = detect_encoding(path, header, lines, rows, feature_indices)
+    if encoding.width != size:
+        _raise_width(path, header, features, target_indices, encoding, input_shape)
+    x, _ = encode_rows(
         path,
         header=header,
         lines=lines,
         rows=rows,
         indices=feature_indices,
+        encoding=encoding,
         dtype=dtype,
     )
     samples = torch.from_numpy(x).reshape(len(rows), *input_shape)
@@ -70,7 +80,15 @@ def read_csv(
         return f"line {lines[index]}"
 
     if task == "reconstruction":
-        return Samples(name=path, x=samples, y=None, locate=locate)
+        return Samples(
+            name=path, x=samples, y=None, locate=locate, encoding=encoding.as_data()
+        )
+    if len(target_indices) > 1:
+        y = _numeric_targets(path, header, lines, rows, target_indices)
+        return Samples(
+            name=path, x=samples, y=y, locate=locate, encoding=encoding.as_data()
+        )
+    target_index = target_indices[0]
     target_name = header[target_index]
     labels = [row[target_index].strip() for row in rows]
     numbers = parse_numbers(labels)
@@ -87,7 +105,134 @@ def read_csv(
         class_names=class_names,
         num_classes=num_classes,
         locate=locate,
+        encoding=encoding.as_data(),
     )
+
+
+def read_csv_features(
+    path: str, encoding: FeatureEncoding, input_shape: list[int], dtype: str = "float32"
+) -> tuple[torch.Tensor, list[int], dict[str, list[str]]]:
+    """Return the samples of a csv file to predict on: its columns named in `encoding` (any
+    other column, the target among them, is ignored), encoded as in training; also each
+    sample's line and, by column, the names the vocabulary lacks (encoded as all zeros).
+    """
+    header, lines, rows = _read_rows(path)
+    missing = [name for name in encoding.features if name not in header]
+    if missing:
+        raise UserError(
+            f"{shown(path)} lacks the feature column{'s' * (len(missing) > 1)} "
+            f"{listing(missing)} that the model was trained on; its columns are "
+            f"{listing(header)}"
+        )
+    indices = [
+        _column_index(path, header, name, "feature column")
+        for name in encoding.features
+    ]
+    x, unseen = encode_rows(
+        path,
+        header=header,
+        lines=lines,
+        rows=rows,
+        indices=indices,
+        encoding=encoding,
+        dtype=dtype,
+    )
+    return torch.from_numpy(x).reshape(len(rows), *input_shape), lines, unseen
+
+
+def encode_rows(
+    path: str,
+    *,
+    header: list[str],
+    lines: list[int],
+    rows: list[list[str]],
+    indices: list[int],
+    encoding: FeatureEncoding,
+    dtype: str = "float32",
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Return the feature columns `indices` encoded as (N, width) (float32, or int64 ids) and,
+    by categorical column, the names its vocabulary lacks."""
+    if not encoding.categories:
+        return (
+            _parse_features(
+                path,
+                header=header,
+                lines=lines,
+                rows=rows,
+                indices=indices,
+                dtype=dtype,
+            ),
+            {},
+        )
+    numeric = [i for i in indices if header[i] not in encoding.categories]
+    values = _parse_features(
+        path, header=header, lines=lines, rows=rows, indices=numeric, dtype=dtype
+    )
+    blocks, unseen, taken = [], {}, 0
+    for index in indices:
+        vocabulary = encoding.categories.get(header[index])
+        if vocabulary is None:
+            blocks.append(values[:, taken : taken + 1])
+            taken += 1
+            continue
+        block, names = one_hot_columns([row[index] for row in rows], vocabulary)
+        blocks.append(block)
+        if names:
+            unseen[header[index]] = sorted(set(names))
+    return np.concatenate(blocks, axis=1), unseen
+
+
+def _raise_width(
+    path: str,
+    header: list[str],
+    features: list[str] | None,
+    target_indices: list[int],
+    encoding: FeatureEncoding,
+    input_shape: list[int],
+) -> None:
+    count, width = len(encoding.features), encoding.width
+    if features:
+        which = "listed in features"
+    elif not target_indices:
+        which = "every column"
+    else:
+        which = f"all but the target {listing([header[i] for i in target_indices])}"
+    values = (
+        f", {width} values once the columns of names are one-hot encoded "
+        f"({encoding.expansions()})"
+        if encoding.categories
+        else ""
+    )
+    raise UserError(
+        f"{shown(path)} has {count} feature columns ({which}){values}, but the spec's input "
+        f"{input_shape} holds {math.prod(input_shape)} values per sample; set input: [{width}] "
+        f"or list the columns to use in training.data.features"
+    )
+
+
+def _numeric_targets(
+    path: str,
+    header: list[str],
+    lines: list[int],
+    rows: list[list[str]],
+    indices: list[int],
+) -> torch.Tensor:
+    """Return the target columns `indices` as float32 (N, k); raise for a cell not a number."""
+    y = np.empty((len(rows), len(indices)), dtype=np.float32)
+    for column, index in enumerate(indices):
+        for row_number, row in enumerate(rows):
+            text = row[index].strip()
+            try:
+                value = float(text)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                raise UserError(
+                    f"{shown(path)}:{lines[row_number]}: target column '{shown(header[index])}' "
+                    f"holds '{shown(text)}'; regression targets must be finite numbers"
+                )
+            y[row_number, column] = value
+    return torch.from_numpy(y)
 
 
 def _read_rows(path: str) -> tuple[list[str], list[int], list[list[str]]]:
@@ -148,16 +293,17 @@ def _target_index(path: str, header: list[str], target: str | int) -> int:
 
 
 def _feature_indices(
-    path: str, header: list[str], features: list[str] | None, target_index: int | None
+    path: str, header: list[str], features: list[str] | None, target_indices: list[int]
 ) -> list[int]:
-    """Return the indices of the feature columns: those named, or all but the target (if any)."""
+    """Return the indices of the feature columns: those named, or all but the targets."""
     if features is None:
-        return [index for index in range(len(header)) if index != target_index]
+        return [index for index in range(len(header)) if index not in target_indices]
     indices = [_column_index(path, header, name, "feature column") for name in features]
-    if target_index is not None and target_index in indices:
-        raise UserError(
-            f"{shown(path)}: column '{shown(header[target_index])}' is the target; it cannot also be a feature"
-        )
+    for target_index in target_indices:
+        if target_index in indices:
+            raise UserError(
+                f"{shown(path)}: column '{shown(header[target_index])}' is the target; it cannot also be a feature"
+            )
     return indices
 
 
@@ -250,7 +396,9 @@ def _raise_bad_cell(
             value = float(text)
         except ValueError:
             raise UserError(
-                f"{shown(path)}:{line}: column '{shown(header[index])}' holds '{shown(text)}', which is not a number"
+                f"{shown(path)}:{line}: column '{shown(header[index])}' holds '{shown(text)}', which is not a "
+                f"number (a column is read as names, one-hot encoded, only when none of its cells "
+                f"is a number)"
             ) from None
         if not math.isfinite(value):
             raise UserError(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,7 +28,16 @@ from compiler import resolved_layers
 from compiler.formatting import plural
 from compiler.layers import REGISTRY
 from compiler.training import one_value_batch_norms, split_sizes
-from runtime.data import Samples, csv_file, digits, image_folder, npz_file, vision
+from runtime.data import (
+    Samples,
+    csv_file,
+    digits,
+    image_folder,
+    npz_file,
+    preprocess,
+    vision,
+)
+from runtime.data.csv_encoding import FeatureEncoding
 from runtime.data.loading import LoadingPolicy, loading_policy, worker_count
 from runtime.data.stored import (
     ImageFiles,
@@ -73,6 +81,10 @@ class DataSplits:
     num_classes: int | None  # classification: number of classes; binary: 2; else None
     class_names: list[str] | None  # index -> name, where the data set names its classes
     description: str  # "digits: 1437 train, 360 val, no test split"
+    # a csv file's feature columns and vocabularies (runtime.data.csv_encoding), else None
+    encoding: dict | None = None
+    # what every split got (runtime.data.preprocess); the checkpoint keeps it
+    preprocessing: dict | None = None
     # DataLoader workers of a streamed data set (whose x_* are StoredSamples)
     workers: int = 0
 
@@ -94,31 +106,34 @@ class DataSplits:
         return xb, (xb if y is x else take(y, rows))
 
 
-def load_spec_data(spec: Spec, task: str | None = None) -> DataSplits:
+def load_spec_data(
+    spec: Spec, task: str | None = None, *, stored: dict | None = None
+) -> DataSplits:
     """Return the data set of a spec's training section, checked against its input (shape,
-    dtype and, for ids, the rows of the embedding that reads them)."""
+    dtype and, for ids, the rows of the embedding that reads them), preprocessed.
+
+    Relative data paths are read from the spec file's folder (the working directory for a
+    spec without a file). `stored` is a checkpoint's preprocessing: its data folder, csv
+    encoding and statistics are used instead of new ones from the training split.
+    """
     training = spec.training_or_default
+    folder = preprocess.data_folder(spec, stored)
+    config = preprocess.located_data(training.data, folder)
     data = load_data(
-        training,
+        training.model_copy(update={"data": config}),
         spec.input,
         task or training.task,
         dtype=spec.input_dtype,
         ids=id_range(spec),
-        base_dir=spec_folder(spec),
+        encoding=(stored or {}).get("encoding"),
     )
     check_batches_of_more_than_one(spec, len(data.x_train))
+    if stored is None:
+        stored = preprocess.training_preprocessing(
+            training, data.x_train, data.encoding, folder
+        )
+    preprocess.preprocess_splits(data, stored)
     return data
-
-
-def spec_folder(spec: Spec) -> Path | None:
-    """Return the folder of the spec's file, which relative data paths are read from; None for
-    a spec that was not read from a file (a checkpoint's, a string's)."""
-    source = Path(spec.source)
-    return (
-        source.parent
-        if source.suffix in (".yaml", ".yml", ".json") and source.is_file()
-        else None
-    )
 
 
 def check_batches_of_more_than_one(spec: Spec, n_train: int) -> None:
@@ -159,12 +174,11 @@ def load_data(
     *,
     dtype: str = "float32",
     ids: IdRange | None = None,
-    base_dir: Path | None = None,
+    encoding: dict | None = None,
 ) -> DataSplits:
     """Return the spec's data set split into train/val(/test), with samples of `input_shape`.
 
     `dtype` is the spec's input dtype (int64: ids, each below `ids.limit` when given).
-    `base_dir` is the folder relative image-folder paths are read from (the spec's).
     Raises UserError (one line) for a missing or malformed file, or samples whose shape or
     dtype is not the input's.
 
@@ -180,9 +194,7 @@ def load_data(
             "int64 ids (input.dtype); read ids from an npz or csv file"
         )
     policy = loading_policy(training.loading)
-    samples = read_samples(
-        config, input_shape, task, dtype, policy=policy, base_dir=base_dir
-    )
+    samples = read_samples(config, input_shape, task, dtype, encoding, policy=policy)
     check_sample_shape(samples, input_shape)
     if dtype == "int64":
         check_ids(samples, ids)
@@ -224,9 +236,9 @@ def read_samples(
     input_shape: list[int],
     task: str,
     dtype: str = "float32",
+    encoding: dict | None = None,
     *,
     policy: LoadingPolicy | None = None,
-    base_dir: Path | None = None,
 ) -> Samples:
     """Return every sample of the data set that `config` names.
 
@@ -248,6 +260,7 @@ def read_samples(
             input_shape=input_shape,
             task=task,
             dtype=dtype,
+            encoding=FeatureEncoding.from_data(encoding) if encoding else None,
         )
     if config.dataset == "npz":
         return npz_file.read_npz(
@@ -261,7 +274,6 @@ def read_samples(
             input_shape=input_shape,
             task=task,
             policy=policy,
-            base_dir=base_dir,
         )
     raise UserError(
         f"unknown data set '{config.dataset}'"
@@ -371,6 +383,7 @@ def split_samples(
         num_classes=samples.num_classes,
         class_names=samples.class_names,
         description=f"{samples.name}: {n_train} train, {n_val} val, {test_text}",
+        encoding=samples.encoding,
     )
 
 

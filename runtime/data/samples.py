@@ -36,6 +36,8 @@ class Samples:
     locate: Callable[[int], str] = (
         _sample  # index of a sample -> where it is ("line 7")
     )
+    # a csv file's feature columns and one-hot vocabularies (csv_encoding.FeatureEncoding data)
+    encoding: dict | None = None
 
 
 def float_tensor(array: np.ndarray) -> torch.Tensor:

@@ -218,6 +218,7 @@ SAFETENSORS_FIELDS = (
     "input",
     "num_classes",
     "class_names",
+    "preprocessing",  # predict and evaluate apply it (absent from older files)
 )
 
 

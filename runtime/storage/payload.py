@@ -95,6 +95,7 @@ def check_common_entries(payload: dict[str, Any], source: Path) -> None:
         "num_classes": (int, type(None)),
         "input": (list,),
         "class_names": (list, type(None)),
+        "preprocessing": (dict, type(None)),  # absent in older checkpoints
     }
     for key, types in optional.items():
         if key in payload and not isinstance(payload[key], types):

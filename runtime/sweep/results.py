@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from compiler import count_params, spec_data
+from compiler.data_paths import resolve_data_path, spec_folder
 from runtime.storage.atomic import write_text_atomically
 from runtime.tasks import has_accuracy
 
@@ -129,8 +131,16 @@ def best_yaml(
         f"# The best variant of `nnspec sweep {source}`: {label}\n"
         f"# ({what} {shown}). Train it with: nnspec train {path}\n"
     )
+    data = spec_data(spec)
+    section = (data.get("training") or {}).get("data") or {}
+    if isinstance(section.get("path"), str):
+        # best.yaml lives in the sweep's folder: a path relative to the swept spec's folder
+        # is written absolute, so the spec trains from there too
+        section["path"] = os.path.abspath(
+            resolve_data_path(section["path"], spec_folder(spec.source))
+        )
     body = yaml.safe_dump(
-        spec_data(spec),
+        data,
         sort_keys=False,
         default_flow_style=None,
         width=100,

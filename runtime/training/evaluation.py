@@ -13,6 +13,7 @@ from compiler import SpecError, build_sequential, load_spec
 from compiler.formatting import plural
 from compiler.spec import stored_spec_data
 from runtime.data.load import load_spec_data
+from runtime.data.preprocess import NO_PREPROCESSING, check_preprocessing
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for, describe_device, resolve_device
 from runtime.storage.checkpoint import read_weights
@@ -52,6 +53,16 @@ def spec_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike):
     return spec
 
 
+def stored_preprocessing(payload: dict[str, Any], path, spec) -> dict[str, Any] | None:
+    """Return the preprocessing a checkpoint keeps, checked; none at all for a checkpoint of
+    an nnspec before it, which trained on its data as read."""
+    if "preprocessing" not in payload or payload["preprocessing"] is None:
+        return dict(NO_PREPROCESSING)
+    stored = payload["preprocessing"]
+    check_preprocessing(stored, Path(path))
+    return stored
+
+
 def model_from_checkpoint(payload: dict[str, Any], spec, path) -> torch.nn.Module:
     """Return the spec's model (Sequential form: same state_dict keys as the class) with the weights."""
     model = build_sequential(spec)
@@ -85,7 +96,7 @@ def evaluate_checkpoint(
     training = spec.training_or_default
     torch_device = resolve_device(device or training.device)
 
-    data = load_spec_data(spec)
+    data = load_spec_data(spec, stored=stored_preprocessing(payload, path, spec))
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if x is None:
         raise UserError(

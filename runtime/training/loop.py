@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from runtime.errors import UserError
 from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
+from runtime.training.augment import BatchAugmenter, augment_generator
 from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: kept here too)
     EVAL_BATCH,
     batch_source,
@@ -100,6 +101,7 @@ class _Epochs:
     clip: Callable[[], Tensor] | None = None
     # the schedule when it steps after every batch (one_cycle, a warmup), else None
     batch_schedule: object | None = None
+    augment: BatchAugmenter | None = None  # crops and flips of training batches
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _prepare(
         group=group,
         noise=training.data.noise,
         clip=gradient_clipper(model, training.clip_grad_norm),
+        augment=BatchAugmenter.from_config(getattr(training, "augment", None)),
     )
 
 
@@ -399,12 +402,18 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     model.train()
     noise = noise_generator(run.training.seed, epoch, device) if run.noise > 0 else None
     loss_sum, metric_sum = device_zero(device), device_zero(device)
+    augmenting = (
+        augment_generator(run.training.seed, epoch, device) if run.augment else None
+    )
     group = run.group
     per_sample = run.batches.per_sample  # targets per sample
     for batch in run.batches.train_batches(epoch):
         if _interrupted(run, device):
             return None
         xb, yb, size = batch.x, batch.y, batch.size
+        if augmenting is not None:
+            xb = run.augment(xb, augmenting, size, group)
+            yb = xb if task.reconstructs else yb  # an autoencoder rebuilds what it saw
         if noise is not None:
             xb = xb + _batch_noise(noise, run.noise, size, xb, group)
         with run.autocast:

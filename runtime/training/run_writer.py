@@ -73,6 +73,7 @@ class RunWriter:
             "input": list(spec.input),
             "num_classes": data.num_classes,
             "class_names": data.class_names,
+            "preprocessing": getattr(data, "preprocessing", None),
         }
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None

@@ -28,6 +28,8 @@ def _walk(
                 found.append(
                     f"{child}: {_short(before[key])} in the checkpoint, absent now"
                 )
+            elif key not in before and after[key] is None:
+                continue  # a section newer than the checkpoint, left out: the same spec
             elif key not in before:
                 found.append(
                     f"{child}: absent in the checkpoint, {_short(after[key])} now"
