@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+# What a spec meant before each of these keys existed, so that a run started by an older nnspec
+# resumes when the key's value now means the same (a key left out and null now is the same spec
+# too). `standardize` is false: csv features were read as they are before it; true now is a
+# real difference, reported, and `--set training.data.standardize=false` resumes the run.
+BEFORE_THE_KEY: dict[str, Any] = {
+    "training.label_smoothing": 0.0,
+    "training.data.standardize": False,
+}
+
 
 def spec_differences(
     before: Any, after: Any, ignore: set[str] = frozenset()
@@ -30,6 +39,14 @@ def _walk(
                 )
             elif key not in before and after[key] is None:
                 continue  # a section newer than the checkpoint, left out: the same spec
+            elif key not in before and child in BEFORE_THE_KEY:
+                former = BEFORE_THE_KEY[child]
+                if after[key] == former and type(after[key]) is type(former):
+                    continue
+                found.append(
+                    f"{child}: absent in the checkpoint (so {_short(former)}), "
+                    f"{_short(after[key])} now"
+                )
             elif key not in before:
                 found.append(
                     f"{child}: absent in the checkpoint, {_short(after[key])} now"
