@@ -322,7 +322,8 @@ def _stop_word(run: _Epochs) -> str:
 
 
 def _note_saved_epoch(run: _Epochs, epoch: int) -> None:
-    """Tell the interrupt flag which epoch last.pt holds once the queued writes are done."""
+    """Tell the interrupt flag which epoch last.pt holds (at the start: the one resumed; then
+    the writer tells it what it queued)."""
     if run.interrupt is not None:
         run.interrupt.saved_epoch = epoch
 

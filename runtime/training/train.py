@@ -1,7 +1,9 @@
 """`train_spec`: train a spec's model and leave the run in an output folder.
 
-The folder gets `last.pt` (every epoch), `best.pt` (whenever the monitor improves), `metrics.csv`
-(every epoch), and at the end `summary.json` and `curves.png`. `resume=True` continues from
+The folder gets `last.pt`, `best.pt` and `metrics.csv` as the checkpoint policy writes them
+(runtime/training/run_writer.py: after the first epoch, at most every
+`training.checkpoint_seconds`, and at every way out), and at the end `summary.json` and
+`curves.png`. `resume=True` continues from
 `last.pt` exactly where the run left it.
 """
 
