@@ -14,6 +14,7 @@ from runtime.training.early_stopping import EarlyStopping
 from runtime.training.interrupt import InterruptFlag
 from runtime.training.loop import TrainingState, fit
 from runtime.training.run_writer import RunWriter
+from runtime.training.train import train_spec
 from tests.test_train import digits_spec, synthetic, tiny_mlp
 
 CPU = torch.device("cpu")
@@ -190,3 +191,17 @@ def test_fit_and_the_writer_leave_the_best_epoch_on_every_way_out(tmp_path):
     val = [row["val_loss"] for row in last["metrics"]]
     assert best["epoch"] == val.index(min(val)) + 1
     assert best["early_stopping"]["best_epoch"] == best["epoch"]
+
+
+def test_a_resume_with_nothing_left_to_train_rewrites_nothing(tmp_path):
+    out = tmp_path / "run"
+    train_spec(digits_spec(epochs=1), out_dir=out, device="cpu", quiet=True)
+    before = (out / "last.pt").stat().st_mtime_ns, (out / "last.pt").read_bytes()
+    again = train_spec(
+        digits_spec(epochs=1), out_dir=out, device="cpu", quiet=True, resume=True
+    )
+    assert again["epochs_run"] == 1
+    assert (
+        (out / "last.pt").stat().st_mtime_ns,
+        (out / "last.pt").read_bytes(),
+    ) == before

@@ -77,6 +77,7 @@ class RunWriter:
         interrupt=None,
         clock: Callable[[], float] = time.monotonic,
         threads: int | None = None,
+        saved_epoch: int = 0,
     ) -> None:
         self.out = Path(out)
         # the run folder's changes (the previous run removed), once there is something to write
@@ -109,7 +110,8 @@ class RunWriter:
             self.fixed["threads"] = threads
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
-        self.queued_epoch = 0  # the epoch last.pt holds once the queued writes are done
+        # the epoch last.pt holds once the queued writes are done (a resumed run: its epoch)
+        self.queued_epoch = saved_epoch
         self.writes = 0  # writes queued (last.pt each time)
         self._queued_at: float | None = None  # clock() when the last write was queued
         # the payload of the best epoch when it is newer than queued_epoch (not yet on disk)

@@ -270,6 +270,7 @@ def _train_and_summarize(
                 before_first_write=run.folder.begin,
                 interrupt=interrupt,
                 threads=threads.chosen,
+                saved_epoch=int((run.start_state or {}).get("epoch", 0)),
             )
             if run.folder is not None
             else nullcontext()
