@@ -545,6 +545,14 @@ class TrainingConfig(_Section):
     loading: LoadingConfig = LoadingConfig()
     # image inputs [C, H, W]: random crop and flip of training batches, normalization
     augment: AugmentConfig | None = None
+    # last.pt is written at most this often (and after the first and the last epoch); 0: every
+    # epoch. A kill -9 loses at most the epochs of these seconds and the one in progress
+    checkpoint_seconds: Annotated[float, Field(ge=0.0, le=86_400.0, strict=True)] = 5.0
+    # CPU threads: auto times a few steps at 1 and at torch's count and keeps the faster
+    threads: Literal["auto"] | Annotated[int, Field(gt=0, le=1024, strict=True)] = (
+        "auto"
+    )
+    compile: Bool = False  # run the model through torch.compile
 
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":

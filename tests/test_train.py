@@ -561,22 +561,3 @@ def test_cuda_asked_for_without_cuda_is_a_user_error(tmp_path):
             digits_spec(epochs=1), out_dir=tmp_path / "run", device="cuda", quiet=True
         )
     assert not (tmp_path / "run" / "last.pt").exists()
-
-
-def test_small_models_train_on_one_cpu_thread_unless_the_user_chose(monkeypatch):
-    from runtime.parallel.device import batch_macs, cpu_threads_for
-
-    small, large = load_spec("specs/digits_cnn.yaml"), load_spec("specs/mnist_cnn.yaml")
-    # parameters (biases included) times the positions each is used at: 8x8 for the conv
-    assert batch_macs(small, 1) == (16 * 9 + 16) * 64 + (256 * 64 + 64) + (64 * 10 + 10)
-    torch.set_num_threads(2)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-    with cpu_threads_for(small, 64, CPU):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == 2
-    with cpu_threads_for(large, 128, CPU):
-        assert torch.get_num_threads() == 2
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    with cpu_threads_for(small, 64, CPU):
-        assert torch.get_num_threads() == 2

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 
 import torch
 
-from compiler import resolved_layers
 from runtime.errors import UserError
 
 
@@ -62,55 +59,17 @@ def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
-def describe_device(device: torch.device) -> str:
-    """Return the device as people name it: `cpu (2 threads)`, `cuda:0 (NVIDIA H200)`."""
+def describe_device(device: torch.device, threads=None) -> str:
+    """Return the device as people name it: `cpu (2 threads)`, `cuda:0 (NVIDIA H200)`; with a
+    ThreadChoice, how the threads were chosen: `cpu (2 threads; measured: 0.81 ms/step at 2,
+    1.23 at 1)`."""
     if device.type == "cuda":
         index = (
             device.index if device.index is not None else torch.cuda.current_device()
         )
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     if device.type == "cpu":
-        threads = torch.get_num_threads()
-        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+        count = torch.get_num_threads()
+        how = f"; {threads.describe()}" if threads is not None else ""
+        return f"cpu ({count} thread{'s' if count != 1 else ''}{how})"
     return str(device)
-
-
-SMALL_BATCH_MACS = 50_000_000  # below this many multiply-adds per batch, threads cost more than they give
-
-
-def batch_macs(spec, batch_size: int) -> int:
-    """Return the multiply-adds of one forward pass of a batch, counted over Linear and Conv layers."""
-
-    total = 0
-    for layer in resolved_layers(spec):
-        shape = layer.output_shape
-        if layer.torch_class == "Linear":
-            positions = math.prod(shape[:-1])
-        elif layer.torch_class.startswith("Conv"):
-            positions = math.prod(shape[1:])
-        else:
-            continue
-        total += layer.params * positions
-    return total * batch_size
-
-
-@contextlib.contextmanager
-def cpu_threads_for(spec, batch_size: int, device: torch.device):
-    """Run the block with one CPU thread when the model is small, then restore the thread count.
-
-    For a small model each operation is too short to split: on 2 cores, 2 threads made an epoch of
-    the digits CNN up to 7x slower when other processes were busy. OMP_NUM_THREADS or
-    MKL_NUM_THREADS in the environment means the user chose, and then nothing changes.
-    """
-    chosen = any(
-        os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    )
-    before = torch.get_num_threads()
-    small = device.type == "cpu" and batch_macs(spec, batch_size) < SMALL_BATCH_MACS
-    if small and not chosen and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)

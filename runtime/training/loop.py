@@ -26,6 +26,7 @@ from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: 
     batch_source,
     batch_starts,
 )
+from runtime.training.compiled import compiled_module
 from runtime.training.criterion import training_criterion
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.interrupt import InterruptFlag, signal_word
@@ -110,6 +111,8 @@ class _Stop:
 
     reason: str
     message: str
+    # the model holds the state of the last finished epoch (not one part-trained or diverged)
+    between_epochs: bool = True
 
 
 @dataclass
@@ -139,6 +142,7 @@ def fit(
     *,
     device: torch.device,
     on_epoch_end: EpochHook | None = None,
+    on_stop: EpochHook | None = None,
     start_state: dict | None = None,
     best_weights: dict[str, Tensor] | None = None,
     interrupt: InterruptFlag | None = None,
@@ -148,7 +152,9 @@ def fit(
     """Return how training `model` on `data` (a DataSplits) under a TrainingConfig went.
 
     `on_epoch_end(state)` runs after every finished epoch with finite losses (checkpoints go
-    there; `state.stopper.improved` says whether it is the best so far). `start_state` is a
+    there; `state.stopper.improved` says whether it is the best so far). `on_stop(state)` runs
+    once when training stops between epochs, before the best weights are loaded back (the
+    last checkpoint goes there). `start_state` is a
     checkpoint payload to continue from, and `best_weights` the best epoch's weights before it.
     The model is left with the best epoch's weights when `restore_best` is on.
 
@@ -167,12 +173,16 @@ def fit(
         set_rng_state(start_state["rng"])
     # wrapped after the weights are loaded (every process loads the same checkpoint)
     run.train_model = wrap_model(model, group, device)
+    if training.compile:  # the training steps only (runtime/training/compiled.py)
+        run.train_model = compiled_module(run.train_model)
     progress = EpochProgress(training.epochs, state.epoch, run.task.metric, quiet)
     try:
         stop = _train_epochs(run, state, best, on_epoch_end, progress)
     finally:
         progress.close()
         run.batches.close()
+    if on_stop is not None and stop.between_epochs:
+        on_stop(state)
     # loaded even when the best epoch is the last one finished: after an interruption or
     # a non-finite epoch, the model holds a half-trained epoch
     restored = best.load_into(model)
@@ -274,7 +284,9 @@ def _train_epochs(
     for epoch in range(state.epoch + 1, run.training.epochs + 1):
         row = _run_epoch(run, epoch)
         if row is None:
-            return _Stop("interrupted", f"{_stop_word(run)} during epoch {epoch}")
+            return _Stop(
+                "interrupted", f"{_stop_word(run)} during epoch {epoch}", False
+            )
         state.history.append(row)
         diverged = _not_finite_stop(run, row, epoch)
         if diverged is not None:
@@ -282,8 +294,7 @@ def _train_epochs(
         early = _track_monitor(run, state, best, row)
         state.epoch = epoch
         if on_epoch_end is not None:
-            on_epoch_end(state)
-        _note_saved_epoch(run, epoch)
+            on_epoch_end(state)  # it tells the interrupt flag what it saved
         progress.update(row)
         if early is not None:
             return early
@@ -310,7 +321,8 @@ def _stop_word(run: _Epochs) -> str:
 
 
 def _note_saved_epoch(run: _Epochs, epoch: int) -> None:
-    """Tell the interrupt flag which epoch last.pt holds once the queued writes are done."""
+    """Tell the interrupt flag which epoch last.pt holds (at the start: the one resumed; then
+    the writer tells it what it queued)."""
     if run.interrupt is not None:
         run.interrupt.saved_epoch = epoch
 
@@ -322,7 +334,9 @@ def _not_finite_stop(run: _Epochs, row: dict, epoch: int) -> _Stop | None:
         return None
     bad = bad or ["train_loss"]  # rank 0 saw it; the sums are the same everywhere
     return _Stop(
-        "not_finite", f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})"
+        "not_finite",
+        f"loss is not finite ({row[bad[0]]}) at epoch {epoch} ({bad[0]})",
+        False,
     )
 
 

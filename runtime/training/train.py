@@ -1,7 +1,9 @@
 """`train_spec`: train a spec's model and leave the run in an output folder.
 
-The folder gets `last.pt` (every epoch), `best.pt` (whenever the monitor improves), `metrics.csv`
-(every epoch), and at the end `summary.json` and `curves.png`. `resume=True` continues from
+The folder gets `last.pt`, `best.pt` and `metrics.csv` as the checkpoint policy writes them
+(runtime/training/run_writer.py: after the first epoch, at most every
+`training.checkpoint_seconds`, and at every way out), and at the end `summary.json` and
+`curves.png`. `resume=True` continues from
 `last.pt` exactly where the run left it.
 """
 
@@ -36,8 +38,9 @@ from compiler.training import TrainingConfig, one_value_batch_norms
 from compiler.version import __version__
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
-from runtime.parallel.device import cpu_threads_for, describe_device, resolve_device
+from runtime.parallel.device import describe_device, resolve_device
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
+from runtime.parallel.threads import ThreadChoice, choose_threads, cpu_threads
 from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
 from runtime.storage.checkpoint import read_checkpoint
 from runtime.storage.payload import (
@@ -54,6 +57,7 @@ from runtime.storage.run_folder import (
     owned_run_files,
     stale_temporaries,
 )
+from runtime.training.compiled import compile_failure
 from runtime.training.criterion import class_weights, training_criterion
 from runtime.training.early_stopping import EarlyStopping
 from runtime.training.generated_form import load_generated_model
@@ -71,6 +75,16 @@ from runtime.training.spec_diff import spec_differences
 from runtime.training.tensorboard import TensorBoardLog, summary_writer_class
 
 FORMS = ("sequential", "generated")
+# what a resumed spec may change: more epochs, and settings of how (not what) it trains
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "training.epochs",
+        "training.checkpoint_seconds",
+        "training.threads",
+        "training.compile",
+        "training.loading",  # how batches are read, not which
+    }
+)
 
 
 @dataclass
@@ -250,9 +264,17 @@ def _train_and_summarize(
     Ctrl-C or SIGTERM while they are written lets them finish (the run is complete), a second
     one stops at once with the files whole.
     """
+    threads = choose_threads(
+        model,
+        data,
+        run.training,
+        run.device,
+        key=spec_digest(run.spec),
+        resumed=(run.start_state or {}).get("threads"),
+    )
     with (
         process_group(run.group, run.device),
-        cpu_threads_for(run.spec, run.training.batch_size, run.device),
+        cpu_threads(threads),
         catch_sigint(run.quiet) as interrupt,
     ):
         with (
@@ -263,6 +285,9 @@ def _train_and_summarize(
                 data,
                 run.training.task,
                 before_first_write=run.folder.begin,
+                interrupt=interrupt,
+                threads=threads.chosen,
+                saved_epoch=int((run.start_state or {}).get("epoch", 0)),
             )
             if run.folder is not None
             else nullcontext()
@@ -279,7 +304,7 @@ def _train_and_summarize(
                 )
         seconds = time.perf_counter() - run.started
         summary = summary_data(
-            run, data=data, model=model, result=result, seconds=seconds
+            run, data=data, model=model, result=result, seconds=seconds, threads=threads
         )
         if run.group.is_main:
             write_outputs(run.out, summary, result, run.training.task, run.folder)
@@ -316,6 +341,7 @@ def _fit_on_device(
             run.training,
             device=run.device,
             on_epoch_end=on_epoch_end,
+            on_stop=writer.stop if writer is not None else None,
             start_state=run.start_state,
             best_weights=best_weights,
             interrupt=interrupt,
@@ -327,6 +353,8 @@ def _fit_on_device(
     except MemoryError as exc:
         raise _out_of_memory(torch.device("cpu"), exc) from None
     except RuntimeError as exc:
+        if compile_failure(exc) is not None:  # training.compile on a platform without
+            raise compile_failure(exc) from None
         if not any(text in str(exc) for text in _CPU_OUT_OF_MEMORY):
             raise
         raise _out_of_memory(torch.device("cpu"), exc) from None
@@ -354,7 +382,7 @@ def _out_of_memory(device: torch.device, exc: BaseException) -> UserError:
     return UserError(
         f"{device} ran out of memory while training ({first or 'no memory left'}); lower "
         "training.batch_size or make the model smaller; last.pt keeps the last "
-        "finished epoch"
+        "epoch written"
     )
 
 
@@ -517,9 +545,7 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
     check_resume_entries(payload, path)
     check_spec_digest(payload, path)
     differences = spec_differences(
-        stored_spec_data(payload["spec"]),
-        spec_data(spec),
-        ignore={"training.epochs", "training.loading"},
+        stored_spec_data(payload["spec"]), spec_data(spec), ignore=RESUME_MAY_CHANGE
     )
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
@@ -614,7 +640,13 @@ def build_model(spec: Spec, form: str, spec_path, quiet: bool) -> nn.Module:
 
 
 def summary_data(
-    run: TrainRun, *, data, model: nn.Module, result: FitResult, seconds: float
+    run: TrainRun,
+    *,
+    data,
+    model: nn.Module,
+    result: FitResult,
+    seconds: float,
+    threads: ThreadChoice | None = None,
 ) -> dict[str, Any]:
     """Return the summary.json content: the best epoch, why the run stopped, where things are."""
     spec, start_state = run.spec, run.start_state
@@ -627,7 +659,8 @@ def summary_data(
             "form": run.form,
             "task": run.training.task,
             "data": data.description,
-            "device": describe_device(run.device),
+            "device": describe_device(run.device, threads),
+            "threads": threads.summary() if threads is not None else None,
             "params": sum(p.numel() for p in model.parameters()),
             "monitor": result.monitor,
             "mode": result.mode,

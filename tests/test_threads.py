@@ -1,0 +1,106 @@
+"""CPU threads chosen by timing a few steps (runtime/parallel/threads.py): timed on a copy, so the
+run trains as it would have; remembered, so a spec trains alike on one machine; never timed where
+the user, a resume or the device decides."""
+
+import pytest
+import torch
+
+from compiler import build_sequential, load_spec
+from runtime.parallel import threads
+from runtime.parallel.threads import choose_threads, cpu_threads
+from runtime.training.train import train_spec
+from tests.test_train import digits_spec, synthetic, tiny_mlp
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch on two threads (a choice to make), with no thread count set by the environment."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def model_and_data():
+    spec = load_spec(
+        tiny_mlp(2, 3)
+    )  # with dropout: the timed steps draw random numbers
+    torch.manual_seed(0)
+    return spec, build_sequential(spec), synthetic("classification")
+
+
+def test_the_count_is_timed_on_a_copy_and_remembered(two_threads):
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    generator = torch.get_rng_state()
+    choice = choose_threads(model, data, training, CPU, key="tiny")
+    assert choice.by == "measured" and set(choice.measured) == {1, 2}
+    # more threads only where they win by FASTER_BY
+    wins = choice.measured[2] <= choice.measured[1] * (1 - threads.FASTER_BY)
+    assert choice.chosen == (2 if wins else 1)
+    # nothing of the run changed: its weights, torch's generator, the thread count
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), generator)
+    assert torch.get_num_threads() == 2
+    again = choose_threads(model, data, training, CPU, key="tiny")
+    assert (again.by, again.chosen, again.measured) == (
+        "remembered",
+        choice.chosen,
+        {n: round(ms, 3) for n, ms in choice.measured.items()},
+    )
+    assert choose_threads(model, data, training, CPU, key="other").by == "measured"
+    summary = choice.summary()
+    assert summary["chosen"] == choice.chosen and set(summary["measured"]) == {"1", "2"}
+    with cpu_threads(choice):
+        assert torch.get_num_threads() == choice.chosen
+    assert torch.get_num_threads() == 2
+
+
+def test_a_step_longer_than_the_budget_keeps_torchs_count_untimed_at_one(
+    two_threads, monkeypatch
+):
+    monkeypatch.setattr(threads, "LONG_STEP_SECONDS", 0.0)
+    spec, model, data = model_and_data()
+    choice = choose_threads(model, data, spec.training_or_default, CPU, key="long")
+    assert (choice.chosen, list(choice.measured)) == (2, [2])
+
+
+def test_nothing_is_timed_where_the_user_a_resume_or_the_device_decides(
+    two_threads, monkeypatch
+):
+    monkeypatch.setattr(threads, "time_steps", None)  # calling it would raise
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    pinned = training.model_copy(update={"threads": 3})
+    assert choose_threads(model, data, pinned, CPU, key="k").chosen == 3
+    assert (
+        choose_threads(model, data, training, CPU, key="k", resumed=1).by == "resumed"
+    )
+    gpu = choose_threads(model, data, training, torch.device("cuda"), key="k")
+    assert (gpu.by, gpu.chosen) == ("device", 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert choose_threads(model, data, training, CPU, key="k").by == "environment"
+    torch.set_num_threads(1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert choose_threads(model, data, training, CPU, key="k").by == "single"
+
+
+def test_the_choice_is_in_summary_json_and_a_resume_takes_the_checkpoints(
+    two_threads, tmp_path
+):
+    spec = digits_spec(epochs=1)
+    out = tmp_path / "run"
+    first = train_spec(spec, out_dir=out, device="cpu", quiet=True)
+    assert first["threads"]["by"] == "measured"
+    chosen = first["threads"]["chosen"]
+    assert f"cpu ({chosen} thread" in first["device"] and "ms/step" in first["device"]
+    assert torch.load(out / "last.pt", weights_only=True)["threads"] == chosen
+    resumed = train_spec(
+        digits_spec(epochs=2), out_dir=out, device="cpu", quiet=True, resume=True
+    )
+    assert resumed["threads"] == {"chosen": chosen, "by": "resumed", "measured": {}}
