@@ -6,7 +6,9 @@ Both forms of a spec are built from the same seed and fed the same batch of the 
 shape and dtype: the spec's batch size, halved until a step takes at most STEP_SECONDS (the
 ImageNet-sized specs run at a few images a step on 2 cores). The forms take turns step by step,
 and the ratio is the median of the ratios of neighbouring steps, so the drift of a shared machine
-cancels out.
+cancels out. Everything runs on one torch thread: both forms run the same kernels, so threads do
+not change the ratio, and on a busy machine a second thread that waits for its core stretches
+single steps by seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import warnings
 
 import torch
 from common import markdown_table, median, within
+from loops import torch_threads
 
 STEP_SECONDS = 0.15  # the longest forward + backward step a batch is allowed
 
@@ -126,7 +129,12 @@ def compare_with_torchvision(
 
 def run(quick: bool, progress) -> tuple[str, list]:
     """Compare the two forms on every spec in specs/, and the generated ResNet-18 with
-    torchvision's; return the table and the targets."""
+    torchvision's, on one thread; return the table and the targets."""
+    with torch_threads(1):
+        return _run(quick, progress)
+
+
+def _run(quick: bool, progress) -> tuple[str, list]:
     paths = spec_paths()
     budget, min_pairs = (1.0, 6) if quick else (4.0, 20)
     results = []
@@ -136,9 +144,9 @@ def run(quick: bool, progress) -> tuple[str, list]:
     progress(
         "forms: generated resnet18 against torchvision's resnet18 (batch 8, 224x224)"
     )
-    # about 0.8 s a step on 2 cores: 36 pairs, as the noise of a shared machine needs
+    # about 1.5 s a step on one thread: 24 pairs, as the noise of a shared machine needs
     against = compare_with_torchvision(
-        "specs/resnet18.yaml", "resnet18", 8, budget, 10 if quick else 36
+        "specs/resnet18.yaml", "resnet18", 8, budget, 6 if quick else 24
     )
     rows = [
         [
