@@ -109,14 +109,6 @@ def test_the_bare_loop_can_use_fused_adam_and_changes_the_weights(tiny_workload)
     assert optimizer.defaults.get("fused") is loops.fused_supported()
 
 
-def test_nnspec_train_runs_as_a_command_and_is_clocked_epoch_by_epoch(tiny_workload):
-    run = nnspec_train.train(tiny_workload.spec_path, 3)
-    assert run.ok, run.error
-    assert len(run.epoch_times) == 2  # the clock starts at the end of epoch 1
-    assert len(run.csv_seconds) == 3 and all(t > 0 for t in run.csv_seconds)
-    assert run.device.startswith("cpu")
-
-
 def test_ratios_are_to_the_faster_bare_loop_round_by_round(tiny_workload):
     row = training.Row(tiny_workload)
     # the machine slowed down in round 1; the 2-thread loop is the faster
@@ -204,9 +196,20 @@ def test_gpu_script_without_cuda_says_so_and_exits_0(capsys):
     assert capsys.readouterr().out.startswith("no CUDA device:")
 
 
-def test_gpu_script_smoke_mode_runs_every_table_on_the_cpu(capsys, tmp_path):
+def test_gpu_script_smoke_mode_runs_every_table_on_the_cpu(
+    capsys, tmp_path, monkeypatch
+):
+    """Also the one real `nnspec train` process of these tests: clocked epoch by epoch."""
     import gpu
 
+    runs = []
+    train = nnspec_train.train
+
+    def recorded(*args, **kwargs):
+        runs.append(train(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(nnspec_train, "train", recorded)
     assert gpu.main(["--smoke", "--output", str(tmp_path / "gpu.md")]) == 0
     out = capsys.readouterr().out
     for case in (
@@ -218,5 +221,22 @@ def test_gpu_script_smoke_mode_runs_every_table_on_the_cpu(capsys, tmp_path):
         "bf16 autocast",
     ):
         assert case in out, case
-    assert "failed" not in out  # the `nnspec train` process ran
     assert "generated / torchvision" in (tmp_path / "gpu.md").read_text()
+    [run] = runs
+    assert run.ok, run.error
+    # smoke runs 3 epochs a case; `nnspec train` one more, as its clock starts after epoch 1
+    assert len(run.epoch_times) == 3 and all(t > 0 for t in run.epoch_times)
+    assert len(run.csv_seconds) == 4 and all(t > 0 for t in run.csv_seconds)
+    assert run.device.startswith("cpu")
+
+
+def test_a_failed_nnspec_train_is_reported_by_its_last_line(tmp_path):
+    log = tmp_path / "stderr.txt"
+    log.write_text(
+        " 10%|#         | 1/10 [00:00<?, ?epoch/s]\r\n"
+        "nnspec train: error: spec.yaml:3: training.batch_size: must be at least 1\n\n",
+        encoding="utf-8",
+    )
+    assert nnspec_train._last_line(log).endswith("must be at least 1")
+    log.write_text("", encoding="utf-8")
+    assert nnspec_train._last_line(log) == "failed without a message"
