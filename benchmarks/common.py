@@ -57,6 +57,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def mean(values: list[float]) -> float:
+    """Return the mean of `values` (NaN when there are none)."""
+    return statistics.fmean(values) if values else float("nan")
+
+
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     """Return (intercept, slope, r_squared) of the least-squares line through the points."""
     n = len(xs)
@@ -100,19 +105,29 @@ def machine_description() -> list[str]:
         f"- OS: {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads (`torch.set_num_threads(nproc)`)",
-        f"- Lightning: {_lightning_version()}",
+        f"- frameworks timed beside nnspec: {_frameworks()}",
         f"- load average at the end of the run: {_load_average()}",
     ]
     return lines
 
 
-def _lightning_version() -> str:
-    from loops import lightning_module
+def _frameworks() -> str:
+    """Return the optional frameworks found (each one a column of the training table)."""
+    from loops import keras_module, lightning_module, skorch_module
 
-    module = lightning_module()
-    if module is None:
-        return "not installed (no Lightning column)"
-    return f"{module.__name__} {module.__version__} (importable, so the Lightning column is shown)"
+    found = []
+    for label, module in (
+        ("Lightning", lightning_module()),
+        ("skorch", skorch_module()),
+        ("Keras", keras_module()),
+    ):
+        if module is not None:
+            found.append(f"{label} {module.__version__}")
+    return (
+        ", ".join(found)
+        if found
+        else "none installed (no skorch, Lightning or Keras column)"
+    )
 
 
 def _cpu_model() -> str:

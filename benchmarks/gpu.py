@@ -1,19 +1,29 @@
-"""GPU benchmark, for a machine lent a CUDA GPU: epoch time on an MNIST-sized set, in one call.
+"""GPU benchmark, for a machine lent a CUDA GPU: one prepared script of a few minutes, one table.
 
-    python benchmarks/gpu.py [--epochs 3] [--output FILE]
+    python benchmarks/gpu.py [--epochs 3] [--samples 60000] [--output FILE]
+    python benchmarks/gpu.py --smoke      # on the CPU in seconds: every code path, tiny sizes
 
-The device is chosen by the runtime's own logic (`runtime.parallel.device.resolve_device("auto")`); without
-a CUDA device the script says so in one line and exits 0, so it is safe to run anywhere. On a GPU
-it times, on 60,000 random 784-vectors (MLP 784-256-256-10) and 60,000 random 1x28x28 images
-(specs/mnist_cnn.yaml's CNN):
+The device is chosen by the runtime's own logic (`runtime.parallel.device.resolve_device("auto")`);
+without a CUDA device (and without --smoke or --device) the script says so in one line and exits
+0, so it is safe to run anywhere. It times:
 
-- nnspec: `runtime.training.loop.fit` with `nnspec train`'s checkpoint writer, data resident on the device,
-  bf16 autocast off and on (`training.amp`);
-- bare: a hand-written loop on device-resident tensors, autocast off and on;
-- DataLoader: the course's loop, CPU tensors moved to the device batch by batch.
+1. Epochs on 60,000 random 784-vectors (MLP 784-256-256-10) and 60,000 random 1x28x28 images
+   (specs/mnist_cnn.yaml's CNN), batch 128, the data resident on the device:
+   - `nnspec train --device cuda` as a user runs it (a process per case; it moves the whole set
+     to the device itself): fp32, bf16 autocast (`--set training.amp=true`) and `torch.compile`
+     (`--set training.compile=true`, skipped with a note where the spec language lacks it);
+   - a bare loop on device-resident tensors with fused Adam: fp32, bf16 autocast, and the model
+     through `torch.compile` (inductor);
+   - the course's DataLoader loop, CPU tensors moved to the device batch by batch.
+   Each case runs `--epochs` epochs; the first is dropped (CUDA warm-up, cuBLAS plans,
+   compilation), and for `nnspec train` the first two (its clock starts at the end of epoch 1).
+2. The generated ResNet-18 (generated/resnet18.py) against torchvision's `resnet18(weights=None)`:
+   forward + backward of one batch of 256 224x224 images, fp32 and bf16 autocast, the two models
+   taking turns step by step (median step; median of the ratios of neighbouring steps).
 
-Each case runs `--epochs` epochs (the first dropped: CUDA warm-up, cuBLAS plans) and reports the
-median of the rest. The table comes last. Budget: a few minutes on one GPU.
+--smoke runs it on the CPU with 1,000 samples, the MLP alone, 3 epochs, one `nnspec train`
+process (fp32), ResNets on 2 images of 32x32 and torch.compile's "eager" backend (no C++
+toolchain needed): every code path but the extra `nnspec train` cases, in seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,27 +39,39 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
+RESNET_BATCH = 256
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="benchmarks/gpu.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--epochs", type=int, default=3, help="epochs per case, first dropped"
+        "--epochs", type=int, default=None, help="epochs per case (default 4; smoke 3)"
     )
-    parser.add_argument("--samples", type=int, default=60_000, help="training samples")
     parser.add_argument(
-        "--output", metavar="FILE", help="also write the table (markdown) here"
+        "--samples", type=int, default=None, help="training samples (default 60,000)"
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="also write the tables (markdown) here"
     )
     parser.add_argument(
         "--device",
         default="auto",
-        help="auto (default: CUDA or nothing), or a device to run on anyway, e.g. "
-        "cpu with a small --samples to try the script",
+        help="auto (default: CUDA or nothing), or a device to run on anyway",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="on the CPU, tiny sizes, seconds: proves every code path, times nothing useful",
     )
     args = parser.parse_args(argv)
-    if args.epochs < 2 or args.samples < 1000:
-        parser.error("--epochs must be at least 2 and --samples at least 1000")
+    if args.smoke:
+        args.device = "cpu" if args.device == "auto" else args.device
+    args.epochs = args.epochs or (3 if args.smoke else 4)
+    args.samples = args.samples or (1000 if args.smoke else 60_000)
+    if args.epochs < 3 or args.samples < 1000:
+        parser.error("--epochs must be at least 3 and --samples at least 1000")
     return args
 
 
@@ -67,39 +90,24 @@ def chosen_device(requested: str):
     return device, ""
 
 
-def workloads(samples: int, device):
-    """Return (name, spec, DataSplits on the device) of the MLP and the CNN workloads."""
-    import torch
-    from training import SYNTHETIC_SPEC
+def workloads(samples: int, folder: Path, smoke: bool):
+    """Return (name, spec path, Spec, DataSplits on the CPU) of the MLP and CNN workloads."""
+    import yaml
+    from training import MLP_LAYERS, write_synthetic
 
-    from compiler import load_spec
-    from runtime.data.load import DataSplits
-
+    cnn = yaml.safe_load((ROOT / "specs" / "mnist_cnn.yaml").read_text("utf-8"))
     n_val = max(samples // 6, 100)
-    generator = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 10, (samples + n_val,), generator=generator)
     made = []
-    for name, spec, shape in (
-        ("MLP 784-256-256-10", load_spec(SYNTHETIC_SPEC), (784,)),
-        (
-            "specs/mnist_cnn.yaml CNN",
-            load_spec(ROOT / "specs" / "mnist_cnn.yaml"),
-            (1, 28, 28),
-        ),
+    for index, (name, shape, layers) in enumerate(
+        [
+            ("MLP 784-256-256-10", [784], MLP_LAYERS),
+            ("specs/mnist_cnn.yaml CNN", cnn["input"], cnn["layers"]),
+        ][: 1 if smoke else 2]
     ):
-        x = torch.rand(samples + n_val, *shape, generator=generator)
-        data = DataSplits(
-            x[:samples],
-            y[:samples],
-            x[samples:],
-            y[samples:],
-            None,
-            None,
-            10,
-            None,
-            f"synthetic: {samples} train, {n_val} val",
+        path, spec, data = write_synthetic(
+            folder, f"gpu{index}", shape, layers, samples, n_val, index
         )
-        made.append((name, spec, data))
+        made.append((name, path, spec, data))
     return made
 
 
@@ -116,39 +124,174 @@ def on_device(data, device):
     )
 
 
-def cases(spec, device):
-    """Return (label, needs data on device, function(model, data, training, epochs)) to time."""
+def epoch_cases(spec, device, smoke: bool):
+    """Return (label, kind, function) of each training case: kind "nnspec" functions take
+    (spec path, epochs) and return epoch times or a note; "resident" and "cpu" ones take
+    (model, data, training, epochs), with the data on the device or on the CPU."""
+    import nnspec_train
     import torch
-    from loops import bare_loop, dataloader_loop, nnspec_loop
+    from loops import bare_loop, dataloader_loop
+    from training import NNSPEC_WARMUP, compile_accepted
+
+    def nnspec(*sets):
+        def run(path, epochs):
+            done = nnspec_train.train(path, epochs, sets=sets, device=str(device))
+            if not done.ok:
+                return f"`nnspec train` failed: {done.error}"
+            return done.epoch_times[NNSPEC_WARMUP - 1 :]
+
+        return run
 
     def bf16():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
-    return [
+    backend = "eager" if smoke else "inductor"
+    no_compile = compile_accepted(spec)
+    cases = [
+        ("nnspec train fp32", "nnspec", nnspec()),
+        ("nnspec train bf16 (training.amp)", "nnspec", nnspec("training.amp=true")),
         (
-            "nnspec fp32",
-            True,
-            lambda m, d, t, e: nnspec_loop(m, d, t, e, spec=spec, device=device),
+            "nnspec train, training.compile",
+            "nnspec",
+            (lambda *_: no_compile) if no_compile else nnspec("training.compile=true"),
         ),
         (
-            "nnspec bf16",
-            True,
-            lambda m, d, t, e: nnspec_loop(
-                m, d, t, e, spec=spec, device=device, amp=True
+            "bare fp32",
+            "resident",
+            lambda m, d, t, e: bare_loop(m, d, t, e, device=device, fused=True),
+        ),
+        (
+            "bare bf16 autocast",
+            "resident",
+            lambda m, d, t, e: bare_loop(
+                m, d, t, e, device=device, fused=True, autocast=bf16
             ),
         ),
-        ("bare fp32", True, lambda m, d, t, e: bare_loop(m, d, t, e, device=device)),
         (
-            "bare bf16",
-            True,
-            lambda m, d, t, e: bare_loop(m, d, t, e, device=device, autocast=bf16),
+            f"bare, torch.compile ({backend})",
+            "resident",
+            lambda m, d, t, e: bare_loop(
+                m, d, t, e, device=device, fused=True, compile_backend=backend
+            ),
         ),
         (
-            "DataLoader fp32",
-            False,
+            "DataLoader fp32 (batches moved)",
+            "cpu",
             lambda m, d, t, e: dataloader_loop(m, d, t, e, device=device),
         ),
     ]
+    if (
+        smoke
+    ):  # one `nnspec train` process proves the path; three would take most of the time
+        cases = [case for case in cases if case[1] != "nnspec"] + cases[:1]
+    return cases
+
+
+def time_epochs(args, device, folder: Path, say) -> list[list[str]]:
+    """Return the rows of the epochs table: every case on every workload."""
+    import torch
+    from common import median
+
+    from compiler import build_sequential
+
+    rows = []
+    for name, path, spec, cpu_data in workloads(args.samples, folder, args.smoke):
+        resident = on_device(cpu_data, device)
+        training = spec.training_or_default
+        times = {}
+        for label, kind, run in epoch_cases(spec, device, args.smoke):
+            if kind == "nnspec":
+                timed = run(path, args.epochs + 1)  # its clock starts after epoch 1
+            else:
+                torch.manual_seed(0)
+                model = build_sequential(spec).to(device)
+                data = resident if kind == "resident" else cpu_data
+                timed = run(model, data, training, args.epochs)[1:]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[label] = timed if isinstance(timed, str) else median(timed)
+            shown = timed if isinstance(timed, str) else f"{times[label] * 1000:.1f} ms"
+            say(f"  {name}, batch {training.batch_size}: {label}: {shown}")
+        base = times["bare fp32"]
+        for label, value in times.items():
+            if isinstance(value, str):
+                rows.append([name, label, "-", "-", value])
+            else:
+                rows.append(
+                    [name, label, f"{value * 1000:.1f}", f"{value / base:.2f}", ""]
+                )
+        del resident
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def synced_step(model, batch, autocast, device) -> float:
+    """Return the seconds of one forward + backward pass, the device synchronized both sides."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    model.zero_grad(set_to_none=True)
+    with autocast():
+        output = model(batch)
+    output.float().sum().backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def time_resnets(
+    device, batch_size: int, pairs: int, say, side: int | None = None
+) -> list[list[str]]:
+    """Return the rows of the ResNet-18 table: generated against torchvision, fp32 and bf16,
+    on images of the spec's size (or `side` x `side`: both end in an adaptive pool)."""
+    import torch
+    import torchvision.models
+    from common import median
+    from forms import both_forms
+
+    spec, _, generated = both_forms("specs/resnet18.yaml")
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    generated, reference = generated.to(device).train(), reference.to(device).train()
+    shape = spec.input if side is None else [spec.input[0], side, side]
+    batch = torch.rand(
+        batch_size, *shape, generator=torch.Generator().manual_seed(0)
+    ).to(device)
+    rows = []
+    for precision, autocast in (
+        ("fp32", contextlib.nullcontext),
+        (
+            "bf16 autocast",
+            lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16),
+        ),
+    ):
+        for _ in range(2):  # warm-up: cuDNN picks its algorithms on the first steps
+            synced_step(reference, batch, autocast, device)
+            synced_step(generated, batch, autocast, device)
+        ours, theirs, ratios = [], [], []
+        for step in range(pairs):
+            order = [(reference, theirs), (generated, ours)]
+            for model, times in order if step % 2 == 0 else order[::-1]:
+                times.append(synced_step(model, batch, autocast, device))
+            ratios.append(ours[-1] / theirs[-1])
+        say(
+            f"  resnet18 {precision}, batch {batch_size}: generated "
+            f"{median(ours) * 1000:.1f} ms, torchvision {median(theirs) * 1000:.1f} ms"
+        )
+        rows.append(
+            [
+                precision,
+                str(batch_size),
+                str(pairs),
+                f"{median(theirs) * 1000:.1f}",
+                f"{median(ours) * 1000:.1f}",
+                f"{median(ratios):.3f}",
+            ]
+        )
+    return rows
 
 
 def main(argv=None) -> int:
@@ -165,63 +308,52 @@ def main(argv=None) -> int:
     if device is None:
         print(reason)
         return 0
-    from common import markdown_table, median
+    from common import markdown_table
 
-    from compiler import build_sequential
     from runtime.parallel.device import describe_device
 
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    if args.smoke:  # one thread: two spin-waiting threads crawl on a busy CPU
+        torch.set_num_threads(1)
     started = time.perf_counter()
     cuda = device.type == "cuda"
-    bf16 = (
-        torch.cuda.is_bf16_supported()
-        if cuda
-        else "n/a (nnspec's amp is for cuda only)"
+    bf16 = torch.cuda.is_bf16_supported() if cuda else "on the CPU: autocast only"
+    say(
+        f"device: {describe_device(device)}, torch {torch.__version__}, "
+        f"bf16 supported: {bf16}{' (--smoke)' if args.smoke else ''}"
     )
-    print(
-        f"device: {describe_device(device)}, torch {torch.__version__}, bf16 supported: {bf16}",
-        flush=True,
-    )
-    rows = []
-    for name, spec, cpu_data in workloads(args.samples, device):
-        resident = on_device(cpu_data, device)
-        training = spec.training_or_default
-        times = {}
-        for label, needs_device, run in cases(spec, device):
-            torch.manual_seed(0)
-            model = build_sequential(spec).to(device)
-            epoch_times = run(
-                model, resident if needs_device else cpu_data, training, args.epochs
-            )
-            if cuda:
-                torch.cuda.synchronize(device)
-            times[label] = median(epoch_times[1:])
-            print(
-                f"  {name}, batch {training.batch_size}: {label} {times[label] * 1000:.0f} ms/epoch",
-                flush=True,
-            )
-        base = times["bare fp32"]
-        rows += [
-            [
-                name,
-                str(training.batch_size),
-                label,
-                f"{seconds * 1000:.0f}",
-                f"{seconds / base:.2f}",
-            ]
-            for label, seconds in times.items()
+    with tempfile.TemporaryDirectory(prefix="nnspec-bench-gpu-") as folder:
+        epochs = time_epochs(args, device, Path(folder), say)
+    if args.smoke:  # 32x32 images: the same code, a step in milliseconds on a CPU
+        resnets = time_resnets(device, 2, 2, say, side=32)
+    else:
+        resnets = time_resnets(device, RESNET_BATCH, 20, say)
+    tables = "\n\n".join(
+        [
+            markdown_table(
+                ["workload", "loop", "ms/epoch", "x bare fp32", "note"], epochs
+            ),
+            markdown_table(
+                [
+                    "ResNet-18, forward + backward",
+                    "batch",
+                    "pairs",
+                    "torchvision ms/step",
+                    "generated ms/step",
+                    "generated / torchvision",
+                ],
+                resnets,
+            ),
         ]
-        del resident
-        if cuda:
-            torch.cuda.empty_cache()
-    table = markdown_table(
-        ["workload", "batch", "loop", "ms/epoch", "x bare fp32"], rows
     )
     print(
-        f"\n{table}\n\n{args.samples} training samples, median of {args.epochs - 1} epochs "
-        f"after the first; {time.perf_counter() - started:.0f} s in all"
+        f"\n{tables}\n\n{describe_device(device)}; {args.samples} training samples, batch "
+        f"128, median epoch after the first; {time.perf_counter() - started:.0f} s in all"
     )
     if args.output:
-        Path(args.output).write_text(table + "\n", encoding="utf-8")
+        Path(args.output).write_text(tables + "\n", encoding="utf-8")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The training loops that nnspec's runtime is compared with, each timed epoch by epoch.
+"""The training loops that `nnspec train` is compared with, each timed epoch by epoch.
 
 Every loop trains the model it is given on the same splits (DataSplits of CPU tensors), with the
 same batch size and optimizer, validates after every epoch, and returns the wall time of each
@@ -6,12 +6,14 @@ epoch (training + validation + whatever the loop does between epochs).
 
 - `bare_loop`: what a careful user writes by hand: tensors in memory, batches taken with
   `index_select` (on 2 busy cores `x[index]` was up to 15x slower: see docs/performance.md), the
-  training loss summed on the device and read once per epoch, validation in large batches.
+  training loss summed on the device and read once per epoch, validation in large batches;
+  with `fused=True` its Adam is torch's fused kernel, the limit for such a loop.
 - `dataloader_loop`: the course's loop: TensorDataset + DataLoader(shuffle=True), per-batch
   `loss.item()` and accuracy `.item()` accumulation, validation through a DataLoader too.
-- `nnspec_loop`: `runtime.training.loop.fit` with everything `nnspec train` does each epoch (metrics,
-  early stopping, last.pt/best.pt/metrics.csv through the runtime's RunWriter, progress bar).
-- `lightning_loop`: the same model in a LightningModule, when lightning is installed.
+- `lightning_loop`, `skorch_loop`, `keras_loop`: the same model in Lightning, skorch and Keras 3
+  (torch backend), each when it is importable; none is a dependency of nnspec.
+
+`nnspec train` itself is timed as a user runs it, in a process of its own: see nnspec_train.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -32,41 +33,82 @@ VALIDATION_CHUNK = (
 )
 
 
-def _optimizer(model, training):
-    """Return the spec's optimizer as a user writes it: torch's default implementation.
+def make_optimizer(model, training, fused: bool = False):
+    """Return the spec's optimizer as a user writes it: torch's default implementation, or its
+    fused kernel with `fused=True` (the default one where this torch has no fused kernel).
 
-    Built here rather than by the runtime, so that a faster optimizer in the runtime (fused, say)
-    shows as a gain instead of speeding up the baselines too.
+    Built here rather than by the runtime, so that what the runtime does shows as its own gain
+    or loss instead of changing the baselines too.
     """
     config = training.optimizer
-    params = model.parameters()
+    params = list(model.parameters())
     if config.type == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
-    optimizer = torch.optim.Adam if config.type == "adam" else torch.optim.AdamW
-    return optimizer(
-        params,
-        lr=config.lr,
-        betas=tuple(config.betas),
-        weight_decay=config.weight_decay,
-    )
+        kind, settings = torch.optim.SGD, {
+            "lr": config.lr,
+            "momentum": config.momentum,
+            "nesterov": config.nesterov,
+            "weight_decay": config.weight_decay,
+        }
+    else:
+        kind = torch.optim.Adam if config.type == "adam" else torch.optim.AdamW
+        settings = {
+            "lr": config.lr,
+            "betas": tuple(config.betas),
+            "weight_decay": config.weight_decay,
+        }
+    if fused:
+        try:
+            return kind(params, fused=True, **settings)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # no fused kernel for this device or dtype: the default is the limit then
+    return kind(params, **settings)
+
+
+def fused_supported(device=CPU) -> bool:
+    """Return whether this torch has a fused Adam kernel for float32 parameters on `device`."""
+    weight = torch.nn.Parameter(torch.zeros(2, device=device))
+    try:
+        torch.optim.Adam([weight], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Run the block with `count` torch threads (None: as they are), then restore them."""
+    before = torch.get_num_threads()
+    if count is not None and count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def bare_loop(
-    model, data, training, epochs: int, *, device=CPU, autocast=None
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    device=CPU,
+    autocast=None,
+    fused: bool = False,
+    compile_backend: str | None = None,
 ) -> list[float]:
     """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch).
 
-    The data moves to `device` once, before the first epoch; `autocast` wraps forward and loss.
+    The data moves to `device` once, before the first epoch; `autocast` wraps forward and loss;
+    `compile_backend` (e.g. "inductor") runs the model through `torch.compile` with it.
     """
     autocast = autocast or contextlib.nullcontext
     model.to(device)
-    optimizer = _optimizer(model, training)
+    optimizer = make_optimizer(model, training, fused=fused)
+    forward = (
+        torch.compile(model, backend=compile_backend) if compile_backend else model
+    )
     x, y = data.x_train.to(device), data.y_train.to(device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     n, batch = len(x), training.batch_size
@@ -80,7 +122,7 @@ def bare_loop(
             index = order[start : start + batch]
             xb, yb = x.index_select(0, index), y.index_select(0, index)
             with autocast():
-                loss = F.cross_entropy(model(xb), yb)
+                loss = F.cross_entropy(forward(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -94,7 +136,7 @@ def bare_loop(
                     y_val[start : start + VALIDATION_CHUNK],
                 )
                 with autocast():
-                    val_total += F.cross_entropy(model(xb), yb, reduction="sum")
+                    val_total += F.cross_entropy(forward(xb), yb, reduction="sum")
         _losses = torch.stack(
             [total / n, val_total / len(x_val)]
         ).tolist()  # the epoch's sync
@@ -108,7 +150,7 @@ def dataloader_loop(model, data, training, epochs: int, *, device=CPU) -> list[f
     The data stays on the CPU and each batch moves to `device`, as the course does on a GPU.
     """
     model.to(device)
-    optimizer = _optimizer(model, training)
+    optimizer = make_optimizer(model, training)
     batch = training.batch_size
     train_loader = DataLoader(
         TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True
@@ -146,77 +188,6 @@ def dataloader_loop(model, data, training, epochs: int, *, device=CPU) -> list[f
         )
         times.append(time.perf_counter() - started)
     return times
-
-
-def nnspec_loop(
-    model,
-    data,
-    training,
-    epochs: int,
-    *,
-    spec,
-    checkpoints: bool = True,
-    quiet: bool = True,
-    device=CPU,
-    amp: bool = False,
-) -> list[float]:
-    """Return the epoch times of `runtime.training.loop.fit`, writing checkpoints as `nnspec train` does.
-
-    An epoch is timed from the end of one `on_epoch_end` to the end of the next, so it holds the
-    training, the validation, the early-stopping step, the progress bar and the checkpoint writes.
-    """
-    from runtime.training.loop import fit
-
-    training = training.model_copy(update={"epochs": epochs, "amp": amp})
-    stamps: list[float] = []
-    with tempfile.TemporaryDirectory(
-        prefix="nnspec-bench-", ignore_cleanup_errors=True
-    ) as out:
-        writer = (
-            run_writer(Path(out), spec, data, training.task) if checkpoints else None
-        )
-
-        def on_epoch_end(state) -> None:
-            if writer is not None:
-                writer.epoch_end(state)
-            stamps.append(time.perf_counter())
-
-        started = time.perf_counter()
-        try:
-            with _stderr_to_devnull(not quiet):
-                fit(
-                    model,
-                    data,
-                    training,
-                    device=device,
-                    on_epoch_end=on_epoch_end,
-                    quiet=quiet,
-                )
-        finally:
-            if writer is not None and hasattr(writer, "close"):
-                writer.close()  # the last epoch's writes, as `nnspec train` waits for them
-        if stamps:
-            stamps[-1] = time.perf_counter()
-    return [b - a for a, b in zip([started, *stamps], stamps)]
-
-
-def run_writer(out: Path, spec, data, task: str):
-    """Return the runtime's RunWriter (what writes last.pt, best.pt and metrics.csv each epoch)."""
-    try:
-        from runtime.training.run_writer import RunWriter
-    except ImportError:  # before the writer had a module of its own
-        from runtime.training.train import RunWriter
-    return RunWriter(out, spec, "sequential", data, task)
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull(enabled: bool):
-    """Send the progress bar to /dev/null, so a run of `make bench` prints only its tables."""
-    if not enabled:
-        yield
-        return
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-        yield
 
 
 def lightning_module():
@@ -262,7 +233,7 @@ def lightning_loop(model, data, training, epochs: int) -> list[float]:
             self.log("val_acc", (output.argmax(1) == yb).float().mean())
 
         def configure_optimizers(self):
-            return _optimizer(self.model, training)
+            return make_optimizer(self.model, training)
 
     stamps: list[float] = []
 
@@ -311,3 +282,117 @@ def _quiet_lightning():
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def skorch_module():
+    """Return the skorch package, or None when it is not installed."""
+    try:
+        import skorch
+    except ImportError:
+        return None
+    return skorch
+
+
+def skorch_loop(model, data, training, epochs: int) -> list[float]:
+    """Return the epoch times of a skorch NeuralNetClassifier (its default callbacks: train and
+    validation loss, validation accuracy; no printing), validating on the same split."""
+    skorch = skorch_module()
+    from skorch.callbacks import Callback
+    from skorch.dataset import Dataset
+    from skorch.helper import predefined_split
+
+    stamps: list[float] = []
+
+    class EpochClock(Callback):
+        def on_train_begin(self, net, **_):
+            stamps.append(time.perf_counter())
+
+        def on_epoch_end(self, net, **_):
+            stamps.append(time.perf_counter())
+
+    optimizer = make_optimizer(model, training)
+    settings = {
+        f"optimizer__{name}": value
+        for name, value in optimizer.defaults.items()
+        if name in ("momentum", "nesterov", "weight_decay", "betas")
+    }
+    net = skorch.NeuralNetClassifier(
+        model,
+        criterion=torch.nn.CrossEntropyLoss,  # the model gives logits
+        optimizer=type(optimizer),
+        lr=training.optimizer.lr,
+        batch_size=training.batch_size,
+        max_epochs=epochs,
+        train_split=predefined_split(Dataset(data.x_val, data.y_val)),
+        iterator_train__shuffle=True,
+        callbacks=[EpochClock()],
+        device="cpu",
+        verbose=0,
+        **settings,
+    )
+    net.fit(data.x_train, data.y_train)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def keras_module():
+    """Return keras 3 running on torch (KERAS_BACKEND=torch), or None when keras is not
+    installed or the environment chose another backend."""
+    if os.environ.get("KERAS_BACKEND", "torch") != "torch":
+        return None
+    os.environ["KERAS_BACKEND"] = "torch"  # read once, when keras is first imported
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "torch":
+        return None
+    return keras
+
+
+def keras_loop(model, data, training, epochs: int) -> list[float]:
+    """Return the epoch times of Keras 3 on torch: the same torch module in a TorchModuleWrapper,
+    `compile(..., metrics=["accuracy"])` and `fit(..., validation_data=...)` on NumPy arrays.
+    """
+    keras = keras_module()
+    stamps: list[float] = []
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            stamps.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch, logs=None):
+            stamps.append(time.perf_counter())
+
+    config = training.optimizer
+    if config.type == "sgd":
+        optimizer = keras.optimizers.SGD(
+            learning_rate=config.lr, momentum=config.momentum, nesterov=config.nesterov
+        )
+    else:
+        beta_1, beta_2 = config.betas
+        kind = (
+            keras.optimizers.Adam if config.type == "adam" else keras.optimizers.AdamW
+        )
+        optimizer = kind(learning_rate=config.lr, beta_1=beta_1, beta_2=beta_2)
+    net = keras.Sequential(
+        [
+            keras.Input(shape=tuple(data.x_train.shape[1:])),
+            keras.layers.TorchModuleWrapper(model),
+        ]
+    )
+    net.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    net.fit(
+        data.x_train.numpy(),
+        data.y_train.numpy(),
+        batch_size=training.batch_size,
+        epochs=epochs,
+        validation_data=(data.x_val.numpy(), data.y_val.numpy()),
+        shuffle=True,
+        verbose=0,
+        callbacks=[EpochClock()],
+    )
+    return [b - a for a, b in zip(stamps, stamps[1:])]

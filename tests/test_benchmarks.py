@@ -1,10 +1,10 @@
-"""The benchmarks' own logic (never their timings): loops that train, specs that load, sane
-statistics and verdicts, the torch-import probe, and a GPU script that is safe without a GPU.
+"""The benchmarks' own logic (never their timings): loops that train, `nnspec train` clocked as a
+command, specs that load, sane statistics and verdicts, the torch-import probe, and a GPU script
+that is safe without a GPU and runs on the CPU in smoke mode.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import common  # noqa: E402
+import loops  # noqa: E402
+import nnspec_train  # noqa: E402
 import run as bench_run  # noqa: E402
 import scale  # noqa: E402
 import training  # noqa: E402
@@ -67,61 +69,75 @@ def test_long_spec_loads_with_every_shape_inferred(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_workload():
-    from compiler import load_spec
-    from runtime.data.load import DataSplits
-
-    spec = load_spec(
-        {
-            **training.SYNTHETIC_SPEC,
-            "input": [12],
-            "layers": [{"linear": 16}, "relu", {"linear": 3}],
-        }
+def tiny_workload(tmp_path_factory):
+    """A workload like the benchmark's synthetic ones, small enough to train in a blink."""
+    folder = tmp_path_factory.mktemp("bench")
+    path, spec, data = training.write_synthetic(
+        folder, "tiny", [12], [{"linear": 16}, "relu", {"linear": 10}], 150, 50, 0
     )
-    generator = torch.Generator().manual_seed(0)
-    x = torch.rand(200, 12, generator=generator)
-    y = (x[:, 0] * 3).long().clamp(max=2)
-    data = DataSplits(x[:150], y[:150], x[150:], y[150:], None, None, 3, None, "tiny")
-    return spec, data
+    return training.Workload("tiny", path, spec, data, 1, 3, 4, 1)
 
 
-@pytest.mark.parametrize("name", ["bare", "DataLoader", "nnspec", "fit only"])
-def test_every_loop_trains_and_times_each_epoch(tiny_workload, name):
-    spec, data = tiny_workload
-    chosen = training.loops(spec, include_variants=True)
-    torch.manual_seed(0)
+def _in_process_loops():
+    return [
+        loop
+        for loop in training.loops(2, {})
+        if loop.name not in (training.NNSPEC, training.COMPILED)
+    ]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_every_in_process_loop_trains_and_times_its_epochs(tiny_workload, index):
+    loop = _in_process_loops()[
+        index
+    ]  # the two fused bare loops and the DataLoader loop
+    times = loop.time(tiny_workload, 0)
+    assert len(times) == tiny_workload.epochs - 1  # the first epoch is dropped
+    assert all(t > 0 for t in times)
+
+
+def test_the_bare_loop_can_use_fused_adam_and_changes_the_weights(tiny_workload):
     from compiler import build_sequential
 
-    model = build_sequential(spec)
+    torch.manual_seed(0)
+    model = build_sequential(tiny_workload.spec)
     before = [p.detach().clone() for p in model.parameters()]
-    times = chosen[name](model, data, spec.training_or_default, 3)
-    assert len(times) == 3
-    assert all(t > 0 for t in times)
+    training_section = tiny_workload.spec.training_or_default
+    loops.bare_loop(model, tiny_workload.data, training_section, 2, fused=True)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    optimizer = loops.make_optimizer(model, training_section, fused=True)
+    assert optimizer.defaults.get("fused") is loops.fused_supported()
 
 
-def test_table_reports_ratios_to_the_bare_loop(tiny_workload):
-    spec, data = tiny_workload
-    row = training.Row(
-        training.Workload("specs/digits_tiny", spec, data, 1, 2),
-        {
-            "bare": [
-                [0.010, 0.010],
-                [0.020, 0.020],
-            ],  # the machine slowed down in round 2
-            "nnspec": [[0.0105, 0.0105], [0.021, 0.021]],
-            "DataLoader": [[0.020, 0.020], [0.040, 0.040]],
-        },
+def test_ratios_are_to_the_faster_bare_loop_round_by_round(tiny_workload):
+    row = training.Row(tiny_workload)
+    # the machine slowed down in round 1; the 2-thread loop is the faster
+    for loop, first, second in (
+        ("bare, fused Adam, 1 thread", 0.012, 0.024),
+        ("bare, fused Adam, 2 threads", 0.010, 0.020),
+        (training.NNSPEC, 0.0105, 0.021),
+        ("DataLoader", 0.020, 0.040),
+    ):
+        row.add(loop, 0, [first, first])
+        row.add(loop, 1, [second, second])
+    row.reference = min(
+        ["bare, fused Adam, 1 thread", "bare, fused Adam, 2 threads"], key=row.median
     )
+    assert row.reference == "bare, fused Adam, 2 threads"
     text = training.table([row])
-    assert (
-        "15.8 (1.05x)" in text and "30.0 (2.00x)" in text
-    )  # overall median, per-round ratio
+    assert "15.8 (1.050x)" in text and "30.0 (2.000x)" in text
+    assert "(1.000x, ref)" in text
     verdicts = {t.name: t.passed for t in training.targets([row])}
     assert verdicts == {
-        "digits_tiny: nnspec / bare": True,
-        "digits_tiny: nnspec / DataLoader": True,
+        "tiny: nnspec train / fused bare (ref)": False,  # 1.05 > 1.02
+        "tiny: nnspec train / DataLoader": True,  # 0.525 <= 0.75
     }
+
+
+def test_a_loop_that_is_not_accepted_is_skipped_with_its_reason(tiny_workload):
+    why = training.compile_accepted(tiny_workload.spec)
+    fields = type(tiny_workload.spec.training_or_default).model_fields
+    assert (why == "") == ("compile" in fields)
 
 
 def test_cli_probe_finds_no_torch_in_validate():
@@ -173,14 +189,54 @@ def test_overhead_finds_every_piece_of_the_runtime():
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason="this machine has CUDA: gpu.py would time it"
 )
-def test_gpu_script_without_cuda_says_so_and_exits_0():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/gpu.py"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
+def test_gpu_script_without_cuda_says_so_and_exits_0(capsys):
+    import gpu
+
+    assert gpu.main([]) == 0
+    assert capsys.readouterr().out.startswith("no CUDA device:")
+
+
+def test_gpu_script_smoke_mode_runs_every_table_on_the_cpu(
+    capsys, tmp_path, monkeypatch
+):
+    """Also the one real `nnspec train` process of these tests: clocked epoch by epoch."""
+    import gpu
+
+    runs = []
+    train = nnspec_train.train
+
+    def recorded(*args, **kwargs):
+        runs.append(train(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(nnspec_train, "train", recorded)
+    assert gpu.main(["--smoke", "--output", str(tmp_path / "gpu.md")]) == 0
+    out = capsys.readouterr().out
+    for case in (
+        "bare fp32",
+        "bare bf16 autocast",
+        "torch.compile (eager)",
+        "DataLoader",
+        "nnspec train fp32",
+        "bf16 autocast",
+    ):
+        assert case in out, case
+    assert "generated / torchvision" in (tmp_path / "gpu.md").read_text()
+    [run] = runs
+    assert run.ok, run.error
+    # smoke runs 3 epochs a case; `nnspec train` one more, as its clock starts after epoch 1
+    assert len(run.epoch_times) == 3 and all(t > 0 for t in run.epoch_times)
+    assert len(run.csv_seconds) == 4 and all(t > 0 for t in run.csv_seconds)
+    assert run.device.startswith("cpu")
+
+
+def test_a_failed_nnspec_train_is_reported_by_its_last_line(tmp_path):
+    log = tmp_path / "stderr.txt"
+    log.write_text(
+        " 10%|#         | 1/10 [00:00<?, ?epoch/s]\r\n"
+        "nnspec train: error: spec.yaml:3: training.batch_size: must be at least 1\n\n",
+        encoding="utf-8",
     )
-    assert done.returncode == 0
-    assert done.stdout.startswith("no CUDA device:")
+    assert nnspec_train._last_line(log).endswith("must be at least 1")
+    log.write_text("", encoding="utf-8")
+    assert nnspec_train._last_line(log) == "failed without a message"
