@@ -9,12 +9,9 @@ a subprocess with a timeout; the others call it in this process (nnspec_here), s
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from compiler.training import split_sizes
 from runtime.cli.main import main
 from runtime.errors import UserError, printable_message, shown
 from runtime.sweep.overrides import parse_value
+from tests.in_process_cli import nnspec_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,26 +54,6 @@ def nnspec(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
         timeout=timeout,
         env=env,
     )
-
-
-def nnspec_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the CLI in this process, as `nnspec` would in `cwd`, for the inputs that cannot hang it.
-
-    A subprocess costs seconds (torch's import) where the call costs milliseconds. What the
-    process would show is kept: the exit code, stdout, stderr with any warning printed on it (as
-    the interpreter would, not recorded by pytest), and a traceback fails the test as an exception.
-    """
-    out, err = io.StringIO(), io.StringIO()
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        err.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-    with contextlib.chdir(cwd), warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = show
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_one_message(result: subprocess.CompletedProcess, *fragments: str) -> str:
