@@ -1,9 +1,12 @@
 """The training batches: every sample once per epoch, and no process ever trains on a batch of a
 single sample (BatchNorm cannot), in one process or split over N."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import runtime.parallel.distributed
+from runtime.cli.main import main
 from runtime.training.loop import batch_starts
 
 
@@ -32,11 +35,15 @@ def test_every_sample_once_and_no_process_with_a_batch_of_one(n, batch_size, wor
 
 
 def test_nproc_with_batch_norm_and_a_batch_too_small_to_share_is_refused_before_launch(
-    tmp_path,
+    tmp_path, capsys, monkeypatch
 ):
-    import subprocess
-    import sys
-
+    # in-process: the refusal comes before any process is started, which the patched
+    # launcher proves more directly than a subprocess would
+    monkeypatch.setattr(
+        runtime.parallel.distributed,
+        "launch",
+        lambda *a: pytest.fail("processes were launched despite the mistake"),
+    )
     spec = tmp_path / "bn.yaml"
     spec.write_text(
         "name: BN\ninput: [1, 8, 8]\nlayers:\n  - flatten\n  - linear: 16\n"
@@ -44,16 +51,9 @@ def test_nproc_with_batch_norm_and_a_batch_too_small_to_share_is_refused_before_
         "training:\n  epochs: 1\n  batch_size: 3\n"
     )
     out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "runtime", "train", str(spec), "--nproc", "2"]
-        + ["--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2
-    assert "batch_size 3 gives some of the 2 processes a batch of one sample" in (
-        done.stderr
-    )
-    assert "set batch_size to 4 or more" in done.stderr
-    assert "Traceback" not in done.stderr and not any(out.glob("*.pt"))
+    code = main(["train", str(spec), "--nproc", "2", "--out", str(out)])
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert "batch_size 3 gives some of the 2 processes a batch of one sample" in stderr
+    assert "set batch_size to 4 or more" in stderr
+    assert "Traceback" not in stderr and not any(out.glob("*.pt"))

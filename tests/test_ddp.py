@@ -100,8 +100,36 @@ def max_difference(a, b) -> float:
     )
 
 
+@pytest.fixture(scope="module")
+def one_process_losses(tmp_path_factory, one_torch_thread) -> list[tuple[float, float]]:
+    """Return the (train, val) losses of SPEC trained 4 epochs in one process: the reference
+    that the two-process runs follow, trained once for the module's tests that only read it.
+    """
+    folder = tmp_path_factory.mktemp("one-process")
+    spec = folder / "mlp.yaml"
+    spec.write_text(SPEC)
+    with pytest.MonkeyPatch.context() as patch:
+        # module scope: the autouse private_cache fixture does not reach here yet
+        patch.setenv("NNSPEC_CACHE_DIR", str(folder / "nnspec-cache"))
+        code = main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(folder / "one"),
+                "--epochs",
+                "4",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+    assert code == 0
+    return losses(folder / "one")
+
+
 def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alone(
-    tmp_path, capsys
+    tmp_path, capsys, one_process_losses
 ):
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
@@ -121,24 +149,7 @@ def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alo
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best epoch") == 1  # one report: rank 0's
 
-    one = tmp_path / "one"
-    assert (
-        main(
-            [
-                "train",
-                str(spec),
-                "--out",
-                str(one),
-                "--epochs",
-                "4",
-                "--quiet",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    reference = losses(one)
+    reference = one_process_losses
     assert max_difference(losses(two), reference[:3]) < 1e-5
 
     checkpoint = torch.load(two / "last.pt", weights_only=True)
@@ -411,27 +422,28 @@ def test_a_diverging_run_ends_both_processes_with_exit_1_and_one_message(tmp_pat
     assert not (out / "last.pt").exists() and "last.pt" not in summary["files"]
 
 
-def test_a_one_process_run_resumed_in_two_follows_one_process(tmp_path):
+def test_a_one_process_run_resumed_in_two_follows_one_process(
+    tmp_path, one_process_losses
+):
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
-    reference, out = tmp_path / "reference", tmp_path / "run"
-    for folder, epochs in ((reference, "4"), (out, "2")):
-        assert (
-            main(
-                [
-                    "train",
-                    str(spec),
-                    "--out",
-                    str(folder),
-                    "--epochs",
-                    epochs,
-                    "--quiet",
-                    "--device",
-                    "cpu",
-                ]
-            )
-            == 0
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
         )
+        == 0
+    )
     done = nnspec(
         "train",
         str(spec),
@@ -449,7 +461,7 @@ def test_a_one_process_run_resumed_in_two_follows_one_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["resumed_from_epoch"] == 2
-    assert max_difference(losses(out), losses(reference)) < 1e-5
+    assert max_difference(losses(out), one_process_losses) < 1e-5
 
 
 def test_the_launcher_ends_with_rank_0s_exit_code(capsys):

@@ -36,9 +36,20 @@ from runtime.training.generated_form import (
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 2
 
+# one torch thread: with the suite's two xdist workers on two cores, two threads each only
+# oversubscribe the cores, even for the big models here
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Return (Sequential, generated class instance) of a spec, each built right after seeding."""
+
+def sequential_form(path: Path, seed: int = 0) -> torch.nn.Module:
+    """Return the nn.Sequential of a spec, built right after seeding."""
+    spec = load_spec(path)
+    torch.manual_seed(seed)
+    return build_sequential(spec)
+
+
+def generated_form(path: Path, seed: int = 0) -> torch.nn.Module:
+    """Return an instance of a spec's committed generated class, built right after seeding."""
     spec = load_spec(path)
     with warnings.catch_warnings():
         warnings.simplefilter(
@@ -46,10 +57,12 @@ def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Mod
         )  # the committed class, not a fallback
         cls = load_generated_class(spec, path, ROOT / "generated")
     torch.manual_seed(seed)
-    sequential = build_sequential(spec)
-    torch.manual_seed(seed)
-    generated = cls()
-    return sequential, generated
+    return cls()
+
+
+def both_forms(path: Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Return (Sequential, generated class instance) of a spec, each built right after seeding."""
+    return sequential_form(path, seed), generated_form(path, seed)
 
 
 def torchsummary_sees(spec) -> bool:
@@ -117,7 +130,7 @@ def test_same_children_keys_and_initial_weights(example_spec):
     for key in seq_state:
         assert torch.equal(seq_state[key], gen_state[key]), key
     # the seed matters, so equal weights are not an accident of constant initialization
-    _, other = both_forms(example_spec, seed=124)
+    other = generated_form(example_spec, seed=124)
     if any(p.numel() for p in generated.parameters()):
         assert any(
             not torch.equal(a, b)
@@ -164,13 +177,16 @@ def test_train_mode_outputs_and_gradients_are_identical(example_spec):
     "direction", ["sequential->generated", "generated->sequential"]
 )
 def test_checkpoint_loads_across_forms_strictly(example_spec, direction):
-    seq1, gen1 = both_forms(example_spec, seed=1)
-    seq2, gen2 = both_forms(
-        example_spec, seed=2
-    )  # other weights until the checkpoint is loaded
-    source, target = (
-        (seq1, gen2) if direction == "sequential->generated" else (gen1, seq2)
-    )
+    # the target is built under another seed: other weights until the checkpoint is loaded
+    # (only the two models used are built: a densenet121 takes seconds)
+    if direction == "sequential->generated":
+        source, target = sequential_form(example_spec, 1), generated_form(
+            example_spec, 2
+        )
+    else:
+        source, target = generated_form(example_spec, 1), sequential_form(
+            example_spec, 2
+        )
     buffer = io.BytesIO()
     torch.save(source.state_dict(), buffer)
     buffer.seek(0)

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.in_process_cli import nnspec_here
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "digits_mlp.yaml"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PAYLOAD = '\nimport pathlib\npathlib.Path("MARKER").write_text("ran")\n'
 
 
 def nnspec(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runtime", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # in-process: what is tested is which class runs, not the process boundary; a line that
+    # ran would write MARKER into `cwd` all the same
+    return nnspec_here(*args, cwd=cwd)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 cells beyond range, alias bombs on the command line, float32 overflow, models whose activations do
 not fit, batches of one sample under batch norm, YAML 1.1 surprises and escapes in messages.
 
-Each is one message and exit 2 through the real CLI, never a traceback, never a hang.
+Each is one message and exit 2 through the real CLI, never a traceback, never a hang. An input
+that could hang or exhaust the process (a device, a pipe, an alias bomb, memory) runs the CLI in
+a subprocess with a timeout; the others call it in this process (nnspec_here), seconds cheaper.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from compiler.training import split_sizes
 from runtime.cli.main import main
 from runtime.errors import UserError, printable_message, shown
 from runtime.sweep.overrides import parse_value
+from tests.in_process_cli import nnspec_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +126,7 @@ def test_read_document_reads_at_most_the_limit(tmp_path, monkeypatch):
 
 def test_a_nul_in_the_data_path_is_refused_at_validation(tmp_path):
     (tmp_path / "m.yaml").write_text(MLP.format(path='"a\\0b.csv"'))
-    result = nnspec("validate", "m.yaml", cwd=tmp_path)
+    result = nnspec_here("validate", "m.yaml", cwd=tmp_path)
     line = assert_one_message(
         result, "m.yaml:8: training.data.path: a path cannot hold a NUL character"
     )
@@ -165,7 +168,7 @@ def test_a_data_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
 def test_a_label_of_1e300_names_its_row_and_suggests_nothing_impossible(tmp_path):
     write_csv(tmp_path / "d.csv", ["1,2,0", "3,4,1e300", "5,6,1", "7,8,0"])
     (tmp_path / "m.yaml").write_text(MLP.format(path="d.csv"))
-    result = nnspec("train", "m.yaml", "--out", "run", cwd=tmp_path)
+    result = nnspec_here("train", "m.yaml", "--out", "run", cwd=tmp_path)
     line = assert_one_message(
         result, "d.csv, column 'label': line 3: class index 1e+300 is too large"
     )
@@ -211,7 +214,7 @@ def test_a_regression_target_beyond_float32_is_named(tmp_path):
 def test_a_cell_of_1e39_is_named_not_a_nan_loss(tmp_path):
     write_csv(tmp_path / "d.csv", ["1,2,0", "3,1e39,1", "5,6,1", "7,8,0"])
     (tmp_path / "m.yaml").write_text(MLP.format(path="d.csv"))
-    result = nnspec("train", "m.yaml", "--out", "run", cwd=tmp_path)
+    result = nnspec_here("train", "m.yaml", "--out", "run", cwd=tmp_path)
     assert_one_message(
         result, "d.csv:3: column 'b' holds '1e39', which is beyond float32"
     )
@@ -222,7 +225,7 @@ def test_empty_features_are_refused_at_validation_without_suggesting_input_0(tmp
         "target: label,", "target: label, features: [],"
     )
     (tmp_path / "m.yaml").write_text(spec)
-    result = nnspec("validate", "m.yaml", cwd=tmp_path)
+    result = nnspec_here("validate", "m.yaml", cwd=tmp_path)
     line = assert_one_message(
         result, "training.data.features: must have at least 1 item"
     )
@@ -314,7 +317,7 @@ def test_floats_beyond_float32_are_refused_at_validation(layer, path, tmp_path):
     else:
         spec.write_text(f"name: M\ninput: [4]\nlayers:\n  - {layer}\n  - linear: 2\n")
     for command in ("validate", "lint"):
-        result = nnspec(command, "f.yaml", cwd=tmp_path)
+        result = nnspec_here(command, "f.yaml", cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert (
             f"f.yaml:4: {path}: must be within float32's range, at most 3.4028235e+38"
@@ -407,7 +410,7 @@ def test_batch_size_1_with_batchnorm1d_is_refused_at_validation(tmp_path):
     (tmp_path / "b.yaml").write_text(
         BN.format(batch=1, data="{dataset: csv, path: d.csv, target: label}")
     )
-    result = nnspec("validate", "b.yaml", cwd=tmp_path)
+    result = nnspec_here("validate", "b.yaml", cwd=tmp_path)
     assert_one_message(
         result,
         "b.yaml:8: training.batch_size: every training batch would be of one sample, "
@@ -455,7 +458,7 @@ def test_a_csv_training_split_of_one_sample_is_refused_before_training(tmp_path)
         )
         + "  # one sample to train\n"
     )
-    result = nnspec("train", "b.yaml", "--out", "run", cwd=tmp_path)
+    result = nnspec_here("train", "b.yaml", "--out", "run", cwd=tmp_path)
     assert_one_message(
         result, "the training split holds 1 sample, but layers[1].batchnorm1d"
     )
@@ -475,7 +478,7 @@ def test_yaml_1_1_numbers_are_refused_as_ambiguous(value, fragment, tmp_path):
     (tmp_path / "o.yaml").write_text(
         f"name: M\ninput: [4]\nlayers:\n  - linear: {value}\n"
     )
-    result = nnspec("validate", "o.yaml", cwd=tmp_path)
+    result = nnspec_here("validate", "o.yaml", cwd=tmp_path)
     assert_one_message(result, f"o.yaml:4: layers[0].linear: {fragment}")
 
 
@@ -489,7 +492,7 @@ def test_odd_keys_are_shown_as_written(tmp_path):
         "name: M\ninput: [4]\nlayers:\n  - linear: {out_features: 3, yes: 1}\n"
         "  - dropout: {p: 0.5, 1: 2}\ntraining:\n  on: 3\n"
     )
-    result = nnspec("validate", "k.yaml", cwd=tmp_path)
+    result = nnspec_here("validate", "k.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "k.yaml:4: layers[0].linear.yes: unknown argument 'yes'" in result.stderr
     assert "k.yaml:5: layers[1].dropout['1']: unknown argument '1'" in result.stderr
@@ -505,7 +508,7 @@ def test_escapes_in_user_data_never_reach_the_terminal_raw(tmp_path):
             "target: label", "target: nope"
         )
     )
-    result = nnspec("train", "m.yaml", "--out", "run", cwd=tmp_path)
+    result = nnspec_here("train", "m.yaml", "--out", "run", cwd=tmp_path)
     line = assert_one_message(result, "no target column 'nope'")
     assert "\x1b" not in result.stderr and "d\\x1b[31m\\nfake.csv" in line
 
