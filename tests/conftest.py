@@ -45,6 +45,12 @@ SLOW_MODULES_FIRST = (
     "test_sequence_specs.py",
     "test_nested_properties.py",
     "test_pre_commit.py",
+    "test_benchmarks.py",
+    "test_containers.py",
+    "test_codegen.py",
+    "test_streaming.py",
+    "test_training_options.py",
+    "test_predict.py",
     "test_style.py",
 )
 
