@@ -15,27 +15,13 @@ from runtime.data.load import load_spec_data
 from runtime.data.preprocess import NO_PREPROCESSING
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.train import train_spec
+from tests.test_augment import digits_cnn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def image_spec() -> dict:
-    return {
-        "name": "TinyCnn",
-        "input": [1, 8, 8],
-        "layers": [
-            {"conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1}},
-            "relu",
-            "flatten",
-            {"linear": 10},
-        ],
-        "training": {
-            "epochs": 2,
-            "batch_size": 128,
-            "optimizer": {"type": "adam", "lr": 0.01},
-            "augment": {"horizontal_flip": True, "normalize": "auto"},
-        },
-    }
+    return digits_cnn(augment={"horizontal_flip": True, "normalize": "auto"})
 
 
 @pytest.fixture(scope="module")

@@ -38,17 +38,6 @@ UNREADABLE_SHOWN = 10  # unreadable files named in the error; the rest are count
 DECODE_THREADS = 8  # Pillow decodes outside the GIL
 
 
-def data_path(path: str, base_dir: Path | None) -> tuple[Path, Path | None]:
-    """Return (`path` as read, the folder it is relative to): relative paths are read from
-    `base_dir` (the spec's folder) when known, else from the working directory."""
-    given = Path(path)
-    if given.is_absolute():
-        return given, None
-    if base_dir is None:
-        return given, Path.cwd()
-    return base_dir / given, base_dir
-
-
 def read_image_folder(
     path: str,
     *,
@@ -57,7 +46,6 @@ def read_image_folder(
     input_shape: list[int],
     task: str,
     policy: LoadingPolicy | None = None,
-    base_dir: Path | None = None,
 ) -> Samples:
     """Return the images of the class folders under `path` (and, when given, the validation and
     test splits of `val_path` / `test_path`, which must hold the same classes).
@@ -66,16 +54,15 @@ def read_image_folder(
     (reconstruction). Raises UserError for a missing folder, no class folder, a class folder
     without images, other classes in val_path/test_path, or unreadable images (all listed).
     """
-    folder, relative_to = data_path(path, base_dir)
-    classes, files = list_image_folder(folder, "path", relative_to)
+    # (relative paths were resolved from the spec's folder: runtime.data.preprocess.located_data)
+    folder = Path(path)
+    classes, files = list_image_folder(folder, "path")
     extra = {}
     for key, other in (("val", val_path), ("test", test_path)):
         if other is None:
             continue
-        other_folder, relative_to = data_path(other, base_dir)
-        other_classes, other_files = list_image_folder(
-            other_folder, f"{key}_path", relative_to
-        )
+        other_folder = Path(other)
+        other_classes, other_files = list_image_folder(other_folder, f"{key}_path")
         _check_same_classes(folder, classes, other_folder, other_classes, f"{key}_path")
         extra[key] = other_files
     if task == "binary" and len(classes) != 2:
@@ -114,21 +101,15 @@ def read_image_folder(
 
 
 def list_image_folder(
-    folder: Path, setting: str, relative_to: Path | None = None
+    folder: Path, setting: str
 ) -> tuple[list[str], list[tuple[Path, int]]]:
     """Return (class names, [(image path, class index)]) of an image folder, in torchvision's
     order; raise UserError when it is missing, has no class folder, or a class has no image.
-    `relative_to` is the folder a relative path was read from (named when it is missing).
     """
     if not folder.is_dir():
-        where = (
-            f" (relative paths are read from {shown(str(relative_to))})"
-            if relative_to is not None
-            else ""
-        )
         what = "is not a folder" if folder.exists() else "not found"
         raise UserError(
-            f"image folder '{shown(str(folder))}' (training.data.{setting}) {what}{where}"
+            f"image folder '{shown(str(folder))}' (training.data.{setting}) {what}"
         )
     classes = sorted(
         entry.name
