@@ -10,10 +10,12 @@ without a CUDA device (and without --smoke or --device) the script says so in on
 1. Epochs on 60,000 random 784-vectors (MLP 784-256-256-10) and 60,000 random 1x28x28 images
    (specs/mnist_cnn.yaml's CNN), batch 128, the data resident on the device:
    - `nnspec train --device cuda` as a user runs it (a process per case; it moves the whole set
-     to the device itself): fp32, bf16 autocast (`--set training.amp=true`) and `torch.compile`
-     (`--set training.compile=true`, skipped with a note where the spec language lacks it);
-   - a bare loop on device-resident tensors with fused Adam: fp32, bf16 autocast, and the model
-     through `torch.compile` (inductor);
+     to the device itself): fp32, bf16 autocast (`--set training.amp=true`), bf16 with the
+     weights in channels-last layout (`training.channels_last=true`; `auto` times it on the CPU
+     only) and `torch.compile` (`--set training.compile=true`, skipped with a note where the spec
+     language lacks it);
+   - a bare loop on device-resident tensors with fused Adam: fp32, bf16 autocast, bf16 in
+     channels last, and the model through `torch.compile` (inductor);
    - the course's DataLoader loop, CPU tensors moved to the device batch by batch.
    Each case runs `--epochs` epochs; the first is dropped (CUDA warm-up, cuBLAS plans,
    compilation), and for `nnspec train` the first two (its clock starts at the end of epoch 1).
@@ -151,6 +153,11 @@ def epoch_cases(spec, device, smoke: bool):
         ("nnspec train fp32", "nnspec", nnspec()),
         ("nnspec train bf16 (training.amp)", "nnspec", nnspec("training.amp=true")),
         (
+            "nnspec train bf16, channels last",
+            "nnspec",
+            nnspec("training.amp=true", "training.channels_last=true"),
+        ),
+        (
             "nnspec train, training.compile",
             "nnspec",
             (lambda *_: no_compile) if no_compile else nnspec("training.compile=true"),
@@ -165,6 +172,13 @@ def epoch_cases(spec, device, smoke: bool):
             "resident",
             lambda m, d, t, e: bare_loop(
                 m, d, t, e, device=device, fused=True, autocast=bf16
+            ),
+        ),
+        (
+            "bare bf16 autocast, channels last",
+            "resident",
+            lambda m, d, t, e: bare_loop(
+                m, d, t, e, device=device, fused=True, autocast=bf16, channels_last=True
             ),
         ),
         (

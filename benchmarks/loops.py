@@ -97,14 +97,18 @@ def bare_loop(
     autocast=None,
     fused: bool = False,
     compile_backend: str | None = None,
+    channels_last: bool = False,
 ) -> list[float]:
     """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch).
 
     The data moves to `device` once, before the first epoch; `autocast` wraps forward and loss;
-    `compile_backend` (e.g. "inductor") runs the model through `torch.compile` with it.
+    `compile_backend` (e.g. "inductor") runs the model through `torch.compile` with it;
+    `channels_last` puts the model's 4-d weights in channels-last layout.
     """
     autocast = autocast or contextlib.nullcontext
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, training, fused=fused)
     forward = (
         torch.compile(model, backend=compile_backend) if compile_backend else model

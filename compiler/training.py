@@ -553,6 +553,8 @@ class TrainingConfig(_Section):
         "auto"
     )
     compile: Bool = False  # run the model through torch.compile
+    # a model with 2-d convolutions in channels-last layout: auto times both on the CPU
+    channels_last: Literal["auto"] | Bool = "auto"
 
     @model_validator(mode="after")
     def _task_fits(self) -> "TrainingConfig":

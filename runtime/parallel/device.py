@@ -59,17 +59,21 @@ def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
-def describe_device(device: torch.device, threads=None) -> str:
+def describe_device(device: torch.device, threads=None, layout=None) -> str:
     """Return the device as people name it: `cpu (2 threads)`, `cuda:0 (NVIDIA H200)`; with a
     ThreadChoice, how the threads were chosen: `cpu (2 threads; measured: 0.81 ms/step at 2,
-    1.23 at 1)`."""
+    1.23 at 1)`; with a LayoutChoice of a model with convolutions, the layout and why
+    (`...; channels last (measured: 2.61 ms/step, 3.40 contiguous)`)."""
+    layout_text = layout.describe() if layout is not None else ""
     if device.type == "cuda":
         index = (
             device.index if device.index is not None else torch.cuda.current_device()
         )
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        name = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        return f"{name}, {layout_text}" if layout_text else name
     if device.type == "cpu":
         count = torch.get_num_threads()
         how = f"; {threads.describe()}" if threads is not None else ""
+        how += f"; {layout_text}" if layout_text else ""
         return f"cpu ({count} thread{'s' if count != 1 else ''}{how})"
-    return str(device)
+    return f"{device}, {layout_text}" if layout_text else str(device)

@@ -86,6 +86,7 @@ class ThreadChoice:
             "setting": "set by training.threads",
             "environment": "set by OMP_NUM_THREADS/MKL_NUM_THREADS",
             "resumed": "as the checkpoint resumed",
+            "untimed": "torch's count: a training step failed when timed",
         }.get(self.by, self.by)
 
 
@@ -115,16 +116,24 @@ def choose_threads(
         return ThreadChoice(resumed, "resumed")  # the same count resumes bit for bit
     if default <= 1:
         return ThreadChoice(default, "single")
-    cache_key = _cache_key(key, default)
-    remembered = _remembered(cache_key)
+    entry_key = cache_key(key, default, str(CHOICE_RULE))
+    remembered = _remembered(remembered_entry(CACHE_FILE, entry_key))
     if remembered is not None:
         return remembered
-    measured = time_steps(model, data, training, (1, default))
+    try:
+        measured = time_steps(model, data, training, (1, default))
+    except (RuntimeError, ValueError, IndexError, TypeError):
+        # a model whose output does not fit its data: fit's check says so in one line
+        return ThreadChoice(default, "untimed")
     chosen = default
     if len(measured) == 2 and measured[1] <= measured[default] * (1 - FASTER_BY):
         chosen = 1
     choice = ThreadChoice(chosen, "measured", measured)
-    _remember(cache_key, choice)
+    remember_entry(
+        CACHE_FILE,
+        entry_key,
+        {"chosen": choice.chosen, "measured": choice.summary()["measured"]},
+    )
     return choice
 
 
@@ -148,8 +157,8 @@ def time_steps(
             # torch's count first: a warm-up step (allocations, kernels picked, one-time
             # set-up), then one timed; a step that long is work threads pay for
             torch.set_num_threads(counts[-1])
-            _step_seconds(probe, optimizer, task, x, y)
-            first = _step_seconds(probe, optimizer, task, x, y)
+            step_seconds(probe, optimizer, task, x, y)
+            first = step_seconds(probe, optimizer, task, x, y)
             if first > LONG_STEP_SECONDS:
                 return {counts[-1]: first * 1000}
             samples[counts[-1]].append(first)
@@ -162,13 +171,14 @@ def time_steps(
                     n
                 ) in counts:  # alternated, so a change of the machine's load hits both
                     torch.set_num_threads(n)
-                    samples[n].append(_step_seconds(probe, optimizer, task, x, y))
+                    samples[n].append(step_seconds(probe, optimizer, task, x, y))
         finally:
             torch.set_num_threads(before)
-    return {n: _median(times) * 1000 for n, times in samples.items()}
+    return {n: median(times) * 1000 for n, times in samples.items()}
 
 
-def _step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
+def step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
+    """Return the wall seconds of one training step of `model` on (x, y)."""
     started = time.perf_counter()
     model.train()
     loss = task.loss(model(x), y)
@@ -178,7 +188,8 @@ def _step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
     return time.perf_counter() - started
 
 
-def _median(values: list[float]) -> float:
+def median(values: list[float]) -> float:
+    """Return the median of `values` (the upper one of an even count)."""
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
@@ -196,46 +207,54 @@ def cpu_threads(choice: ThreadChoice) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _cache_key(key: str, default: int) -> str:
-    """Return the cache key of a spec on this machine: the spec, torch, the CPU and its cores."""
+def cache_key(key: str, default: int, rule: str) -> str:
+    """Return the cache key of a spec on this machine under a choice's `rule`: the spec, torch,
+    the CPU and its cores, torch's thread count."""
     machine = (
         f"{key}\0{torch.__version__}\0{platform.machine()}\0{platform.processor()}\0"
-        f"{os.cpu_count()}\0{default}\0{CHOICE_RULE}"
+        f"{os.cpu_count()}\0{default}\0{rule}"
     )
     return hashlib.sha256(machine.encode()).hexdigest()
 
 
-def _remembered(cache_key: str) -> ThreadChoice | None:
-    """Return the choice an earlier run measured for this key, None when there is none."""
+def remembered_entry(file: str, entry_key: str) -> dict | None:
+    """Return the entry an earlier run wrote under `entry_key` in the cache folder's `file`,
+    None when there is none (no cache, or a damaged one: the choice is made again)."""
     try:
-        entry = json.loads((cache_folder() / CACHE_FILE).read_text())[cache_key]
-        chosen = entry["chosen"]
-        measured = {int(n): float(ms) for n, ms in entry["measured"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # no cache, or one that is damaged: measure again
-    if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 1:
+        entry = json.loads((cache_folder() / file).read_text())[entry_key]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return ThreadChoice(chosen, "remembered", measured)
+    return entry if isinstance(entry, dict) else None
 
 
-def _remember(cache_key: str, choice: ThreadChoice) -> None:
-    """Record the choice for the next run of the spec; a cache that cannot be written is no
-    error (the next run measures again)."""
-    path = cache_folder() / CACHE_FILE
+def remember_entry(file: str, entry_key: str, entry: dict) -> None:
+    """Record `entry` under `entry_key` in the cache folder's `file` (the oldest of more than
+    MAX_ENTRIES go); a cache that cannot be written is no error (the next run measures again).
+    """
+    path = cache_folder() / file
     try:
         entries = json.loads(path.read_text())
         if not isinstance(entries, dict):
             entries = {}
     except (OSError, ValueError):
         entries = {}
-    entries.pop(cache_key, None)
-    entries[cache_key] = {
-        "chosen": choice.chosen,
-        "measured": choice.summary()["measured"],
-    }
+    entries.pop(entry_key, None)
+    entries[entry_key] = entry
     kept = dict(list(entries.items())[-MAX_ENTRIES:])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomically(path, json.dumps(kept).encode(), durable=False)
     except (OSError, UserError):  # a cache is not worth a failed run
         pass
+
+
+def _remembered(entry: dict | None) -> ThreadChoice | None:
+    """Return the choice an earlier run measured (its cache entry), None when there is none."""
+    try:
+        chosen = entry["chosen"]
+        measured = {int(n): float(ms) for n, ms in entry["measured"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # no entry, or a damaged one: measure again
+    if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 1:
+        return None
+    return ThreadChoice(chosen, "remembered", measured)

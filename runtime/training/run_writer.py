@@ -44,14 +44,19 @@ def unwrapped(model: nn.Module) -> nn.Module:
     return model
 
 
-def snapshot(value: Any) -> Any:
-    """Return `value` with every tensor copied to the CPU, so later training cannot change it."""
+def snapshot(value: Any, contiguous: bool = False) -> Any:
+    """Return `value` with every tensor copied to the CPU, so later training cannot change it;
+    with `contiguous`, in torch's default layout (a channels-last weight is reordered).
+    """
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        layout = torch.contiguous_format if contiguous else torch.preserve_format
+        return value.detach().to("cpu", copy=True, memory_format=layout)
     if isinstance(value, dict):
-        return type(value)((key, snapshot(item)) for key, item in value.items())
+        return type(value)(
+            (key, snapshot(item, contiguous)) for key, item in value.items()
+        )
     if isinstance(value, (list, tuple)):
-        return type(value)(snapshot(item) for item in value)
+        return type(value)(snapshot(item, contiguous) for item in value)
     return value
 
 
@@ -77,6 +82,7 @@ class RunWriter:
         interrupt=None,
         clock: Callable[[], float] = time.monotonic,
         threads: int | None = None,
+        channels_last: bool | None = None,
         saved_epoch: int = 0,
     ) -> None:
         self.out = Path(out)
@@ -109,6 +115,10 @@ class RunWriter:
             threads is not None
         ):  # the CPU threads it trained on: a resume takes the same
             self.fixed["threads"] = threads
+        if (
+            channels_last is not None
+        ):  # the layout it trained in: a resume takes the same
+            self.fixed["channels_last"] = channels_last
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
         # the epoch last.pt holds once the queued writes are done (a resumed run: its epoch)
@@ -123,7 +133,9 @@ class RunWriter:
         return {
             **self.fixed,
             "epoch": state.epoch,
-            "model": snapshot(unwrapped(state.model).state_dict()),
+            # in torch's default layout, whatever the layout it trains in (safetensors
+            # and other readers take contiguous tensors only)
+            "model": snapshot(unwrapped(state.model).state_dict(), contiguous=True),
             "optimizer": snapshot(state.optimizer.state_dict()),
             "scheduler": (
                 snapshot(state.scheduler.state_dict())

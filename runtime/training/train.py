@@ -40,6 +40,7 @@ from runtime.data.load import load_spec_data
 from runtime.errors import UserError
 from runtime.parallel.device import describe_device, resolve_device
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
+from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
 from runtime.parallel.threads import ThreadChoice, choose_threads, cpu_threads
 from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
 from runtime.storage.checkpoint import read_checkpoint
@@ -82,6 +83,7 @@ RESUME_MAY_CHANGE = frozenset(
         "training.checkpoint_seconds",
         "training.threads",
         "training.compile",
+        "training.channels_last",
         "training.loading",  # how batches are read, not which
     }
 )
@@ -264,13 +266,31 @@ def _train_and_summarize(
     Ctrl-C or SIGTERM while they are written lets them finish (the run is complete), a second
     one stops at once with the files whole.
     """
-    threads = choose_threads(
+    start_state = run.start_state or {}
+    # the layout first: the thread count is then timed on the model as it will train
+    layout = choose_layout(
         model,
         data,
         run.training,
         run.device,
         key=spec_digest(run.spec),
-        resumed=(run.start_state or {}).get("threads"),
+        # a checkpoint from before the setting trained in torch's default layout
+        resumed=(
+            start_state.get("channels_last", False)
+            if run.start_state is not None
+            else None
+        ),
+        distributed=run.group.active,
+    )
+    apply_layout(model, layout)
+    threads = choose_threads(
+        model,
+        data,
+        run.training,
+        run.device,
+        # timed in the layout it trains in
+        key=spec_digest(run.spec) + (" channels_last" if layout.channels_last else ""),
+        resumed=start_state.get("threads"),
     )
     with (
         process_group(run.group, run.device),
@@ -287,6 +307,7 @@ def _train_and_summarize(
                 before_first_write=run.folder.begin,
                 interrupt=interrupt,
                 threads=threads.chosen,
+                channels_last=layout.channels_last if layout.applies else None,
                 saved_epoch=int((run.start_state or {}).get("epoch", 0)),
             )
             if run.folder is not None
@@ -304,7 +325,13 @@ def _train_and_summarize(
                 )
         seconds = time.perf_counter() - run.started
         summary = summary_data(
-            run, data=data, model=model, result=result, seconds=seconds, threads=threads
+            run,
+            data=data,
+            model=model,
+            result=result,
+            seconds=seconds,
+            threads=threads,
+            layout=layout,
         )
         if run.group.is_main:
             write_outputs(run.out, summary, result, run.training.task, run.folder)
@@ -647,6 +674,7 @@ def summary_data(
     result: FitResult,
     seconds: float,
     threads: ThreadChoice | None = None,
+    layout: LayoutChoice | None = None,
 ) -> dict[str, Any]:
     """Return the summary.json content: the best epoch, why the run stopped, where things are."""
     spec, start_state = run.spec, run.start_state
@@ -659,8 +687,11 @@ def summary_data(
             "form": run.form,
             "task": run.training.task,
             "data": data.description,
-            "device": describe_device(run.device, threads),
+            "device": describe_device(run.device, threads, layout),
             "threads": threads.summary() if threads is not None else None,
+            "channels_last": (
+                layout.summary() if layout is not None and layout.applies else None
+            ),
             "params": sum(p.numel() for p in model.parameters()),
             "monitor": result.monitor,
             "mode": result.mode,

@@ -1,0 +1,203 @@
+"""Whether a model with 2-d convolutions trains with its weights in channels-last memory layout.
+
+Channels last (`model.to(memory_format=torch.channels_last)`: a [O, I, kH, kW] weight stored as
+O x kH x kW x I) lets oneDNN run the convolutions of a CPU training step without reordering its
+tensors: a training step of a CIFAR-sized CNN (three conv 3x3 + batch norm + max-pool blocks, batch
+128) took 56-63 ms in torch's default layout and 36-40 ms in channels last on 2 cores. Only the
+layout changes, never a value's meaning: the same `state_dict` keys and shapes, checkpoints
+written in the default layout (runtime/training/run_writer.py), inputs as they are (the first
+convolution's output follows its weight). The arithmetic is done in another order, so the last
+bits of results differ from the default layout's (and dropout over a channels-last tensor draws
+its mask in memory order, so one seed drops other units), and a spec may be slower in it (small
+or grouped convolutions): so with `training.channels_last: auto` (the default) it is timed, not
+assumed.
+
+`auto` on the CPU, for a model with a Conv2d or ConvTranspose2d: a few training steps of the run's
+own model, optimizer and first batch are timed in both layouts, alternately, on copies (the run's
+weights and random generators are left as they were), and channels last is kept only when a step
+is at least `FASTER_BY` faster in it, so a tie keeps torch's default. As with the thread count
+(runtime/parallel/threads.py), the choice is remembered per spec and machine in the cache folder
+(layout.json) and a resumed run takes its checkpoint's. Nothing is timed for a model without such
+a convolution, off the CPU (`auto` keeps the default layout there; `true` applies it on any
+device), under `--nproc` (every process must use the same layout; `true` applies it to all), or
+when the spec says `true` or `false`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from runtime.data.stored import take
+from runtime.parallel.threads import (
+    cache_key,
+    median,
+    remember_entry,
+    remembered_entry,
+    step_seconds,
+)
+from runtime.training.metrics import TaskMetrics
+from runtime.training.optim import build_optimizer
+
+MEASURE_SECONDS = (
+    0.3  # the timed steps take about this long, or MAX_STEPS in each layout
+)
+MIN_STEPS, MAX_STEPS = 3, 15  # timed steps in each layout, after a warm-up step in each
+LONG_STEP_SECONDS = 2.0  # a default-layout step this long is timed once in each layout
+FASTER_BY = 0.05  # channels last is kept only when a step is at least 5% faster in it
+CACHE_FILE = "layout.json"
+CHOICE_RULE = 1  # in the cache key: choices made by an earlier rule are made again
+LAYOUTS = ("contiguous", "channels_last")
+_CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """Whether a run trains in channels last, and why: measured, remembered, resumed, setting,
+    or not applicable (`no conv2d`: the model has no 2-d convolution; `device`: auto off the CPU;
+    `distributed`: auto under --nproc)."""
+
+    channels_last: bool
+    by: str
+    measured: dict[str, float] = field(default_factory=dict)  # ms per step, by layout
+
+    @property
+    def applies(self) -> bool:
+        """Return whether the model has a 2-d convolution (the choice means something)."""
+        return self.by != "no conv2d"
+
+    def summary(self) -> dict[str, Any]:
+        """Return what summary.json records: {"chosen": true, "by": ..., "measured": {...}}."""
+        return {
+            "chosen": self.channels_last,
+            "by": self.by,
+            "measured": {name: round(ms, 3) for name, ms in self.measured.items()},
+        }
+
+    def describe(self) -> str:
+        """Return how the report names the choice: `channels last: measured 2.61 ms/step,
+        3.40 contiguous`, `contiguous: set by training.channels_last`; "" without a conv.
+        """
+        if not self.applies:
+            return ""
+        mine, other = LAYOUTS[self.channels_last], LAYOUTS[not self.channels_last]
+        name = mine.replace("_", " ")
+        if self.measured:
+            return (
+                f"{name}: {self.by} {self.measured[mine]:.2f} ms/step, "
+                f"{self.measured[other]:.2f} {other.replace('_', ' ')}"
+            )
+        how = {
+            "setting": "set by training.channels_last",
+            "resumed": "as the checkpoint resumed",
+            "device": "channels last is timed on the CPU only",
+            "distributed": "channels last is timed in one process only",
+            "untimed": "a training step failed when timed",
+        }[self.by]
+        return f"{name}: {how}"
+
+
+def has_convolution(model: nn.Module) -> bool:
+    """Return whether `model` holds a Conv2d or ConvTranspose2d (what channels last speeds up)."""
+    return any(isinstance(module, _CONVOLUTIONS) for module in model.modules())
+
+
+def choose_layout(
+    model: nn.Module,
+    data,
+    training,
+    device: torch.device,
+    *,
+    key: str,
+    resumed: Any = None,
+    distributed: bool = False,
+) -> LayoutChoice:
+    """Return whether to train `model` in channels last (module docstring); `key` names the
+    spec for the cache, `resumed` is what a resumed checkpoint recorded (or None)."""
+    if not has_convolution(model):
+        return LayoutChoice(False, "no conv2d")
+    setting = getattr(training, "channels_last", "auto")
+    if isinstance(setting, bool):
+        return LayoutChoice(setting, "setting")
+    if isinstance(resumed, bool):
+        return LayoutChoice(resumed, "resumed")  # the same layout resumes bit for bit
+    if device.type != "cpu":
+        return LayoutChoice(False, "device")
+    if distributed:
+        return LayoutChoice(False, "distributed")
+    entry_key = cache_key(key, torch.get_num_threads(), f"layout {CHOICE_RULE}")
+    entry = remembered_entry(CACHE_FILE, entry_key)
+    if entry is not None:
+        remembered = _from_entry(entry)
+        if remembered is not None:
+            return remembered
+    try:
+        measured = time_layouts(model, data, training)
+    except (RuntimeError, ValueError, IndexError, TypeError):
+        # a model whose output does not fit its data: fit's check says so in one line
+        return LayoutChoice(False, "untimed")
+    faster = measured["channels_last"] <= measured["contiguous"] * (1 - FASTER_BY)
+    choice = LayoutChoice(faster, "measured", measured)
+    remember_entry(
+        CACHE_FILE,
+        entry_key,
+        {"chosen": choice.channels_last, "measured": choice.summary()["measured"]},
+    )
+    return choice
+
+
+def apply_layout(model: nn.Module, choice: LayoutChoice) -> nn.Module:
+    """Put `model`'s 4-d weights in channels last when `choice` says so; return `model`."""
+    if choice.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def time_layouts(model: nn.Module, data, training) -> dict[str, float]:
+    """Return the median ms of one training step (forward, loss, backward, optimizer step) of
+    a copy of `model` in each layout, on the first batch of `data`, steps alternated."""
+    task = TaskMetrics(training.task)
+    rows = range(min(training.batch_size, len(data.x_train)))
+    x = take(data.x_train, rows)  # (read from disk when the data set is streamed)
+    y = x if task.reconstructs else take(data.y_train, rows)
+    probes = {}
+    for name in LAYOUTS:
+        probe = copy.deepcopy(model).cpu()
+        if name == "channels_last":
+            probe.to(memory_format=torch.channels_last)
+        probes[name] = (probe, build_optimizer(probe, training.optimizer))
+    samples: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+    # dropout draws from torch's generator: forked, so the run draws what it would have
+    with torch.random.fork_rng(devices=[]):
+        for name in LAYOUTS:  # a warm-up step each: allocations, kernels picked
+            step_seconds(*probes[name], task, x, y)
+        started = time.perf_counter()
+        while True:
+            for (
+                name
+            ) in LAYOUTS:  # alternated, so a change of the machine's load hits both
+                samples[name].append(step_seconds(*probes[name], task, x, y))
+            steps = len(samples["contiguous"])
+            if samples["contiguous"][0] > LONG_STEP_SECONDS:
+                break
+            spent = time.perf_counter() - started
+            if steps >= MAX_STEPS or (steps >= MIN_STEPS and spent >= MEASURE_SECONDS):
+                break
+    return {name: median(times) * 1000 for name, times in samples.items()}
+
+
+def _from_entry(entry: dict) -> LayoutChoice | None:
+    """Return the remembered choice of a cache entry, None when it is damaged."""
+    try:
+        chosen = entry["chosen"]
+        measured = {str(k): float(v) for k, v in entry["measured"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(chosen, bool) or set(measured) != set(LAYOUTS):
+        return None
+    return LayoutChoice(chosen, "remembered", measured)
