@@ -421,6 +421,12 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     )
     group = run.group
     per_sample = run.batches.per_sample  # targets per sample
+    # one label per sample: each batch keeps whether its predictions are right (argmax and
+    # ==), summed once at the end of the epoch, where a sum per batch took twice the kernels
+    # (on the digits MLP, 22 of its 2,700 us per batch; the count is the same)
+    right: list[Tensor] | None = (
+        [] if task.task == "classification" and per_sample == 1 else None
+    )
     for batch in run.batches.train_batches(epoch):
         if _interrupted(run, device):
             return None
@@ -448,8 +454,13 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         optimizer.step()
         if run.batch_schedule is not None:
             step_after_batch(run.batch_schedule)
-        loss_sum += loss.detach() * yb.numel()
-        metric_sum += task.metric_sum(output, yb)
+        loss_sum.add_(loss.detach(), alpha=yb.numel())  # one kernel, in float64
+        if right is not None:
+            right.append(output.detach().argmax(dim=1) == yb)
+        else:
+            metric_sum += task.metric_sum(output, yb)
+    if right:
+        metric_sum += torch.cat(right).sum()
     return loss_sum, metric_sum
 
 
