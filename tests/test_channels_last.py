@@ -11,7 +11,7 @@ from runtime.parallel import layout
 from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
 from runtime.parallel.threads import choose_threads
 from runtime.storage.checkpoint import safetensors_bytes
-from runtime.training.train import train_spec
+from runtime.training.train import choice_key, train_spec
 from tests.test_threads import two_threads  # noqa: F401 (a fixture)
 from tests.test_train import rows_without_seconds, synthetic, tiny_mlp
 
@@ -219,3 +219,18 @@ def test_a_model_whose_steps_fail_is_not_timed_and_fit_says_why(tmp_path):
     )
     with pytest.raises(UserError, match="class"):
         train_spec(load_spec(bad), out_dir=tmp_path / "r", quiet=True)
+
+
+def test_choices_are_remembered_by_what_a_spec_trains_not_how():
+    base = conv_spec()
+    how = conv_spec(
+        epochs=9,
+        threads=1,
+        channels_last=False,
+        compile=True,
+        checkpoint_seconds=3,
+        loading={"mode": "stream"},
+    )
+    assert choice_key(load_spec(base)) == choice_key(load_spec(how))
+    other = conv_spec(optimizer={"type": "adam", "lr": 0.02})
+    assert choice_key(load_spec(base)) != choice_key(load_spec(other))

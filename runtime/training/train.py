@@ -33,7 +33,7 @@ from compiler import (
     spec_digest,
 )
 from compiler.build import check_fits_in_memory
-from compiler.spec import stored_spec_data
+from compiler.spec import data_digest, stored_spec_data
 from compiler.training import TrainingConfig, one_value_batch_norms
 from compiler.version import __version__
 from runtime.data.load import load_spec_data
@@ -256,6 +256,23 @@ def _process_device(name: str, group: Group) -> torch.device:
     return process_device(group, device)
 
 
+def choice_key(spec) -> str:
+    """Return the key the thread and layout choices of a spec are remembered by: the spec
+    without the settings of how it trains (RESUME_MAY_CHANGE), so that the same model run
+    streamed, compiled or for more epochs makes the choices of the run before and computes alike
+    (the streamed and in-memory runs of a data set give the same metrics)."""
+    data = spec_data(spec)
+    training = data.get("training")
+    if isinstance(training, dict):
+        kept = {
+            name: value
+            for name, value in training.items()
+            if f"training.{name}" not in RESUME_MAY_CHANGE
+        }
+        data = {**data, "training": kept}
+    return data_digest(data)
+
+
 def _train_and_summarize(
     run: TrainRun, data, model: nn.Module
 ) -> tuple[FitResult, dict[str, Any]]:
@@ -267,13 +284,14 @@ def _train_and_summarize(
     one stops at once with the files whole.
     """
     start_state = run.start_state or {}
+    key = choice_key(run.spec)
     # the layout first: the thread count is then timed on the model as it will train
     layout = choose_layout(
         model,
         data,
         run.training,
         run.device,
-        key=spec_digest(run.spec),
+        key=key,
         # a checkpoint from before the setting trained in torch's default layout
         resumed=(
             start_state.get("channels_last", False)
@@ -289,7 +307,7 @@ def _train_and_summarize(
         run.training,
         run.device,
         # timed in the layout it trains in
-        key=spec_digest(run.spec) + (" channels_last" if layout.channels_last else ""),
+        key=key + (" channels_last" if layout.channels_last else ""),
         resumed=start_state.get("threads"),
     )
     with (
