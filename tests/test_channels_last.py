@@ -135,7 +135,8 @@ def test_a_model_in_channels_last_is_the_same_function():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()  # the layout did change
     x = data.x_train[:16]
-    model.eval(), other.eval()
+    model.eval()
+    other.eval()
     assert torch.allclose(model(x), other(x), atol=1e-5)
     # the same gradients, to rounding (in eval mode: a dropout mask over a channels-last
     # tensor is drawn in memory order, so one seed drops other units in each layout)

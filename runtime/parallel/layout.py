@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtime.data.stored import take
 from runtime.parallel.threads import (
     cache_key,
+    first_batch,
     median,
     remember_entry,
     remembered_entry,
@@ -121,7 +121,7 @@ def choose_layout(
     spec for the cache, `resumed` is what a resumed checkpoint recorded (or None)."""
     if not has_convolution(model):
         return LayoutChoice(False, "no conv2d")
-    setting = getattr(training, "channels_last", "auto")
+    setting = training.channels_last
     if isinstance(setting, bool):
         return LayoutChoice(setting, "setting")
     if isinstance(resumed, bool):
@@ -162,9 +162,7 @@ def time_layouts(model: nn.Module, data, training) -> dict[str, float]:
     """Return the median ms of one training step (forward, loss, backward, optimizer step) of
     a copy of `model` in each layout, on the first batch of `data`, steps alternated."""
     task = TaskMetrics(training.task)
-    rows = range(min(training.batch_size, len(data.x_train)))
-    x = take(data.x_train, rows)  # (read from disk when the data set is streamed)
-    y = x if task.reconstructs else take(data.y_train, rows)
+    x, y = first_batch(data, training, task)
     probes = {}
     for name in LAYOUTS:
         probe = copy.deepcopy(model).cpu()

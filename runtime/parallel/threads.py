@@ -146,9 +146,7 @@ def time_steps(
     task = TaskMetrics(training.task)
     probe = copy.deepcopy(model).cpu()
     optimizer = build_optimizer(probe, training.optimizer)
-    rows = range(min(training.batch_size, len(data.x_train)))
-    x = take(data.x_train, rows)  # (read from disk when the data set is streamed)
-    y = x if task.reconstructs else take(data.y_train, rows)
+    x, y = first_batch(data, training, task)
     before = torch.get_num_threads()
     samples: dict[int, list[float]] = {n: [] for n in counts}
     # dropout draws from torch's generator: forked, so the run draws what it would have
@@ -175,6 +173,14 @@ def time_steps(
         finally:
             torch.set_num_threads(before)
     return {n: median(times) * 1000 for n, times in samples.items()}
+
+
+def first_batch(data, training, task: TaskMetrics):
+    """Return (x, y) of the first training batch of `data`, the batch a probe times (read
+    from disk when the data set is streamed; y is x for reconstruction)."""
+    rows = range(min(training.batch_size, len(data.x_train)))
+    x = take(data.x_train, rows)
+    return x, x if task.reconstructs else take(data.y_train, rows)
 
 
 def step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
