@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bare_process
 import nnspec_train
 import numpy as np
 import torch
@@ -41,6 +42,10 @@ COMPILED = "nnspec train, training.compile: true"
 # a bare loop with its weights in channels-last layout: shown, not a reference (the issue's
 # reference is the bare loop as written; nnspec train chooses the layout by timing it)
 CHANNELS_LAST = "bare, fused Adam, channels last (not a reference)"
+# the bare loop as nnspec train runs: denormals flushed to zero (and channels last on CNNs), in
+# a process of its own, since the mode must be set before torch starts its threads
+AS_NNSPEC = "bare, fused Adam, denormals flushed (+ CNNs channels last), own process (not a reference)"
+NOT_REFERENCES = (CHANNELS_LAST, AS_NNSPEC)
 NNSPEC_WARMUP = (
     2  # epochs of each `nnspec train` run left untimed (start-up, thread choice)
 )
@@ -101,7 +106,9 @@ median (periodic costs such as a checkpoint written every few seconds show there
 loops run in-process, their first epoch untimed, at {threads} torch threads unless named:
 bare = tensors in memory, batches by index_select, loss summed on the device, fused Adam
 (the "channels last" line: the same with the model's 4-d weights in channels-last layout, at
-{threads} threads, shown for CNNs; `nnspec train` times that layout and keeps it when faster);
+{threads} threads, shown for CNNs; `nnspec train` times that layout and keeps it when faster;
+the "denormals flushed" line: the same in a process of its own that flushes denormal floats to
+zero first, as `nnspec train` does, channels last on CNNs, at {threads} threads);
 DataLoader = the course's loop (TensorDataset + DataLoader(shuffle=True), per-batch .item());
 skorch = NeuralNetClassifier with its default callbacks; Lightning = a LightningModule logging
 loss and accuracy, Trainer defaults (end-of-epoch checkpoint), no progress bar or logger; Keras =
@@ -237,6 +244,7 @@ def loops(threads: int, seen: dict) -> list[Loop]:
             only_rounds=lambda w: w.rounds if _has_convolution(w.spec) else 0,
         )
     )
+    chosen.append(Loop(AS_NNSPEC, _as_nnspec_bare(threads)))
     chosen.append(Loop(NNSPEC, nnspec_loop(row_notes=seen)))
     chosen.append(
         Loop(
@@ -262,6 +270,19 @@ def _fused_bare(model, data, training, epochs):
 
 def _channels_last_bare(model, data, training, epochs):
     return bare_loop(model, data, training, epochs, fused=True, channels_last=True)
+
+
+def _as_nnspec_bare(threads: int) -> Callable[[Workload, int], list[float] | str]:
+    def time_it(workload: Workload, _round: int) -> list[float] | str:
+        timed = bare_process.times(
+            workload.spec_path,
+            workload.epochs,
+            threads,
+            channels_last=_has_convolution(workload.spec),
+        )
+        return timed if isinstance(timed, str) else timed[1:]
+
+    return time_it
 
 
 def _has_convolution(spec) -> bool:
@@ -297,7 +318,9 @@ def time_workload(workload: Workload, threads: int, progress) -> Row:
             else:
                 row.add(loop.name, round_index, timed)
     bare = [
-        name for name in row.rounds if name.startswith("bare") and name != CHANNELS_LAST
+        name
+        for name in row.rounds
+        if name.startswith("bare") and name not in NOT_REFERENCES
     ]
     row.reference = min(bare, key=row.median)
     devices = sorted(seen.get(workload.name, set()))

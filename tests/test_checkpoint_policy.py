@@ -60,9 +60,9 @@ def writer_and_state(tmp_path, *, every_seconds, epochs=20, clock=None, interrup
     copies: list[int] = []
     payload = writer.payload
 
-    def counted(state):
+    def counted(state, kept=False):
         copies.append(state.epoch)
-        return payload(state)
+        return payload(state, kept)
 
     writer.payload = counted
     model = nn.Linear(2, 3)

@@ -37,3 +37,19 @@ def test_pythons_state_is_one_tensor_and_the_older_list_form_still_restores():
     )
     set_rng_state(older)
     assert draws() == expected
+
+
+def test_a_kept_state_reads_torch_now_and_python_and_numpy_as_the_last_full_read():
+    seed_everything(5)
+    full = rng_state()
+    torch.rand(3)  # training draws from torch alone
+    kept = rng_state(host=False)
+    assert not torch.equal(kept["torch"], full["torch"])
+    assert kept["torch"].equal(torch.get_rng_state())
+    assert kept["python"] == full["python"] and kept["numpy"] is full["numpy"]
+    expected = draws()
+    seed_everything(6)
+    set_rng_state(kept)
+    assert draws() == expected  # exact while nothing drew from python or numpy
+    random.random(), np.random.rand()  # a full read sees draws from them again
+    assert rng_state()["numpy"]["pos"] != full["numpy"]["pos"]

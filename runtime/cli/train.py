@@ -12,6 +12,7 @@ from pathlib import Path
 from compiler import load_spec
 from runtime.errors import UserError
 from runtime.parallel import distributed
+from runtime.parallel.denormals import flush_denormals
 from runtime.parallel.distributed import (
     end_as_stopped_by_torchrun,
     env_group,
@@ -85,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    flush_denormals()  # before torch's first parallel work (runtime/parallel/denormals.py)
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
 

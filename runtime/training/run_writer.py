@@ -128,8 +128,12 @@ class RunWriter:
         # the payload of the best epoch when it is newer than queued_epoch (not yet on disk)
         self._best: dict[str, Any] | None = None
 
-    def payload(self, state: TrainingState) -> dict[str, Any]:
-        """Return the checkpoint of the state after an epoch: plain containers and CPU tensors."""
+    def payload(self, state: TrainingState, kept: bool = False) -> dict[str, Any]:
+        """Return the checkpoint of the state after an epoch: plain containers and CPU tensors.
+
+        `kept`: the payload is kept in memory rather than written now; it takes python's and
+        numpy's generator states as the last write read them (training draws from neither).
+        """
         return {
             **self.fixed,
             "epoch": state.epoch,
@@ -143,7 +147,7 @@ class RunWriter:
                 else None
             ),
             "early_stopping": state.stopper.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_state(host=not kept),
             "metrics": [dict(row) for row in state.history],
         }
 
@@ -165,7 +169,7 @@ class RunWriter:
         if self.due(state):
             self._queue(self.payload(state), best=state.stopper.improved)
         elif state.stopper.improved:
-            self._best = self.payload(state)  # copied, not serialized
+            self._best = self.payload(state, kept=True)  # copied, not serialized
 
     def stop(self, state: TrainingState) -> None:
         """Write the epoch that training stopped after, unless it is written already (fit's

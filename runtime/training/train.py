@@ -38,6 +38,7 @@ from compiler.training import TrainingConfig, one_value_batch_norms
 from compiler.version import __version__
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
+from runtime.parallel.denormals import flushing
 from runtime.parallel.device import describe_device, resolve_device
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
 from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
@@ -710,6 +711,8 @@ def summary_data(
             "channels_last": (
                 layout.summary() if layout is not None and layout.applies else None
             ),
+            # every CPU thread flushed denormal floats to zero (runtime/parallel/denormals.py)
+            "flush_denormal": flushing() if run.device.type == "cpu" else None,
             "params": sum(p.numel() for p in model.parameters()),
             "monitor": result.monitor,
             "mode": result.mode,
