@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.parallel.denormals import this_thread_flushes
+from tests.in_process_cli import nnspec_here
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
@@ -66,3 +69,21 @@ def test_nnspec_train_flushes_in_every_thread_and_says_so(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["flush_denormal"] is True
+
+
+def test_a_command_run_in_process_gives_the_callers_thread_its_mode_back(tmp_path):
+    assert not this_thread_flushes()
+    code = nnspec_here(
+        "train",
+        ROOT / "specs/digits_mlp.yaml",
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--quiet",
+        cwd=tmp_path,
+    ).returncode
+    assert code == 0
+    assert not this_thread_flushes()
+    smallest = float("5e-324")  # python's own arithmetic sees subnormals again
+    assert smallest * 1.0 > 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runtime.parallel.denormals import flush_denormals
+from runtime.parallel.denormals import with_denormals_flushed
 from runtime.training.evaluation import evaluate_checkpoint, format_evaluation
 
 
@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+# denormals flushed before torch's first parallel work (runtime/parallel/denormals.py)
+@with_denormals_flushed
 def run(args: argparse.Namespace) -> int:
-    flush_denormals()  # before torch's first parallel work (runtime/parallel/denormals.py)
     result = evaluate_checkpoint(args.checkpoint, args.split, args.device)
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
     return 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from runtime.errors import UserError, shown
-from runtime.parallel.denormals import flush_denormals
+from runtime.parallel.denormals import with_denormals_flushed
 from runtime.storage.atomic import write_text_atomically
 from runtime.training.prediction import predict_checkpoint, table_text
 
@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# denormals flushed before torch's first parallel work (runtime/parallel/denormals.py)
+@with_denormals_flushed
 def run(args: argparse.Namespace) -> int:
-    flush_denormals()  # before torch's first parallel work (runtime/parallel/denormals.py)
     if args.out is not None and Path(args.out).is_dir():
         raise UserError(f"--out {shown(args.out)} is a folder; name a file to write")
     header, rows = predict_checkpoint(

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from runtime.parallel.denormals import flush_denormals
+from runtime.parallel.denormals import with_denormals_flushed
 from runtime.sweep.results import format_table
 from runtime.sweep.run import run_sweep
 
@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# denormals flushed before torch's first parallel work (runtime/parallel/denormals.py)
+@with_denormals_flushed
 def run(args: argparse.Namespace) -> int:
-    flush_denormals()  # before torch's first parallel work (runtime/parallel/denormals.py)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.spec).stem}-sweep"
     outcome = run_sweep(
         args.spec,

@@ -12,7 +12,7 @@ from pathlib import Path
 from compiler import load_spec
 from runtime.errors import UserError
 from runtime.parallel import distributed
-from runtime.parallel.denormals import flush_denormals
+from runtime.parallel.denormals import with_denormals_flushed
 from runtime.parallel.distributed import (
     end_as_stopped_by_torchrun,
     env_group,
@@ -85,8 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# denormals flushed before torch's first parallel work (runtime/parallel/denormals.py)
+@with_denormals_flushed
 def run(args: argparse.Namespace) -> int:
-    flush_denormals()  # before torch's first parallel work (runtime/parallel/denormals.py)
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be a positive integer, got {args.nproc}")
 

@@ -13,12 +13,20 @@ what TensorFlow does on the CPU by default.
 The mode belongs to each thread: torch's intra-op threads take it from the thread that starts
 them, and threads already started keep their own. So `nnspec train` (and sweep, evaluate,
 predict) set it first thing, before torch runs anything in parallel; `flushing()` says whether
-every thread took it.
+every thread took it. A command run in-process (`runtime.cli.main.main([...])` from Python or a
+test) gives the calling thread its mode back when it returns, so the caller's own float
+arithmetic (hypothesis checks that it can represent subnormals) is as it was.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
+
+T = TypeVar("T")
 
 # elements in the probe: enough for torch to split an elementwise op over its threads
 _PROBE = 1 << 17
@@ -37,3 +45,26 @@ def flushing() -> bool:
     # which would flush it already)
     tiny = torch.ones(_PROBE, dtype=torch.int32).view(torch.float32)
     return not bool(torch.count_nonzero(tiny * 1.0))
+
+
+def this_thread_flushes() -> bool:
+    """Return whether the calling thread flushes denormals (a one-element op runs in it)."""
+    tiny = torch.ones(1, dtype=torch.int32).view(torch.float32)
+    return float(tiny * 1.0) == 0.0
+
+
+def with_denormals_flushed(command: Callable[..., T]) -> Callable[..., T]:
+    """Return `command` run with denormals flushed (flush_denormals first), the calling
+    thread's mode restored after it."""
+
+    @functools.wraps(command)
+    def flushed(*args, **kwargs) -> T:
+        before = this_thread_flushes()
+        flush_denormals()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            if not before:
+                torch.set_flush_denormal(False)
+
+    return flushed
