@@ -11,10 +11,11 @@ with the spec's seed and the data loaded as `nnspec train` loads them.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from common import child_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -25,12 +26,13 @@ def times(spec_path, epochs: int, threads: int, channels_last: bool = False):
     or a str saying why it failed."""
     command = [sys.executable, str(Path(__file__)), str(spec_path), str(epochs)]
     command += [str(threads)] + (["--channels-last"] if channels_last else [])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
     done = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=ROOT, check=False
+        command,
+        capture_output=True,
+        text=True,
+        env=child_env(ROOT, HERE),
+        cwd=ROOT,
+        check=False,
     )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()

@@ -150,6 +150,14 @@ def _load_average() -> str:
         return "unknown"
 
 
+def child_env(*folders: Path, **extra: str) -> dict[str, str]:
+    """Return this process's environment for a benchmark's child process: `folders` first on
+    its PYTHONPATH (before any the user set), and the `extra` variables."""
+    path = [str(folder) for folder in folders]
+    path += filter(None, [os.environ.get("PYTHONPATH")])
+    return {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def python_executable() -> str:
     """Return the Python that runs the benchmarks (the project's .venv when run by `make bench`)."""
     return sys.executable

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import child_env
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLOCK = HERE / "epoch_clock.py"
@@ -63,10 +65,7 @@ def train(
             command += ["--set", item]
         if device:
             command += ["--device", device]
-        env = {**os.environ, "NNSPEC_BENCH_CLOCK": str(clock)}
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
+        env = child_env(ROOT, NNSPEC_BENCH_CLOCK=str(clock))
         started = time.perf_counter()
         with open(log, "w", encoding="utf-8") as stderr:
             try:

@@ -41,16 +41,19 @@ def flush_denormals() -> bool:
 def flushing() -> bool:
     """Return whether every thread of torch's CPU work flushes denormals (a multiplication of
     denormals, split over the threads, gives only zeros)."""
-    # the bits of int32 1 are float32's smallest denormal (made without float arithmetic,
-    # which would flush it already)
-    tiny = torch.ones(_PROBE, dtype=torch.int32).view(torch.float32)
-    return not bool(torch.count_nonzero(tiny * 1.0))
+    return _flushed(_PROBE)
 
 
 def this_thread_flushes() -> bool:
     """Return whether the calling thread flushes denormals (a one-element op runs in it)."""
-    tiny = torch.ones(1, dtype=torch.int32).view(torch.float32)
-    return float(tiny * 1.0) == 0.0
+    return _flushed(1)
+
+
+def _flushed(elements: int) -> bool:
+    # the bits of int32 1 are float32's smallest denormal (made without float arithmetic,
+    # which would flush it already)
+    tiny = torch.ones(elements, dtype=torch.int32).view(torch.float32)
+    return not bool(torch.count_nonzero(tiny * 1.0))
 
 
 def with_denormals_flushed(command: Callable[..., T]) -> Callable[..., T]:

@@ -501,12 +501,8 @@ class _Correct:
     def _score(self) -> None:
         if not self.outputs:
             return
-        outputs, labels = self.outputs, self.labels
-        right = (
-            (outputs[0].argmax(dim=1) == labels[0]).sum()
-            if len(outputs) == 1
-            else (torch.cat(outputs).argmax(dim=1) == torch.cat(labels)).sum()
-        )
+        outputs, labels = torch.cat(self.outputs), torch.cat(self.labels)
+        right = (outputs.argmax(dim=1) == labels).sum()
         self.count = right if self.count is None else self.count + right
         self.outputs, self.labels, self.kept = [], [], 0
 
