@@ -82,17 +82,45 @@ def test_the_layout_is_timed_on_copies_and_remembered():
 def test_channels_last_must_win_clearly_to_be_chosen(monkeypatch):
     spec, model, data = conv_model_and_data()
     training = spec.training_or_default
-    for measured, chosen in (
-        ({"contiguous": 3.32, "channels_last": 3.03}, True),  # 9% faster
-        (
-            {"contiguous": 3.30, "channels_last": 3.20},
-            False,
-        ),  # 3%: a tie keeps the default
-        ({"contiguous": 3.00, "channels_last": 3.60}, False),
+    for (contiguous, channels_last), chosen in (
+        ((33.2, 30.3), True),  # 9% faster
+        ((33.0, 32.0), False),  # 3%: a tie keeps the default
+        ((30.0, 36.0), False),
     ):
-        monkeypatch.setattr(layout, "time_layouts", lambda *_, m=measured: dict(m))
-        choice = choose_layout(model, data, training, CPU, key=f"rule {measured}")
+        timed = {(1, False): contiguous, (1, True): channels_last}
+        monkeypatch.setattr(layout, "time_layouts", lambda *_, m=timed: dict(m))
+        choice = choose_layout(model, data, training, CPU, key=f"rule {timed}")
         assert (choice.channels_last, choice.by) == (chosen, "measured")
+        assert choice.timed == {1: channels_last if chosen else contiguous}
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_the_layout_is_timed_at_each_thread_count_and_the_counts_are_kept(monkeypatch):
+    spec, model, data = conv_model_and_data()
+    training = spec.training_or_default
+    # channels last is faster at one thread only, by more than the default is at two
+    timed = {(2, False): 40.0, (2, True): 41.0, (1, False): 45.0, (1, True): 36.0}
+    asked = []
+
+    def time_layouts(_model, _data, _training, counts):
+        asked.append(counts)
+        return dict(timed)
+
+    monkeypatch.setattr(layout, "time_layouts", time_layouts)
+    choice = choose_layout(model, data, training, CPU, key="joint", counts=(1, 2))
+    assert asked == [(1, 2)]
+    assert choice.channels_last and choice.measured == {
+        "contiguous": 40.0,
+        "channels_last": 36.0,
+    }
+    threads = choose_threads(
+        model, data, training, CPU, key="joint cl", timed=choice.timed
+    )
+    assert (threads.chosen, threads.measured) == (1, {1: 36.0, 2: 41.0})
+    # the real timing: every (count, layout) pair, estimates in ms per epoch
+    real = layout.time_layouts(model, data, training, (1, 2))
+    assert set(real) == set(timed) and all(ms > 0 for ms in real.values())
+    assert torch.get_num_threads() == 2
 
 
 def test_nothing_is_timed_where_the_model_the_setting_a_resume_or_the_device_decides(

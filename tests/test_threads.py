@@ -73,7 +73,7 @@ def test_a_step_longer_than_the_budget_keeps_torchs_count_untimed_at_one(
 def test_nothing_is_timed_where_the_user_a_resume_or_the_device_decides(
     two_threads, monkeypatch
 ):
-    monkeypatch.setattr(threads, "time_steps", None)  # calling it would raise
+    monkeypatch.setattr(threads, "time_counts", None)  # calling it would raise
     spec, model, data = model_and_data()
     training = spec.training_or_default
     pinned = training.model_copy(update={"threads": 3})
@@ -98,7 +98,7 @@ def test_the_choice_is_in_summary_json_and_a_resume_takes_the_checkpoints(
     first = train_spec(spec, out_dir=out, device="cpu", quiet=True)
     assert first["threads"]["by"] == "measured"
     chosen = first["threads"]["chosen"]
-    assert f"cpu ({chosen} thread" in first["device"] and "ms/step" in first["device"]
+    assert f"cpu ({chosen} thread" in first["device"] and "ms/epoch" in first["device"]
     assert torch.load(out / "last.pt", weights_only=True)["threads"] == chosen
     resumed = train_spec(
         digits_spec(epochs=2), out_dir=out, device="cpu", quiet=True, resume=True
@@ -110,10 +110,49 @@ def test_one_thread_must_win_clearly_to_be_chosen(two_threads, monkeypatch):
     spec, model, data = model_and_data()
     training = spec.training_or_default
     for measured, chosen in (
-        ({1: 5.39, 2: 5.25}, 2),  # the digits CNN: a tie per step, 1.16x per epoch
-        ({1: 5.25, 2: 5.39}, 2),  # one thread 3% faster: not enough to leave torch's
-        ({1: 4.0, 2: 5.0}, 1),  # 20% faster on one thread (a busy machine)
+        ({1: 53.9, 2: 52.5}, 2),
+        ({1: 52.5, 2: 53.9}, 2),  # one thread 3% faster: not enough to leave torch's
+        ({1: 40.0, 2: 50.0}, 1),  # 20% faster on one thread (a busy machine)
     ):
-        monkeypatch.setattr(threads, "time_steps", lambda *_, m=measured: dict(m))
+        monkeypatch.setattr(threads, "time_counts", lambda *_, m=measured: dict(m))
         key = f"rule {measured}"
         assert choose_threads(model, data, training, CPU, key=key).chosen == chosen
+
+
+def test_an_epoch_is_estimated_from_its_steps_and_validation_passes(
+    two_threads, monkeypatch
+):
+    # steps and passes that take what the thread count says: the estimate is their sum over
+    # the epoch's 3 batches of 32 (72 samples; the last one 8) and its 1 validation chunk
+    monkeypatch.setattr(
+        threads, "step_seconds", lambda *_: 0.001 * torch.get_num_threads()
+    )
+    monkeypatch.setattr(
+        threads, "validation_seconds", lambda *_: 0.010 / torch.get_num_threads()
+    )
+    spec, model, data = model_and_data()
+    training = spec.training_or_default.model_copy(update={"batch_size": 32})
+    timed = threads.time_counts(model, data, training, (1, 2))
+    assert timed == pytest.approx({1: 3 * 1 + 10.0, 2: 3 * 2 + 5.0})
+    # validation is what makes two threads the faster here, as on the digits CNN
+    assert choose_threads(model, data, training, CPU, key="estimate").chosen == 2
+
+
+def test_a_count_timed_by_the_layout_choice_is_not_timed_again(
+    two_threads, monkeypatch
+):
+    monkeypatch.setattr(threads, "time_counts", None)  # calling it would raise
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    choice = choose_threads(
+        model, data, training, CPU, key="timed", timed={1: 30.0, 2: 40.0}
+    )
+    assert (choice.chosen, choice.by, choice.measured) == (
+        1,
+        "measured",
+        {1: 30.0, 2: 40.0},
+    )
+    assert threads.counts_to_time(training, CPU) == (1, 2)
+    assert threads.counts_to_time(training, CPU, resumed=2) == (2,)
+    pinned = training.model_copy(update={"threads": 3})
+    assert threads.counts_to_time(pinned, CPU) == (3,)

@@ -61,9 +61,9 @@ def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextM
 
 def describe_device(device: torch.device, threads=None, layout=None) -> str:
     """Return the device as people name it: `cpu (2 threads)`, `cuda:0 (NVIDIA H200)`; with a
-    ThreadChoice, how the threads were chosen: `cpu (2 threads; measured: 0.81 ms/step at 2,
-    1.23 at 1)`; with a LayoutChoice of a model with convolutions, the layout and why
-    (`...; channels last (measured: 2.61 ms/step, 3.40 contiguous)`)."""
+    ThreadChoice, how the threads were chosen: `cpu (2 threads; measured: 36.1 ms/epoch at 2,
+    41.3 at 1)`; with a LayoutChoice of a model with convolutions, the layout and why
+    (`...; channels last (measured: 36.1 ms/epoch, 41.3 contiguous)`)."""
     layout_text = layout.describe() if layout is not None else ""
     if device.type == "cuda":
         index = (

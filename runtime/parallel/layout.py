@@ -12,10 +12,14 @@ its mask in memory order, so one seed drops other units), and a spec may be slow
 or grouped convolutions): so with `training.channels_last: auto` (the default) it is timed, not
 assumed.
 
-`auto` on the CPU, for a model with a Conv2d or ConvTranspose2d: a few training steps of the run's
-own model, optimizer and first batch are timed in both layouts, alternately, on copies (the run's
-weights and random generators are left as they were), and channels last is kept only when a step
-is at least `FASTER_BY` faster in it, so a tie keeps torch's default. As with the thread count
+`auto` on the CPU, for a model with a Conv2d or ConvTranspose2d: the epoch of the run's own
+model and optimizer is estimated in both layouts on copies (threads.time_epochs: a training step
+on the first batch and a validation pass over the first validation samples, timed alternately; the
+run's weights and random generators are left as they were), at each thread count the run may train
+on (one thread and torch's count when `threads: auto`), and channels last is kept only when its
+faster epoch is at least `FASTER_BY` faster than the default layout's, so a tie keeps torch's
+default. The thread choice then takes the counts' epochs in the chosen layout instead of timing
+them again. As with the thread count
 (runtime/parallel/threads.py), the choice is remembered per spec and machine in the cache folder
 (layout.json) and a resumed run takes its checkpoint's. Nothing is timed for a model without such
 a convolution, off the CPU (`auto` keeps the default layout there; `true` applies it on any
@@ -25,8 +29,6 @@ when the spec says `true` or `false`.
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,23 +37,14 @@ from torch import nn
 
 from runtime.parallel.threads import (
     cache_key,
-    first_batch,
-    median,
     remember_entry,
     remembered_entry,
-    step_seconds,
+    time_epochs,
 )
-from runtime.training.metrics import TaskMetrics
-from runtime.training.optim import build_optimizer
 
-MEASURE_SECONDS = (
-    0.3  # the timed steps take about this long, or MAX_STEPS in each layout
-)
-MIN_STEPS, MAX_STEPS = 3, 15  # timed steps in each layout, after a warm-up step in each
-LONG_STEP_SECONDS = 2.0  # a default-layout step this long is timed once in each layout
-FASTER_BY = 0.05  # channels last is kept only when a step is at least 5% faster in it
+FASTER_BY = 0.05  # channels last is kept only when an epoch is at least 5% faster in it
 CACHE_FILE = "layout.json"
-CHOICE_RULE = 1  # in the cache key: choices made by an earlier rule are made again
+CHOICE_RULE = 2  # in the cache key: choices made by an earlier rule are made again
 LAYOUTS = ("contiguous", "channels_last")
 _CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -64,7 +57,10 @@ class LayoutChoice:
 
     channels_last: bool
     by: str
-    measured: dict[str, float] = field(default_factory=dict)  # ms per step, by layout
+    measured: dict[str, float] = field(default_factory=dict)  # ms per epoch, by layout
+    # ms per epoch of the chosen layout by thread count, when measured: what the thread
+    # choice then takes instead of timing again (not remembered, not compared)
+    timed: dict[int, float] = field(default_factory=dict, compare=False)
 
     @property
     def applies(self) -> bool:
@@ -80,8 +76,8 @@ class LayoutChoice:
         }
 
     def describe(self) -> str:
-        """Return how the report names the choice: `channels last: measured 2.61 ms/step,
-        3.40 contiguous`, `contiguous: set by training.channels_last`; "" without a conv.
+        """Return how the report names the choice: `channels last: measured 36.1 ms/epoch,
+        41.3 contiguous`, `contiguous: set by training.channels_last`; "" without a conv.
         """
         if not self.applies:
             return ""
@@ -89,8 +85,8 @@ class LayoutChoice:
         name = mine.replace("_", " ")
         if self.measured:
             return (
-                f"{name}: {self.by} {self.measured[mine]:.2f} ms/step, "
-                f"{self.measured[other]:.2f} {other.replace('_', ' ')}"
+                f"{name}: {self.by} {self.measured[mine]:.1f} ms/epoch, "
+                f"{self.measured[other]:.1f} {other.replace('_', ' ')}"
             )
         how = {
             "setting": "set by training.channels_last",
@@ -116,9 +112,12 @@ def choose_layout(
     key: str,
     resumed: Any = None,
     distributed: bool = False,
+    counts: tuple[int, ...] | None = None,
 ) -> LayoutChoice:
     """Return whether to train `model` in channels last (module docstring); `key` names the
-    spec for the cache, `resumed` is what a resumed checkpoint recorded (or None)."""
+    spec for the cache, `resumed` is what a resumed checkpoint recorded (or None), `counts`
+    the thread counts the run may train on (threads.counts_to_time; default: torch's count),
+    each layout timed at each."""
     if not has_convolution(model):
         return LayoutChoice(False, "no conv2d")
     setting = training.channels_last
@@ -137,12 +136,26 @@ def choose_layout(
         if remembered is not None:
             return remembered
     try:
-        measured = time_layouts(model, data, training)
+        timed = time_layouts(
+            model, data, training, counts or (torch.get_num_threads(),)
+        )
     except (RuntimeError, ValueError, IndexError, TypeError):
         # a model whose output does not fit its data: fit's check says so in one line
         return LayoutChoice(False, "untimed")
+    # each layout at its faster thread count
+    measured = {
+        name: min(
+            ms for (_, layout), ms in timed.items() if layout == (name != "contiguous")
+        )
+        for name in LAYOUTS
+    }
     faster = measured["channels_last"] <= measured["contiguous"] * (1 - FASTER_BY)
-    choice = LayoutChoice(faster, "measured", measured)
+    choice = LayoutChoice(
+        faster,
+        "measured",
+        measured,
+        timed={n: ms for (n, layout), ms in timed.items() if layout == faster},
+    )
     remember_entry(
         CACHE_FILE,
         entry_key,
@@ -158,35 +171,14 @@ def apply_layout(model: nn.Module, choice: LayoutChoice) -> nn.Module:
     return model
 
 
-def time_layouts(model: nn.Module, data, training) -> dict[str, float]:
-    """Return the median ms of one training step (forward, loss, backward, optimizer step) of
-    a copy of `model` in each layout, on the first batch of `data`, steps alternated."""
-    task = TaskMetrics(training.task)
-    x, y = first_batch(data, training, task)
-    probes = {}
-    for name in LAYOUTS:
-        probe = copy.deepcopy(model).cpu()
-        if name == "channels_last":
-            probe.to(memory_format=torch.channels_last)
-        probes[name] = (probe, build_optimizer(probe, training.optimizer))
-    samples: dict[str, list[float]] = {name: [] for name in LAYOUTS}
-    # dropout draws from torch's generator: forked, so the run draws what it would have
-    with torch.random.fork_rng(devices=[]):
-        for name in LAYOUTS:  # a warm-up step each: allocations, kernels picked
-            step_seconds(*probes[name], task, x, y)
-        started = time.perf_counter()
-        while True:
-            for (
-                name
-            ) in LAYOUTS:  # alternated, so a change of the machine's load hits both
-                samples[name].append(step_seconds(*probes[name], task, x, y))
-            steps = len(samples["contiguous"])
-            if samples["contiguous"][0] > LONG_STEP_SECONDS:
-                break
-            spent = time.perf_counter() - started
-            if steps >= MAX_STEPS or (steps >= MIN_STEPS and spent >= MEASURE_SECONDS):
-                break
-    return {name: median(times) * 1000 for name, times in samples.items()}
+def time_layouts(
+    model: nn.Module, data, training, counts: tuple[int, ...]
+) -> dict[tuple[int, bool], float]:
+    """Return the estimated ms of an epoch (threads.time_epochs) of a copy of `model` in each
+    layout at each thread count of `counts` (torch's own last), keyed (count, channels_last).
+    """
+    settings = [(n, layout) for n in reversed(counts) for layout in (False, True)]
+    return time_epochs(model, data, training, settings)
 
 
 def _from_entry(entry: dict) -> LayoutChoice | None:

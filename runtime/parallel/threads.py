@@ -1,15 +1,20 @@
 """How many CPU threads `nnspec train` trains on: timed, not guessed from the model's size.
 
-With `training.threads: auto` (the default) on the CPU, a few training steps of the run's own
-model, optimizer and batch are timed at one thread and at torch's count, alternately, on a copy of
-the model and optimizer (the run's weights and random generators are left as they were), and the
-faster count is kept; one thread must win by `FASTER_BY` to be chosen over torch's count (a step
-timed alike at both is still faster at torch's count over an epoch: validation's large batches
-split well; make bench measured the digits CNN 1.16x slower per epoch at one thread when its steps
-timed 5.39 and 5.25 ms), so a count near the tie does not flip from run to run. The timing is bounded: a warm-up step, then
-steps alternated for `MEASURE_SECONDS` (at least two at each count); when one step at torch's
-count takes longer than `LONG_STEP_SECONDS`, that count is kept untimed at one thread (a step
-that long is work threads pay for).
+With `training.threads: auto` (the default) on the CPU, the run's own model and optimizer are
+timed at one thread and at torch's count on a copy (the run's weights and random generators are
+left as they were), and the count with the faster epoch is kept. An epoch is estimated, not run:
+the median training step on the first batch times the epoch's steps, plus the median validation
+pass over the first 256 validation samples times the passes the split takes (validation's large
+batches split over threads better than training's small ones: make bench measured the digits CNN
+1.16x slower per epoch at one thread when its steps alone timed 5.39 and 5.25 ms). One thread
+must win by `FASTER_BY` to be chosen over torch's count, so a count near the tie does not flip
+from run to run. The timing is bounded: a warm-up of each count, then rounds of steps and then
+rounds of validation passes, the counts alternated, for `MEASURE_SECONDS` in all (at least
+MIN_ROUNDS, at most MAX_ROUNDS of each); when one step at torch's count takes longer than
+`LONG_STEP_SECONDS`, that count is kept untimed at one thread (a step that long is work threads
+pay for). For a model with convolutions the layout is timed at both counts
+too (runtime/parallel/layout.py: `time_epochs` times every (threads, layout) pair in one
+alternation), and the count is the faster one in the chosen layout.
 
 The thread count changes the last bits of CPU results (reductions split differently), so the
 choice is made once per spec and machine and remembered in the user's cache folder (threads.json):
@@ -38,18 +43,27 @@ from runtime.data.stored import take
 from runtime.errors import UserError
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.storage.codegen_cache import cache_folder
+from runtime.training.batches import batch_starts
 from runtime.training.metrics import TaskMetrics
 from runtime.training.optim import build_optimizer
 
 MEASURE_SECONDS = (
-    0.3  # the timed steps take about this long (at least two at each count)
+    0.3  # the timed rounds take about this long (half steps), or MAX_ROUNDS
 )
+MIN_ROUNDS, MAX_ROUNDS = (
+    3,
+    15,
+)  # timed rounds (a step and a validation pass at each setting)
 LONG_STEP_SECONDS = 1.0  # a step this long at torch's count is not timed at one thread
-FASTER_BY = 0.10  # one thread is kept only when a step is at least 10% faster on it
+FASTER_BY = 0.05  # one thread is kept only when an epoch is at least 5% faster on it
 CACHE_FILE = "threads.json"
-CHOICE_RULE = 2  # in the cache key: choices made by an earlier rule are made again
+CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made again
 MAX_ENTRIES = 500  # the oldest go first
 _USER_CHOICE = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+STEP, VALIDATION = 0, 1  # what time_epochs times
+# validation is timed on this many rows (or a batch, if larger) of the first chunk; passes
+# this large split over threads as a chunk does, at a fraction of its cost
+VALIDATION_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class ThreadChoice:
 
     chosen: int
     by: str
-    measured: dict[int, float] = field(default_factory=dict)  # ms per step, by count
+    measured: dict[int, float] = field(default_factory=dict)  # ms per epoch, by count
 
     def summary(self) -> dict[str, Any]:
         """Return what summary.json records: {"chosen": 2, "by": ..., "measured": {"1": ms}}."""
@@ -71,14 +85,14 @@ class ThreadChoice:
         }
 
     def describe(self) -> str:
-        """Return how the report names the choice, e.g. `measured: 0.81 ms/step at 2, 1.23 at
-        1`, or `set by OMP_NUM_THREADS`."""
+        """Return how the report names the choice, e.g. `measured: 36.1 ms/epoch at 2, 41.3
+        at 1`, or `set by OMP_NUM_THREADS`."""
         if self.measured:
             times = sorted(
                 self.measured.items(), key=lambda item: item[0] != self.chosen
             )
             shown = ", ".join(
-                f"{ms:.2f} ms/step at {n}" if i == 0 else f"{ms:.2f} at {n}"
+                f"{ms:.1f} ms/epoch at {n}" if i == 0 else f"{ms:.1f} at {n}"
                 for i, (n, ms) in enumerate(times)
             )
             return f"{self.by}: {shown}"
@@ -90,17 +104,12 @@ class ThreadChoice:
         }.get(self.by, self.by)
 
 
-def choose_threads(
-    model: nn.Module,
-    data,
-    training,
-    device: torch.device,
-    *,
-    key: str,
-    resumed: Any = None,
-) -> ThreadChoice:
-    """Return the CPU threads to train `model` on (module docstring); `key` names the spec
-    for the cache, `resumed` is the count a resumed checkpoint recorded (or None)."""
+def decided_threads(
+    training, device: torch.device, resumed: Any = None
+) -> ThreadChoice | None:
+    """Return the thread count that is not timed (the device, the spec's setting, the
+    environment, a resumed checkpoint, a torch of one thread decide it), None when
+    choose_threads times it."""
     default = torch.get_num_threads()
     if device.type != "cpu":
         return ThreadChoice(default, "device")
@@ -116,17 +125,50 @@ def choose_threads(
         return ThreadChoice(resumed, "resumed")  # the same count resumes bit for bit
     if default <= 1:
         return ThreadChoice(default, "single")
+    return None
+
+
+def counts_to_time(
+    training, device: torch.device, resumed: Any = None
+) -> tuple[int, ...]:
+    """Return the thread counts a run may train on: (1, torch's count) when choose_threads
+    times them, else the one count decided (what the layout is timed at)."""
+    decided = decided_threads(training, device, resumed)
+    return (decided.chosen,) if decided is not None else (1, torch.get_num_threads())
+
+
+def choose_threads(
+    model: nn.Module,
+    data,
+    training,
+    device: torch.device,
+    *,
+    key: str,
+    resumed: Any = None,
+    timed: dict[int, float] | None = None,
+) -> ThreadChoice:
+    """Return the CPU threads to train `model` on (module docstring); `key` names the spec
+    for the cache, `resumed` is the count a resumed checkpoint recorded (or None), `timed`
+    the epochs already timed at each count in the model's layout (by choose_layout), used
+    instead of timing them again."""
+    decided = decided_threads(training, device, resumed)
+    if decided is not None:
+        return decided
+    default = torch.get_num_threads()
     entry_key = cache_key(key, default, str(CHOICE_RULE))
     remembered = _remembered(remembered_entry(CACHE_FILE, entry_key))
     if remembered is not None:
         return remembered
-    try:
-        measured = time_steps(model, data, training, (1, default))
-    except (RuntimeError, ValueError, IndexError, TypeError):
-        # a model whose output does not fit its data: fit's check says so in one line
-        return ThreadChoice(default, "untimed")
+    if timed and default in timed:
+        measured = dict(timed)
+    else:
+        try:
+            measured = time_counts(model, data, training, (1, default))
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            # a model whose output does not fit its data: fit's check says so in one line
+            return ThreadChoice(default, "untimed")
     chosen = default
-    if len(measured) == 2 and measured[1] <= measured[default] * (1 - FASTER_BY):
+    if 1 in measured and measured[1] <= measured[default] * (1 - FASTER_BY):
         chosen = 1
     choice = ThreadChoice(chosen, "measured", measured)
     remember_entry(
@@ -137,42 +179,114 @@ def choose_threads(
     return choice
 
 
-def time_steps(
+def time_counts(
     model: nn.Module, data, training, counts: tuple[int, ...]
 ) -> dict[int, float]:
-    """Return the median ms of one training step (forward, loss, backward, optimizer step) of a
-    copy of `model` on the first batch of `data`, at each thread count in `counts` (torch's
-    own last); only the last when one step at it takes longer than LONG_STEP_SECONDS."""
+    """Return the estimated ms of an epoch of `model` (time_epochs) at each thread count in
+    `counts` (torch's own last), in the model's own layout."""
+    layout = _channels_last(model)
+    timed = time_epochs(model, data, training, [(n, layout) for n in reversed(counts)])
+    return {n: ms for (n, _), ms in timed.items()}
+
+
+def time_epochs(
+    model: nn.Module, data, training, settings: list[tuple[int, bool]]
+) -> dict[tuple[int, bool], float]:
+    """Return the estimated ms of one epoch of `model` at each (threads, channels_last) of
+    `settings`: the median training step (forward, loss, backward, optimizer step) on the
+    first batch times the epoch's steps, plus the median validation pass (eval mode, no
+    gradients) over the first VALIDATION_ROWS validation samples (a batch, if larger) times
+    the passes the split takes at that size.
+
+    Timed on a copy of the model and optimizer in each layout, the settings alternated round
+    by round (a change of the machine's load hits all), steps first, then validation passes,
+    each after a warm-up of every setting; the first setting is torch's count. When one step at it takes
+    longer than LONG_STEP_SECONDS, only the settings at its thread count are timed, once each
+    (a step that long is work threads pay for), and the estimate is of the steps alone.
+    """
     task = TaskMetrics(training.task)
-    probe = copy.deepcopy(model).cpu()
-    optimizer = build_optimizer(probe, training.optimizer)
     x, y = first_batch(data, training, task)
+    n_val = len(data.x_val)
+    # a part of the first validation chunk, the passes over it scaled to the whole split
+    rows = range(min(n_val, max(training.batch_size, VALIDATION_ROWS)))
+    xv, yv = first_chunk(data, rows, task) if n_val else (None, None)
+    passes = n_val / len(rows) if n_val else 0.0
+    steps = len(batch_starts(len(data.x_train), training.batch_size))
+    probes = {}
+    for layout in dict.fromkeys(cl for _, cl in settings):
+        probe = copy.deepcopy(model).cpu()
+        if layout:
+            probe.to(memory_format=torch.channels_last)
+        probes[layout] = (probe, build_optimizer(probe, training.optimizer))
     before = torch.get_num_threads()
-    samples: dict[int, list[float]] = {n: [] for n in counts}
+    samples: dict[tuple[int, bool], tuple[list[float], list[float]]] = {
+        setting: ([], []) for setting in settings
+    }  # [STEP], [VALIDATION] seconds
+
+    def once(setting, kind: int, keep: bool = True) -> float:
+        count, layout = setting
+        torch.set_num_threads(count)
+        probe, optimizer = probes[layout]
+        if kind == STEP:
+            seconds = step_seconds(probe, optimizer, task, x, y)
+        else:
+            seconds = validation_seconds(probe, task, xv, yv)
+        if keep:
+            samples[setting][kind].append(seconds)
+        return seconds
+
+    def alternate(kind: int, chosen: list) -> None:
+        """Time `kind` at each setting of `chosen` in turn, after a warm-up of each: steps
+        apart from validation passes, as an epoch runs them (a pass between two steps
+        leaves their caches and allocations cold)."""
+        for setting in chosen:
+            once(setting, kind, keep=False)
+        started = time.perf_counter()
+        while True:
+            for setting in chosen:
+                once(setting, kind)
+            rounds = min(len(samples[s][kind]) for s in chosen)
+            spent = time.perf_counter() - started
+            if rounds >= MAX_ROUNDS or (
+                rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2
+            ):
+                return
+
     # dropout draws from torch's generator: forked, so the run draws what it would have
     with torch.random.fork_rng(devices=[]):
         try:
-            # torch's count first: a warm-up step (allocations, kernels picked, one-time
-            # set-up), then one timed; a step that long is work threads pay for
-            torch.set_num_threads(counts[-1])
-            step_seconds(probe, optimizer, task, x, y)
-            first = step_seconds(probe, optimizer, task, x, y)
-            if first > LONG_STEP_SECONDS:
-                return {counts[-1]: first * 1000}
-            samples[counts[-1]].append(first)
-            started = time.perf_counter()
-            while (
-                time.perf_counter() - started < MEASURE_SECONDS
-                or min(map(len, samples.values())) < 2
-            ):
-                for (
-                    n
-                ) in counts:  # alternated, so a change of the machine's load hits both
-                    torch.set_num_threads(n)
-                    samples[n].append(step_seconds(probe, optimizer, task, x, y))
+            # a warm-up step (allocations, kernels picked, one-time set-up), then one timed
+            once(settings[0], STEP, keep=False)
+            if once(settings[0], STEP) > LONG_STEP_SECONDS:
+                # a step that long: its own thread count only, one step each, no validation
+                settings = [s for s in settings if s[0] == settings[0][0]]
+                for setting in settings[1:]:
+                    once(setting, STEP, keep=False)
+                    once(setting, STEP)
+            else:
+                alternate(STEP, settings)
+                if xv is not None:
+                    alternate(VALIDATION, settings)
         finally:
             torch.set_num_threads(before)
-    return {n: median(times) * 1000 for n, times in samples.items()}
+    return {
+        setting: 1000
+        * (
+            steps * median(samples[setting][STEP])
+            + passes * median(samples[setting][VALIDATION] or [0.0])
+        )
+        for setting in settings
+    }
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Return whether `model`'s 4-d weights are stored channels last."""
+    return any(
+        p.dim() == 4
+        and not p.is_contiguous()
+        and p.is_contiguous(memory_format=torch.channels_last)
+        for p in model.parameters()
+    )
 
 
 def first_batch(data, training, task: TaskMetrics):
@@ -191,6 +305,22 @@ def step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    return time.perf_counter() - started
+
+
+def first_chunk(data, rows: range, task: TaskMetrics):
+    """Return (x, y) of the validation rows `rows` of `data` (y is x for reconstruction)."""
+    x = take(data.x_val, rows)
+    return x, x if task.reconstructs else take(data.y_val, rows)
+
+
+def validation_seconds(model, task: TaskMetrics, x, y) -> float:
+    """Return the wall seconds of one validation pass of `model` over (x, y): eval mode, no
+    gradients, the loss taken."""
+    started = time.perf_counter()
+    model.eval()
+    with torch.inference_mode():
+        task.loss(model(x), y)
     return time.perf_counter() - started
 
 

@@ -42,7 +42,12 @@ from runtime.parallel.denormals import flushing
 from runtime.parallel.device import describe_device, resolve_device
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
 from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
-from runtime.parallel.threads import ThreadChoice, choose_threads, cpu_threads
+from runtime.parallel.threads import (
+    ThreadChoice,
+    choose_threads,
+    counts_to_time,
+    cpu_threads,
+)
 from runtime.storage.atomic import write_bytes_atomically, write_text_atomically
 from runtime.storage.checkpoint import read_checkpoint
 from runtime.storage.payload import (
@@ -286,7 +291,9 @@ def _train_and_summarize(
     """
     start_state = run.start_state or {}
     key = choice_key(run.spec)
-    # the layout first: the thread count is then timed on the model as it will train
+    # the layout first, timed at each thread count the run may train on; the thread count is
+    # then the faster in that layout
+    counts = counts_to_time(run.training, run.device, start_state.get("threads"))
     layout = choose_layout(
         model,
         data,
@@ -300,6 +307,7 @@ def _train_and_summarize(
             else None
         ),
         distributed=run.group.active,
+        counts=counts,
     )
     apply_layout(model, layout)
     threads = choose_threads(
@@ -310,6 +318,7 @@ def _train_and_summarize(
         # timed in the layout it trains in
         key=key + (" channels_last" if layout.channels_last else ""),
         resumed=start_state.get("threads"),
+        timed=layout.timed,
     )
     with (
         process_group(run.group, run.device),
