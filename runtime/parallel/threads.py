@@ -55,7 +55,12 @@ MIN_ROUNDS, MAX_ROUNDS = (
     15,
 )  # timed rounds (a step and a validation pass at each setting)
 LONG_STEP_SECONDS = 1.0  # a step this long at torch's count is not timed at one thread
-FASTER_BY = 0.05  # one thread is kept only when an epoch is at least 5% faster on it
+SHORT_STEP_SECONDS = (
+    0.02  # a step this short is timed after an untimed one at its setting
+)
+# one thread is kept only when an epoch is at least 10% faster on it: on a shared machine a
+# busy moment slows two threads more than one, and the choice is remembered
+FASTER_BY = 0.10
 CACHE_FILE = "threads.json"
 CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made again
 MAX_ENTRIES = 500  # the oldest go first
@@ -244,6 +249,11 @@ def time_epochs(
         started = time.perf_counter()
         while True:
             for setting in chosen:
+                timed = samples[setting][STEP]
+                if kind == STEP and (not timed or timed[-1] < SHORT_STEP_SECONDS):
+                    # a short step right after another setting's pays for the switch (the
+                    # other threads woken, caches refilled), which an epoch pays once
+                    once(setting, kind, keep=False)
                 once(setting, kind)
             rounds = min(len(samples[s][kind]) for s in chosen)
             spent = time.perf_counter() - started
