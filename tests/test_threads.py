@@ -156,3 +156,27 @@ def test_a_count_timed_by_the_layout_choice_is_not_timed_again(
     assert threads.counts_to_time(training, CPU, resumed=2) == (2,)
     pinned = training.model_copy(update={"threads": 3})
     assert threads.counts_to_time(pinned, CPU) == (3,)
+
+
+@pytest.mark.parametrize("step", [0.001, 0.05])
+def test_a_short_step_is_timed_after_one_at_its_own_count(
+    two_threads, monkeypatch, step
+):
+    # the thread counts the steps ran at, in order: a short step is timed only after an
+    # untimed one at its count (no switch in it), a long one right after the other count's
+    counts = []
+
+    def step_seconds(*_):
+        counts.append(torch.get_num_threads())
+        return step
+
+    monkeypatch.setattr(threads, "step_seconds", step_seconds)
+    monkeypatch.setattr(threads, "validation_seconds", lambda *_: 0.001)
+    monkeypatch.setattr(threads, "MEASURE_SECONDS", 0.0)  # the fewest rounds
+    spec, model, data = model_and_data()
+    threads.time_counts(model, data, spec.training_or_default, (1, 2))
+    # a warm-up and a timed step at torch's count, a warm-up of each count, then the rounds
+    rounds = counts[4:]
+    per_round = 2 if step < threads.SHORT_STEP_SECONDS else 1
+    assert counts[:4] == [2, 2, 2, 1]
+    assert rounds == ([2] * per_round + [1] * per_round) * threads.MIN_ROUNDS

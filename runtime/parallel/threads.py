@@ -205,9 +205,10 @@ def time_epochs(
 
     Timed on a copy of the model and optimizer in each layout, the settings alternated round
     by round (a change of the machine's load hits all), steps first, then validation passes,
-    each after a warm-up of every setting; the first setting is torch's count. When one step at it takes
-    longer than LONG_STEP_SECONDS, only the settings at its thread count are timed, once each
-    (a step that long is work threads pay for), and the estimate is of the steps alone.
+    each after a warm-up of every setting; the first setting is torch's count. When one step
+    at it takes longer than LONG_STEP_SECONDS, only the settings at its thread count are
+    timed, once each (a step that long is work threads pay for), and the estimate is of the
+    steps alone.
     """
     task = TaskMetrics(training.task)
     x, y = first_batch(data, training, task)
@@ -244,17 +245,15 @@ def time_epochs(
         """Time `kind` at each setting of `chosen` in turn, after a warm-up of each: steps
         apart from validation passes, as an epoch runs them (a pass between two steps
         leaves their caches and allocations cold)."""
-        for setting in chosen:
-            once(setting, kind, keep=False)
+        last = {setting: once(setting, kind, keep=False) for setting in chosen}
         started = time.perf_counter()
         while True:
             for setting in chosen:
-                timed = samples[setting][STEP]
-                if kind == STEP and (not timed or timed[-1] < SHORT_STEP_SECONDS):
+                if kind == STEP and last[setting] < SHORT_STEP_SECONDS:
                     # a short step right after another setting's pays for the switch (the
                     # other threads woken, caches refilled), which an epoch pays once
                     once(setting, kind, keep=False)
-                once(setting, kind)
+                last[setting] = once(setting, kind)
             rounds = min(len(samples[s][kind]) for s in chosen)
             spent = time.perf_counter() - started
             if rounds >= MAX_ROUNDS or (
