@@ -548,12 +548,14 @@ class TrainingConfig(_Section):
     # last.pt is written at most this often (and after the first and the last epoch); 0: every
     # epoch. A kill -9 loses at most the epochs of these seconds and the one in progress
     checkpoint_seconds: Annotated[float, Field(ge=0.0, le=86_400.0, strict=True)] = 5.0
-    # CPU threads: auto times a few steps at 1 and at torch's count and keeps the faster
+    # CPU threads: auto estimates an epoch at 1 and at torch's count (a few steps and
+    # validation passes timed) and keeps the faster
     threads: Literal["auto"] | Annotated[int, Field(gt=0, le=1024, strict=True)] = (
         "auto"
     )
     compile: Bool = False  # run the model through torch.compile
-    # a model with 2-d convolutions in channels-last layout: auto times both on the CPU
+    # a model with 2-d convolutions in channels-last layout: auto estimates an epoch in
+    # both on the CPU, at each thread count `threads` may choose
     channels_last: Literal["auto"] | Bool = "auto"
 
     @model_validator(mode="after")
