@@ -8,6 +8,7 @@ import torch
 from compiler import build_sequential, load_spec
 from runtime.errors import UserError
 from runtime.parallel import layout
+from runtime.parallel import threads as threads_module
 from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
 from runtime.parallel.threads import choose_threads
 from runtime.storage.checkpoint import safetensors_bytes
@@ -104,7 +105,7 @@ def test_the_layout_is_timed_at_each_thread_count_and_the_counts_are_kept(monkey
 
     def time_layouts(_model, _data, _training, counts):
         asked.append(counts)
-        return dict(timed)
+        return {k: v for k, v in timed.items() if k[0] in counts}
 
     monkeypatch.setattr(layout, "time_layouts", time_layouts)
     choice = choose_layout(model, data, training, CPU, key="joint", counts=(1, 2))
@@ -117,10 +118,32 @@ def test_the_layout_is_timed_at_each_thread_count_and_the_counts_are_kept(monkey
         model, data, training, CPU, key="joint cl", timed=choice.timed
     )
     assert (threads.chosen, threads.measured) == (1, {1: 36.0, 2: 41.0})
+    # each layout is compared at the count it would train at, not its fastest: channels last
+    # is fastest at one thread, but not by the 10% one thread needs, so it would train at two
+    timed = {(2, False): 40.0, (2, True): 42.0, (1, False): 44.0, (1, True): 38.0}
+    choice = choose_layout(model, data, training, CPU, key="rule", counts=(1, 2))
+    assert not choice.channels_last and choice.measured == {
+        "contiguous": 40.0,
+        "channels_last": 42.0,
+    }
+    assert choice.timed == {2: 40.0, 1: 44.0}
+    # a choice made at a pinned count is not what a run that may choose its count reuses
+    pinned = choose_layout(model, data, training, CPU, key="pinned", counts=(1,))
+    assert pinned.by == "measured" and asked[-1] == (1,)
+    free = choose_layout(model, data, training, CPU, key="pinned", counts=(1, 2))
+    assert free.by == "measured" and asked[-1] == (1, 2)
     # the real timing: every (count, layout) pair, estimates in ms per epoch
     real = layout.time_layouts(model, data, training, (1, 2))
     assert set(real) == set(timed) and all(ms > 0 for ms in real.values())
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_long_step_times_both_layouts_at_torchs_count_only(monkeypatch):
+    monkeypatch.setattr(threads_module, "LONG_STEP_SECONDS", 0.0)
+    spec, model, data = conv_model_and_data()
+    timed = layout.time_layouts(model, data, spec.training_or_default, (1, 2))
+    assert set(timed) == {(2, False), (2, True)}
 
 
 def test_nothing_is_timed_where_the_model_the_setting_a_resume_or_the_device_decides(

@@ -136,6 +136,13 @@ def test_an_epoch_is_estimated_from_its_steps_and_validation_passes(
     assert timed == pytest.approx({1: 3 * 1 + 10.0, 2: 3 * 2 + 5.0})
     # validation is what makes two threads the faster here, as on the digits CNN
     assert choose_threads(model, data, training, CPU, key="estimate").chosen == 2
+    # a validation split larger than the rows timed: the passes scale to the whole split
+    data.x_val = torch.randn(640, *data.x_val.shape[1:])
+    data.y_val = torch.randint(0, 3, (640,))
+    passes = 640 / threads.VALIDATION_ROWS
+    assert threads.time_counts(model, data, training, (1, 2)) == pytest.approx(
+        {1: 3 * 1 + passes * 10.0, 2: 3 * 2 + passes * 5.0}
+    )
 
 
 def test_a_count_timed_by_the_layout_choice_is_not_timed_again(

@@ -36,7 +36,9 @@ import torch
 from torch import nn
 
 from runtime.parallel.threads import (
+    TIMING_ERRORS,
     cache_key,
+    faster_count,
     remember_entry,
     remembered_entry,
     time_epochs,
@@ -93,7 +95,7 @@ class LayoutChoice:
             "resumed": "as the checkpoint resumed",
             "device": "channels last is timed on the CPU only",
             "distributed": "channels last is timed in one process only",
-            "untimed": "a training step failed when timed",
+            "untimed": "a training step or validation pass failed when timed",
         }[self.by]
         return f"{name}: {how}"
 
@@ -129,33 +131,36 @@ def choose_layout(
         return LayoutChoice(False, "device")
     if distributed:
         return LayoutChoice(False, "distributed")
-    entry_key = cache_key(key, torch.get_num_threads(), f"layout {CHOICE_RULE}")
+    counts = counts or (torch.get_num_threads(),)
+    # the counts timed are part of the choice: one made at a pinned count is not reused by a
+    # run that may choose its count
+    entry_key = cache_key(
+        key, torch.get_num_threads(), f"layout {CHOICE_RULE} {list(counts)}"
+    )
     entry = remembered_entry(CACHE_FILE, entry_key)
     if entry is not None:
         remembered = _from_entry(entry)
         if remembered is not None:
             return remembered
     try:
-        timed = time_layouts(
-            model, data, training, counts or (torch.get_num_threads(),)
-        )
-    except (RuntimeError, ValueError, IndexError, TypeError):
+        timed = time_layouts(model, data, training, counts)
+    except TIMING_ERRORS:
         # a model whose output does not fit its data: fit's check says so in one line
         return LayoutChoice(False, "untimed")
-    # each layout at its faster thread count
+    # each layout at the count the thread rule would train it on (not merely its fastest)
+    by_layout = {
+        layout: {n: ms for (n, cl), ms in timed.items() if cl == layout}
+        for layout in (False, True)
+    }
+    trains_at = {
+        layout: faster_count(epochs, counts[-1]) for layout, epochs in by_layout.items()
+    }
     measured = {
-        name: min(
-            ms for (_, layout), ms in timed.items() if layout == (name != "contiguous")
-        )
-        for name in LAYOUTS
+        name: by_layout[layout][trains_at[layout]]
+        for layout, name in zip((False, True), LAYOUTS)
     }
     faster = measured["channels_last"] <= measured["contiguous"] * (1 - FASTER_BY)
-    choice = LayoutChoice(
-        faster,
-        "measured",
-        measured,
-        timed={n: ms for (n, layout), ms in timed.items() if layout == faster},
-    )
+    choice = LayoutChoice(faster, "measured", measured, timed=by_layout[faster])
     remember_entry(
         CACHE_FILE,
         entry_key,

@@ -10,7 +10,8 @@ batches split over threads better than training's small ones: make bench measure
 must win by `FASTER_BY` to be chosen over torch's count, so a count near the tie does not flip
 from run to run. The timing is bounded: a warm-up of each count, then rounds of steps and then
 rounds of validation passes, the counts alternated, for `MEASURE_SECONDS` in all (at least
-MIN_ROUNDS, at most MAX_ROUNDS of each); when one step at torch's count takes longer than
+MIN_ROUNDS, fewer once one has taken LONG_PHASE_SECONDS, at most MAX_ROUNDS of each); when
+one step at torch's count takes longer than
 `LONG_STEP_SECONDS`, that count is kept untimed at one thread (a step that long is work threads
 pay for). For a model with convolutions the layout is timed at both counts
 too (runtime/parallel/layout.py: `time_epochs` times every (threads, layout) pair in one
@@ -66,6 +67,11 @@ CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made ag
 MAX_ENTRIES = 500  # the oldest go first
 _USER_CHOICE = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STEP, VALIDATION = 0, 1  # what time_epochs times
+# one alternation stops after a round once it has taken this long (steps near
+# LONG_STEP_SECONDS at four settings)
+LONG_PHASE_SECONDS = 2.0
+# what a probe that fails raises: the run's own checks then say what is wrong
+TIMING_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, OSError, UserError)
 # validation is timed on this many rows (or a batch, if larger) of the first chunk; passes
 # this large split over threads as a chunk does, at a fraction of its cost
 VALIDATION_ROWS = 256
@@ -105,7 +111,7 @@ class ThreadChoice:
             "setting": "set by training.threads",
             "environment": "set by OMP_NUM_THREADS/MKL_NUM_THREADS",
             "resumed": "as the checkpoint resumed",
-            "untimed": "torch's count: a training step failed when timed",
+            "untimed": "torch's count: a training step or validation pass failed when timed",
         }.get(self.by, self.by)
 
 
@@ -169,19 +175,25 @@ def choose_threads(
     else:
         try:
             measured = time_counts(model, data, training, (1, default))
-        except (RuntimeError, ValueError, IndexError, TypeError):
+        except TIMING_ERRORS:
             # a model whose output does not fit its data: fit's check says so in one line
             return ThreadChoice(default, "untimed")
-    chosen = default
-    if 1 in measured and measured[1] <= measured[default] * (1 - FASTER_BY):
-        chosen = 1
-    choice = ThreadChoice(chosen, "measured", measured)
+    choice = ThreadChoice(faster_count(measured, default), "measured", measured)
     remember_entry(
         CACHE_FILE,
         entry_key,
         {"chosen": choice.chosen, "measured": choice.summary()["measured"]},
     )
     return choice
+
+
+def faster_count(measured: dict[int, float], default: int) -> int:
+    """Return the count to train on from estimated epochs by count: one thread when it is
+    FASTER_BY faster than torch's `default` count, else `default`."""
+    if 1 in measured and default in measured:
+        if measured[1] <= measured[default] * (1 - FASTER_BY):
+            return 1
+    return default
 
 
 def time_counts(
@@ -256,8 +268,10 @@ def time_epochs(
                 last[setting] = once(setting, kind)
             rounds = min(len(samples[s][kind]) for s in chosen)
             spent = time.perf_counter() - started
-            if rounds >= MAX_ROUNDS or (
-                rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2
+            if (
+                rounds >= MAX_ROUNDS
+                or (rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2)
+                or spent >= LONG_PHASE_SECONDS
             ):
                 return
 
