@@ -286,3 +286,24 @@ def test_choices_are_remembered_by_what_a_spec_trains_not_how():
     assert choice_key(load_spec(base)) == choice_key(load_spec(how))
     other = conv_spec(optimizer={"type": "adam", "lr": 0.02})
     assert choice_key(load_spec(base)) != choice_key(load_spec(other))
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_thread_count_timed_on_its_own_is_timed_in_the_layout_it_trains_in(
+    monkeypatch,
+):
+    # one input channel: its channels-last weight is also "contiguous" by strides, so the
+    # layout is the one the run says, not one read off the weights
+    spec, model, data = conv_model_and_data()
+    apply_layout(model, LayoutChoice(True, "setting"))
+    asked = []
+
+    def time_epochs(_model, _data, _training, settings):
+        asked.append(settings)
+        return {setting: 10.0 for setting in settings}
+
+    monkeypatch.setattr(threads_module, "time_epochs", time_epochs)
+    training = spec.training_or_default
+    choose_threads(model, data, training, CPU, key="cl", channels_last=True)
+    choose_threads(model, data, training, CPU, key="default")
+    assert asked == [[(2, True), (1, True)], [(2, False), (1, False)]]

@@ -10,12 +10,12 @@ batches split over threads better than training's small ones: make bench measure
 must win by `FASTER_BY` to be chosen over torch's count, so a count near the tie does not flip
 from run to run. The timing is bounded: a warm-up of each count, then rounds of steps and then
 rounds of validation passes, the counts alternated, for `MEASURE_SECONDS` in all (at least
-MIN_ROUNDS, fewer once one has taken LONG_PHASE_SECONDS, at most MAX_ROUNDS of each); when
-one step at torch's count takes longer than
-`LONG_STEP_SECONDS`, that count is kept untimed at one thread (a step that long is work threads
-pay for). For a model with convolutions the layout is timed at both counts
-too (runtime/parallel/layout.py: `time_epochs` times every (threads, layout) pair in one
-alternation), and the count is the faster one in the chosen layout.
+MIN_ROUNDS, fewer once one has taken LONG_PHASE_SECONDS, at most MAX_ROUNDS of each); when one
+step at torch's count takes longer than `LONG_STEP_SECONDS`, that count is kept untimed at one
+thread (a step that long is work threads pay for). For a model with convolutions the layout is
+timed at both counts too (runtime/parallel/layout.py: `time_epochs` times every (threads,
+layout) pair in one alternation), and the count is the one `faster_count` picks in the chosen
+layout.
 
 The thread count changes the last bits of CPU results (reductions split differently), so the
 choice is made once per spec and machine and remembered in the user's cache folder (threads.json):
@@ -48,17 +48,19 @@ from runtime.training.batches import batch_starts
 from runtime.training.metrics import TaskMetrics
 from runtime.training.optim import build_optimizer
 
-MEASURE_SECONDS = (
-    0.3  # the timed rounds take about this long (half steps), or MAX_ROUNDS
-)
-MIN_ROUNDS, MAX_ROUNDS = (
-    3,
-    15,
-)  # timed rounds (a step and a validation pass at each setting)
+# the timed rounds take about this long, half steps and half validation passes
+MEASURE_SECONDS = 0.3
+# timed rounds of each (steps, then validation passes), fewer past LONG_PHASE_SECONDS
+MIN_ROUNDS, MAX_ROUNDS = 3, 15
+# one alternation stops after a round once it has taken this long (steps near
+# LONG_STEP_SECONDS at four settings)
+LONG_PHASE_SECONDS = 2.0
 LONG_STEP_SECONDS = 1.0  # a step this long at torch's count is not timed at one thread
-SHORT_STEP_SECONDS = (
-    0.02  # a step this short is timed after an untimed one at its setting
-)
+# a step this short is timed after an untimed one at its setting
+SHORT_STEP_SECONDS = 0.02
+# validation is timed on this many rows (or a batch, if larger) of the first chunk; passes
+# this large split over threads as a chunk does, at a fraction of its cost
+VALIDATION_ROWS = 256
 # one thread is kept only when an epoch is at least 10% faster on it: on a shared machine a
 # busy moment slows two threads more than one, and the choice is remembered
 FASTER_BY = 0.10
@@ -67,14 +69,8 @@ CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made ag
 MAX_ENTRIES = 500  # the oldest go first
 _USER_CHOICE = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STEP, VALIDATION = 0, 1  # what time_epochs times
-# one alternation stops after a round once it has taken this long (steps near
-# LONG_STEP_SECONDS at four settings)
-LONG_PHASE_SECONDS = 2.0
 # what a probe that fails raises: the run's own checks then say what is wrong
 TIMING_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, OSError, UserError)
-# validation is timed on this many rows (or a batch, if larger) of the first chunk; passes
-# this large split over threads as a chunk does, at a fraction of its cost
-VALIDATION_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -156,12 +152,13 @@ def choose_threads(
     *,
     key: str,
     resumed: Any = None,
+    channels_last: bool = False,
     timed: dict[int, float] | None = None,
 ) -> ThreadChoice:
     """Return the CPU threads to train `model` on (module docstring); `key` names the spec
-    for the cache, `resumed` is the count a resumed checkpoint recorded (or None), `timed`
-    the epochs already timed at each count in the model's layout (by choose_layout), used
-    instead of timing them again."""
+    for the cache, `resumed` is the count a resumed checkpoint recorded (or None),
+    `channels_last` the layout it trains in, `timed` the epochs already timed at each count
+    in that layout (by choose_layout), used instead of timing them again."""
     decided = decided_threads(training, device, resumed)
     if decided is not None:
         return decided
@@ -174,7 +171,7 @@ def choose_threads(
         measured = dict(timed)
     else:
         try:
-            measured = time_counts(model, data, training, (1, default))
+            measured = time_counts(model, data, training, (1, default), channels_last)
         except TIMING_ERRORS:
             # a model whose output does not fit its data: fit's check says so in one line
             return ThreadChoice(default, "untimed")
@@ -197,12 +194,17 @@ def faster_count(measured: dict[int, float], default: int) -> int:
 
 
 def time_counts(
-    model: nn.Module, data, training, counts: tuple[int, ...]
+    model: nn.Module,
+    data,
+    training,
+    counts: tuple[int, ...],
+    channels_last: bool = False,
 ) -> dict[int, float]:
     """Return the estimated ms of an epoch of `model` (time_epochs) at each thread count in
-    `counts` (torch's own last), in the model's own layout."""
-    layout = _channels_last(model)
-    timed = time_epochs(model, data, training, [(n, layout) for n in reversed(counts)])
+    `counts` (torch's own last), in the layout `channels_last` says."""
+    timed = time_epochs(
+        model, data, training, [(n, channels_last) for n in reversed(counts)]
+    )
     return {n: ms for (n, _), ms in timed.items()}
 
 
@@ -300,16 +302,6 @@ def time_epochs(
         )
         for setting in settings
     }
-
-
-def _channels_last(model: nn.Module) -> bool:
-    """Return whether `model`'s 4-d weights are stored channels last."""
-    return any(
-        p.dim() == 4
-        and not p.is_contiguous()
-        and p.is_contiguous(memory_format=torch.channels_last)
-        for p in model.parameters()
-    )
 
 
 def first_batch(data, training, task: TaskMetrics):

@@ -292,7 +292,7 @@ def _train_and_summarize(
     start_state = run.start_state or {}
     key = choice_key(run.spec)
     # the layout first, timed at each thread count the run may train on; the thread count is
-    # then the faster in that layout
+    # then taken from the same timings in that layout
     counts = counts_to_time(run.training, run.device, start_state.get("threads"))
     layout = choose_layout(
         model,
@@ -318,6 +318,7 @@ def _train_and_summarize(
         # timed in the layout it trains in
         key=key + (" channels_last" if layout.channels_last else ""),
         resumed=start_state.get("threads"),
+        channels_last=layout.channels_last,
         timed=layout.timed,
     )
     with (
