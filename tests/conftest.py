@@ -1,7 +1,8 @@
 """Fixtures shared by the tests.
 
 Every test gets its own nnspec cache folder, so no test reads what another (or the user's own
-runs) left in ~/.cache/nnspec, and none writes there. A module that trains or runs tiny models
+runs) left in ~/.cache/nnspec, and none writes there. In-process thread probes take the machine
+as quiet (`quiet_machine`; the tests of the busy rule take `busy_rule`). A module that trains or runs tiny models
 says `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
 
 A test that takes `example_spec` runs once for every spec file in specs/ (its id is the file
@@ -71,6 +72,27 @@ def example_specs() -> list[Path]:
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NNSPEC_CACHE_DIR", str(tmp_path_factory.mktemp("nnspec-cache")))
+
+
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch) -> float:
+    """Take every thread probe in this process as timed on a quiet machine, and return the
+    busy rule's own threshold: two xdist workers share two cores, so a probe's threads wait for
+    a CPU whenever the other worker computes, and the busy rule (runtime/parallel/threads.py,
+    BUSY_WAIT) would keep torch's count in any test. Its own tests take `busy_rule`."""
+    from runtime.parallel import threads
+
+    threshold = threads.BUSY_WAIT
+    monkeypatch.setattr(threads, "BUSY_WAIT", float("inf"))
+    return threshold
+
+
+@pytest.fixture
+def busy_rule(quiet_machine, monkeypatch):
+    """The busy rule as users get it (BUSY_WAIT at its own threshold)."""
+    from runtime.parallel import threads
+
+    monkeypatch.setattr(threads, "BUSY_WAIT", quiet_machine)
 
 
 @pytest.fixture(scope="module")

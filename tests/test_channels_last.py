@@ -95,6 +95,26 @@ def test_channels_last_must_win_clearly_to_be_chosen(monkeypatch):
         assert choice.timed == {1: channels_last if chosen else contiguous}
 
 
+@pytest.mark.usefixtures("busy_rule")
+def test_a_layout_timed_on_a_busy_machine_is_used_but_not_remembered(monkeypatch):
+    spec, model, data = conv_model_and_data()
+    training = spec.training_or_default
+    for waited, by in ((0.5, "measured"), (0.01, "remembered")):
+        timed = threads_module.Estimates({(1, False): 30.0, (1, True): 24.0}, waited)
+        monkeypatch.setattr(layout, "time_layouts", lambda *_, t=timed: t)
+        choice = choose_layout(model, data, training, CPU, key=f"busy {waited}")
+        assert (choice.channels_last, choice.by, choice.waited) == (
+            True,
+            "measured",
+            waited,
+        )
+        assert choice.timed.waited == waited  # handed on to the thread choice
+        assert ("machine busy" in choice.describe()) == (waited == 0.5)
+        assert choice.summary()["waited_for_cpu"] == waited
+        again = choose_layout(model, data, training, CPU, key=f"busy {waited}")
+        assert (again.channels_last, again.by) == (True, by)
+
+
 @pytest.mark.usefixtures("two_threads")
 def test_the_layout_is_timed_at_each_thread_count_and_the_counts_are_kept(monkeypatch):
     spec, model, data = conv_model_and_data()

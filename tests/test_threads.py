@@ -2,6 +2,11 @@
 run trains as it would have; remembered, so a spec trains alike on one machine; never timed where
 the user, a resume or the device decides."""
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -112,11 +117,73 @@ def test_one_thread_must_win_clearly_to_be_chosen(two_threads, monkeypatch):
     for measured, chosen in (
         ({1: 53.9, 2: 52.5}, 2),
         ({1: 52.5, 2: 53.9}, 2),  # one thread 3% faster: not enough to leave torch's
-        ({1: 40.0, 2: 50.0}, 1),  # 20% faster on one thread (a busy machine)
+        ({1: 40.0, 2: 50.0}, 1),  # 20% faster on one thread
     ):
         monkeypatch.setattr(threads, "time_counts", lambda *_, m=measured: dict(m))
         key = f"rule {measured}"
         assert choose_threads(model, data, training, CPU, key=key).chosen == chosen
+
+
+@pytest.mark.usefixtures("busy_rule")
+def test_a_probe_timed_beside_busy_programs_is_used_but_not_remembered(
+    two_threads, monkeypatch
+):
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    # one thread 3x faster, as beside a busy loop on 2 cores
+    probes = []
+
+    def time_counts(*_args, waited):
+        probes.append(waited)
+        return threads.Estimates({1: 10.0, 2: 30.0}, waited=waited)
+
+    for waited, remembered in ((0.5, False), (threads.BUSY_WAIT, True), (None, True)):
+        key = f"busy {waited}"
+        monkeypatch.setattr(
+            threads, "time_counts", lambda *a, w=waited: time_counts(*a, waited=w)
+        )
+        choice = choose_threads(model, data, training, CPU, key=key)
+        assert (choice.chosen, choice.by, choice.waited) == (1, "measured", waited)
+        assert ("busy" in choice.describe()) == (not remembered)
+        again = choose_threads(model, data, training, CPU, key=key)
+        assert again.by == ("remembered" if remembered else "measured")
+    assert probes == [0.5, 0.5, threads.BUSY_WAIT, None]
+    monkeypatch.setattr(threads, "time_counts", lambda *a: time_counts(*a, waited=0.5))
+    busy = choose_threads(model, data, training, CPU, key="busy 0.5")
+    assert busy.summary()["waited_for_cpu"] == 0.5
+    assert busy.describe() == (
+        "measured while the machine was busy (its threads waited for a CPU 50% of the time; "
+        "timed again next run): 10.0 ms/epoch at 1, 30.0 at 2"
+    )
+    # the layout's timings, handed on, carry their wait too: not remembered either
+    handed = threads.Estimates({1: 10.0, 2: 30.0}, waited=0.5)
+    for _ in range(2):
+        choice = choose_threads(model, data, training, CPU, key="h", timed=handed)
+        assert (choice.chosen, choice.by) == (1, "measured")
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/task"), reason="the kernel's schedstat is Linux's"
+)
+@pytest.mark.usefixtures("busy_rule")
+def test_the_wait_of_a_probe_beside_busy_programs_is_read(two_threads):
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    assert threads.run_queue_seconds() >= 0
+    # a busy loop on every core: the probe's two threads wait for a CPU about half the time
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        time.sleep(0.2)
+        timed = threads.time_counts(model, data, training, (1, 2))
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    assert timed.waited > threads.BUSY_WAIT
+    assert threads.is_busy(timed.waited)
 
 
 def test_an_epoch_is_estimated_from_its_steps_and_validation_passes(

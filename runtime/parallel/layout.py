@@ -14,14 +14,15 @@ assumed.
 
 `auto` on the CPU, for a model with a Conv2d or ConvTranspose2d: the epoch of the run's own
 model and optimizer is estimated in both layouts on copies (threads.time_epochs: a training step
-on the first batch and a validation pass over the first validation samples, timed alternately; the
-run's weights and random generators are left as they were), at each thread count the run may train
-on (one thread and torch's count when `threads: auto`), and channels last is kept only when its
-faster epoch is at least `FASTER_BY` faster than the default layout's, so a tie keeps torch's
-default. The thread choice then takes the counts' epochs in the chosen layout instead of timing
-them again. As with the thread count
-(runtime/parallel/threads.py), the choice is remembered per spec and machine in the cache folder
-(layout.json) and a resumed run takes its checkpoint's. Nothing is timed for a model without such
+on the first batch and a validation pass over the first validation samples, timed alternately;
+the run's weights and random generators are left as they were), at each thread count the run may
+train on (one thread and torch's count when `threads: auto`), and channels last is kept only
+when its faster epoch is at least `FASTER_BY` faster than the default layout's, so a tie keeps
+torch's default. The thread choice then takes the counts' epochs in the chosen layout instead of
+timing them again. As with the thread count (runtime/parallel/threads.py), the choice is
+remembered per spec and machine in the cache folder (layout.json) and a resumed run takes its
+checkpoint's; a choice timed while the machine was busy (threads.BUSY_WAIT) is used for its run
+but not remembered. Nothing is timed for a model without such
 a convolution, off the CPU (`auto` keeps the default layout there; `true` applies it on any
 device), under `--nproc` (every process must use the same layout; `true` applies it to all), or
 when the spec says `true` or `false`.
@@ -37,16 +38,19 @@ from torch import nn
 
 from runtime.parallel.threads import (
     TIMING_ERRORS,
+    Estimates,
     cache_key,
     faster_count,
+    is_busy,
     remember_entry,
     remembered_entry,
     time_epochs,
+    waited_for_cpu,
 )
 
 FASTER_BY = 0.05  # channels last is kept only when an epoch is at least 5% faster in it
 CACHE_FILE = "layout.json"
-CHOICE_RULE = 2  # in the cache key: choices made by an earlier rule are made again
+CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made again
 LAYOUTS = ("contiguous", "channels_last")
 _CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -63,6 +67,8 @@ class LayoutChoice:
     # ms per epoch of the chosen layout by thread count, when measured: what the thread
     # choice then takes instead of timing again (not remembered, not compared)
     timed: dict[int, float] = field(default_factory=dict, compare=False)
+    # the share of the timed rounds its threads waited for a CPU (threads.Estimates), if read
+    waited: float | None = None
 
     @property
     def applies(self) -> bool:
@@ -71,11 +77,14 @@ class LayoutChoice:
 
     def summary(self) -> dict[str, Any]:
         """Return what summary.json records: {"chosen": true, "by": ..., "measured": {...}}."""
-        return {
+        summary = {
             "chosen": self.channels_last,
             "by": self.by,
             "measured": {name: round(ms, 3) for name, ms in self.measured.items()},
         }
+        if self.waited is not None:
+            summary["waited_for_cpu"] = round(self.waited, 3)
+        return summary
 
     def describe(self) -> str:
         """Return how the report names the choice: `channels last: measured 36.1 ms/epoch,
@@ -86,10 +95,11 @@ class LayoutChoice:
         mine, other = LAYOUTS[self.channels_last], LAYOUTS[not self.channels_last]
         name = mine.replace("_", " ")
         if self.measured:
+            busy = self.by == "measured" and is_busy(self.waited)
             return (
                 f"{name}: {self.by} {self.measured[mine]:.1f} ms/epoch, "
                 f"{self.measured[other]:.1f} {other.replace('_', ' ')}"
-            )
+            ) + (" (the machine busy: timed again next run)" if busy else "")
         how = {
             "setting": "set by training.channels_last",
             "resumed": "as the checkpoint resumed",
@@ -147,9 +157,12 @@ def choose_layout(
     except TIMING_ERRORS:
         # a model whose output does not fit its data: fit's check says so in one line
         return LayoutChoice(False, "untimed")
+    waited = waited_for_cpu(timed)
     # each layout at the count the thread rule would train it on (not merely its fastest)
     by_layout = {
-        layout: {n: ms for (n, cl), ms in timed.items() if cl == layout}
+        layout: Estimates(
+            {n: ms for (n, cl), ms in timed.items() if cl == layout}, waited
+        )
         for layout in (False, True)
     }
     trains_at = {
@@ -160,12 +173,15 @@ def choose_layout(
         for layout, name in zip((False, True), LAYOUTS)
     }
     faster = measured["channels_last"] <= measured["contiguous"] * (1 - FASTER_BY)
-    choice = LayoutChoice(faster, "measured", measured, timed=by_layout[faster])
-    remember_entry(
-        CACHE_FILE,
-        entry_key,
-        {"chosen": choice.channels_last, "measured": choice.summary()["measured"]},
+    choice = LayoutChoice(
+        faster, "measured", measured, timed=by_layout[faster], waited=waited
     )
+    if not is_busy(waited):  # timed while other programs ran: timed again next run
+        remember_entry(
+            CACHE_FILE,
+            entry_key,
+            {"chosen": choice.channels_last, "measured": choice.summary()["measured"]},
+        )
     return choice
 
 

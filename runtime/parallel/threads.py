@@ -12,7 +12,12 @@ from run to run. The timing is bounded: a warm-up of each count, then rounds of 
 rounds of validation passes, the counts alternated, for `MEASURE_SECONDS` in all (at least
 MIN_ROUNDS, fewer once one has taken LONG_PHASE_SECONDS, at most MAX_ROUNDS of each); when one
 step at torch's count takes longer than `LONG_STEP_SECONDS`, that count is kept untimed at one
-thread (a step that long is work threads pay for). For a model with convolutions the layout is
+thread (a step that long is work threads pay for). A probe timed while other programs held the
+cores (its threads waited for a CPU, summed, more than BUSY_WAIT of its timed rounds: the
+kernel's run-queue delay of each thread, /proc/self/task/*/schedstat) is used for its run but
+not remembered: the next run times again. Beside one busy loop on 2 cores the digits MLP's
+epoch timed 2.8x faster at one thread than at two (56 and 159 ms), which is the right choice
+while the loop runs and a 15% loss once it has stopped. For a model with convolutions the layout is
 timed at both counts too (runtime/parallel/layout.py: `time_epochs` times every (threads,
 layout) pair in one alternation), and the count is the one `faster_count` picks in the chosen
 layout.
@@ -64,8 +69,13 @@ VALIDATION_ROWS = 256
 # one thread is kept only when an epoch is at least 10% faster on it: on a shared machine a
 # busy moment slows two threads more than one, and the choice is remembered
 FASTER_BY = 0.10
+# a probe whose threads waited for a CPU longer than this share of its timed rounds (the
+# threads' waits summed; 0.001-0.029 on a quiet 2-core machine, 0.49-0.71 beside one busy
+# loop, 0.16-0.21 there under OMP_WAIT_POLICY=passive) was timed while other programs ran:
+# its choice is used, not remembered
+BUSY_WAIT = 0.10
 CACHE_FILE = "threads.json"
-CHOICE_RULE = 3  # in the cache key: choices made by an earlier rule are made again
+CHOICE_RULE = 4  # in the cache key: choices made by an earlier rule are made again
 MAX_ENTRIES = 500  # the oldest go first
 _USER_CHOICE = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STEP, VALIDATION = 0, 1  # what time_epochs times
@@ -82,14 +92,20 @@ class ThreadChoice:
     chosen: int
     by: str
     measured: dict[int, float] = field(default_factory=dict)  # ms per epoch, by count
+    # the share of the timed rounds its threads waited for a CPU (Estimates.waited), if read
+    waited: float | None = None
 
     def summary(self) -> dict[str, Any]:
-        """Return what summary.json records: {"chosen": 2, "by": ..., "measured": {"1": ms}}."""
-        return {
+        """Return what summary.json records: {"chosen": 2, "by": ..., "measured": {"1": ms}},
+        with "waited_for_cpu" when the probe read it."""
+        summary = {
             "chosen": self.chosen,
             "by": self.by,
             "measured": {str(n): round(ms, 3) for n, ms in self.measured.items()},
         }
+        if self.waited is not None:
+            summary["waited_for_cpu"] = round(self.waited, 3)
+        return summary
 
     def describe(self) -> str:
         """Return how the report names the choice, e.g. `measured: 36.1 ms/epoch at 2, 41.3
@@ -102,6 +118,11 @@ class ThreadChoice:
                 f"{ms:.1f} ms/epoch at {n}" if i == 0 else f"{ms:.1f} at {n}"
                 for i, (n, ms) in enumerate(times)
             )
+            if self.by == "measured" and is_busy(self.waited):
+                return (
+                    f"measured while the machine was busy (its threads waited for a CPU "
+                    f"{self.waited:.0%} of the time; timed again next run): {shown}"
+                )
             return f"{self.by}: {shown}"
         return {
             "setting": "set by training.threads",
@@ -168,19 +189,19 @@ def choose_threads(
     if remembered is not None:
         return remembered
     if timed and default in timed:
-        measured = dict(timed)
+        measured = timed
     else:
         try:
             measured = time_counts(model, data, training, (1, default), channels_last)
         except TIMING_ERRORS:
             # a model whose output does not fit its data: fit's check says so in one line
             return ThreadChoice(default, "untimed")
-    choice = ThreadChoice(faster_count(measured, default), "measured", measured)
-    remember_entry(
-        CACHE_FILE,
-        entry_key,
-        {"chosen": choice.chosen, "measured": choice.summary()["measured"]},
+    waited = waited_for_cpu(measured)
+    choice = ThreadChoice(
+        faster_count(measured, default), "measured", dict(measured), waited
     )
+    if not is_busy(waited):  # timed while other programs ran: timed again next run
+        remember_entry(CACHE_FILE, entry_key, choice.summary())
     return choice
 
 
@@ -193,24 +214,64 @@ def faster_count(measured: dict[int, float], default: int) -> int:
     return default
 
 
+class Estimates(dict):
+    """Estimated ms per epoch by setting (time_epochs), with `waited`: the share of the timed
+    rounds the process's threads waited for a CPU, summed over threads (None where the
+    kernel does not say: not Linux, or no schedstat)."""
+
+    def __init__(self, values=(), waited: float | None = None):
+        super().__init__(values)
+        self.waited = waited
+
+
+def waited_for_cpu(estimates: dict) -> float | None:
+    """Return the share of its timed rounds the probe of `estimates` waited for a CPU."""
+    return getattr(estimates, "waited", None)
+
+
+def is_busy(waited: float | None) -> bool:
+    """Return whether a probe that waited `waited` of its time for a CPU was timed while
+    other programs ran (over BUSY_WAIT; a wait the kernel did not say is not busy)."""
+    return waited is not None and waited > BUSY_WAIT
+
+
+def run_queue_seconds() -> float | None:
+    """Return the seconds the threads of this process have spent runnable but waiting for a
+    CPU (the second field of Linux's /proc/self/task/*/schedstat), None where it is not
+    known. A thread that ends between the listing and its read is left out."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    total, read = 0, False
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat", "rb") as file:
+                total += int(file.read().split()[1])
+            read = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9 if read else None
+
+
 def time_counts(
     model: nn.Module,
     data,
     training,
     counts: tuple[int, ...],
     channels_last: bool = False,
-) -> dict[int, float]:
+) -> Estimates:
     """Return the estimated ms of an epoch of `model` (time_epochs) at each thread count in
     `counts` (torch's own last), in the layout `channels_last` says."""
     timed = time_epochs(
         model, data, training, [(n, channels_last) for n in reversed(counts)]
     )
-    return {n: ms for (n, _), ms in timed.items()}
+    return Estimates({n: ms for (n, _), ms in timed.items()}, waited_for_cpu(timed))
 
 
 def time_epochs(
     model: nn.Module, data, training, settings: list[tuple[int, bool]]
-) -> dict[tuple[int, bool], float]:
+) -> Estimates:
     """Return the estimated ms of one epoch of `model` at each (threads, channels_last) of
     `settings`: the median training step (forward, loss, backward, optimizer step) on the
     first batch times the epoch's steps, plus the median validation pass (eval mode, no
@@ -222,7 +283,8 @@ def time_epochs(
     each after a warm-up of every setting; the first setting is torch's count. When one step
     at it takes longer than LONG_STEP_SECONDS, only the settings at its thread count are
     timed, once each (a step that long is work threads pay for), and the estimate is of the
-    steps alone.
+    steps alone. The estimates' `waited` is the share of the timed rounds (warm-ups left
+    out) the process's threads spent waiting for a CPU, summed over threads.
     """
     task = TaskMetrics(training.task)
     x, y = first_batch(data, training, task)
@@ -242,6 +304,8 @@ def time_epochs(
     samples: dict[tuple[int, bool], tuple[list[float], list[float]]] = {
         setting: ([], []) for setting in settings
     }  # [STEP], [VALIDATION] seconds
+    # run-queue seconds of the process's threads and wall seconds, of the timed rounds
+    queued = [0.0, 0.0]
 
     def once(setting, kind: int, keep: bool = True) -> float:
         count, layout = setting
@@ -260,7 +324,7 @@ def time_epochs(
         apart from validation passes, as an epoch runs them (a pass between two steps
         leaves their caches and allocations cold)."""
         last = {setting: once(setting, kind, keep=False) for setting in chosen}
-        started = time.perf_counter()
+        started, waited = time.perf_counter(), run_queue_seconds()
         while True:
             for setting in chosen:
                 if kind == STEP and last[setting] < SHORT_STEP_SECONDS:
@@ -275,7 +339,10 @@ def time_epochs(
                 or (rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2)
                 or spent >= LONG_PHASE_SECONDS
             ):
-                return
+                break
+        if waited is not None and (now := run_queue_seconds()) is not None:
+            queued[0] += now - waited
+            queued[1] += time.perf_counter() - started
 
     # dropout draws from torch's generator: forked, so the run draws what it would have
     with torch.random.fork_rng(devices=[]):
@@ -294,14 +361,17 @@ def time_epochs(
                     alternate(VALIDATION, settings)
         finally:
             torch.set_num_threads(before)
-    return {
-        setting: 1000
-        * (
-            steps * median(samples[setting][STEP])
-            + passes * median(samples[setting][VALIDATION] or [0.0])
-        )
-        for setting in settings
-    }
+    return Estimates(
+        {
+            setting: 1000
+            * (
+                steps * median(samples[setting][STEP])
+                + passes * median(samples[setting][VALIDATION] or [0.0])
+            )
+            for setting in settings
+        },
+        waited=queued[0] / queued[1] if queued[1] > 0 else None,
+    )
 
 
 def first_batch(data, training, task: TaskMetrics):
@@ -408,4 +478,7 @@ def _remembered(entry: dict | None) -> ThreadChoice | None:
         return None  # no entry, or a damaged one: measure again
     if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 1:
         return None
-    return ThreadChoice(chosen, "remembered", measured)
+    waited = entry.get("waited_for_cpu")
+    if not isinstance(waited, (int, float)) or isinstance(waited, bool):
+        waited = None
+    return ThreadChoice(chosen, "remembered", measured, waited)
