@@ -83,8 +83,10 @@ def _message(err: dict, hint: dict | None) -> str:
             f"must be {_TYPE_WORDS[kind]}, got {show(value)} ({type(value).__name__})"
         )
     if kind == "greater_than":
-        if ctx.get("gt") == 0 and isinstance(value, int):
-            return f"must be a positive integer, got {show(value)}"
+        if ctx.get("gt") == 0:
+            # the bound's type is the field's: `lr: 0` is no call for an integer
+            what = "integer" if isinstance(ctx["gt"], int) else "number"
+            return f"must be a positive {what}, got {show(value)}"
         return f"must be greater than {ctx.get('gt')}, got {show(value)}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx.get('ge')}, got {show(value)}"

@@ -185,7 +185,7 @@ def test_augmented_training_differs_from_plain_training(tmp_path):
         ),
         (
             {"training": {"augment": {"normalize": {"mean": [0.1], "std": [0.0]}}}},
-            r"training\.augment\.normalize\.std\[0\]: must be greater than 0",
+            r"training\.augment\.normalize\.std\[0\]: must be a positive number, got 0",
         ),
         (
             {"training": {"augment": {"random_crop": {"padding": -1}}}},

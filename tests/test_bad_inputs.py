@@ -302,6 +302,10 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
         (6, "training.epochs", "must be a positive integer, got 0"),
         (7, "training.data", "dataset 'csv' needs `path`"),
     ],
+    # a float field's bound is no call for an integer, though `0` is written as one
+    "zero_learning_rate.yaml": [
+        (6, "training.optimizer.lr", "must be a positive number, got 0")
+    ],
     # -- hostile YAML --------------------------------------------------------------------------------
     "python_object_tag.yaml": [
         (
