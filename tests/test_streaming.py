@@ -17,6 +17,7 @@ from runtime.data.npz_map import map_npz_member
 from runtime.data.stored import ImageFiles, MappedArray, RowSubset, TensorRows
 from runtime.errors import UserError
 from runtime.parallel.distributed import Group
+from runtime.training import batches as batches_module
 from runtime.training.batches import MemoryBatches, StreamedBatches, split_batches
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.train import train_spec
@@ -157,6 +158,77 @@ def test_each_process_gets_its_part_of_every_batch_on_both_paths(rank):
     val = [y.tolist() for _, y in streamed.val_batches()]
     assert val == [[0, 1, 2] if rank == 0 else [3, 4, 5]]
     assert val == [y.tolist() for _, y in memory.val_batches()]
+
+
+def test_a_data_set_too_large_for_the_device_stays_on_the_host(monkeypatch):
+    # cuda's free memory read: the data set is moved there only when it takes at most half
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
+    assert batches_module.fits_on_device(500, "cuda:0")
+    assert not batches_module.fits_on_device(501, "cuda:0")
+    assert batches_module.fits_on_device(10**15, "cpu")  # the CPU holds it where it is
+
+    def unreadable(device=None):
+        raise RuntimeError("no CUDA GPUs are available")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", unreadable)
+    assert batches_module.fits_on_device(10**15, "cuda:0")
+    # held in host memory, each batch copied over: the same batches as held on the device
+    training = TrainingConfig.model_validate({"batch_size": 4, "seed": 3})
+    x, y = torch.arange(34.0).reshape(17, 2), torch.arange(17)
+    cpu = torch.device("cpu")
+    for reconstructs in (False, True):
+        made = {}
+        for resident in (True, False):
+            monkeypatch.setattr(
+                batches_module, "fits_on_device", lambda *_, r=resident: r
+            )
+            made[resident] = MemoryBatches(
+                _splits(x, y), reconstructs=reconstructs, device=cpu, training=training
+            )
+            assert made[resident].resident == resident
+        on_device, on_host = made[True], made[False]
+
+        def listed(pairs):
+            return [tuple(t.tolist() for t in pair) for pair in pairs]
+
+        for epoch in (1, 2):
+            device_batches = [_fields(b) for b in on_device.train_batches(epoch)]
+            host_batches = [_fields(b) for b in on_host.train_batches(epoch)]
+            assert [n for *_, n in host_batches] == [4, 4, 3]
+            assert listed(b[:2] for b in device_batches) == listed(
+                b[:2] for b in host_batches
+            )
+        assert listed(on_device.val_batches()) == listed(on_host.val_batches())
+        assert listed([on_device.head(3)]) == listed([on_host.head(3)])
+        # a reconstruction's targets are its inputs: one copy of them in host memory
+        assert (on_host.y_val is on_host.x_val) == reconstructs
+    # the batches (not the data set) reach the device: torch's meta device stands for cuda
+    monkeypatch.setattr(batches_module, "fits_on_device", lambda *_: False)
+    meta = MemoryBatches(
+        _splits(x, y),
+        reconstructs=False,
+        device=torch.device("meta"),
+        training=training,
+    )
+    assert meta.x_train.device.type == meta.y_val.device.type == "cpu"
+    first = next(iter(meta.train_batches(1)))
+    assert first.x.device.type == first.y.device.type == "meta"
+    assert all(t.device.type == "meta" for pair in meta.val_batches() for t in pair)
+    assert all(t.device.type == "meta" for t in meta.head(2))
+
+
+def test_train_says_when_the_data_set_stays_on_the_host(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(batches_module, "fits_on_device", lambda *_: False)
+    spec = load_spec(
+        {
+            "name": "Host",
+            "input": [1, 8, 8],
+            "layers": ["flatten", {"linear": 10}],
+            "training": {"epochs": 1, "checkpoint_seconds": 0, "threads": 1},
+        }
+    )
+    train_spec(spec, out_dir=tmp_path / "run", device="cpu", quiet=False)
+    assert "stays in host memory and each batch is copied" in capsys.readouterr().err
 
 
 def test_npz_is_memory_mapped_when_over_the_budget(tmp_path):

@@ -7,7 +7,9 @@ evaluated) goes in order, in chunks of `max(batch_size, EVAL_BATCH)`, each proce
 contiguous part. So a streamed run and an in-memory run of one data set see the same samples in
 the same batches and give the same metrics.
 
-- `MemoryBatches`: the whole split on the device, batches cut by `index_select`.
+- `MemoryBatches`: the whole split in memory, batches cut by `index_select`: on the device when
+  it takes at most DEVICE_DATA_SHARE of a cuda device's free memory, else in host memory, each
+  batch cut there and copied to the device (`resident` says which).
 - `StreamedBatches`: the split stays on disk (`runtime.data.stored`); a DataLoader reads each
   batch (in worker processes when `training.loading.workers` gives some), pinned on cuda, and
   the batch is copied to the device as it arrives.
@@ -33,6 +35,9 @@ from runtime.training.rng import epoch_generator
 
 # validation runs in batches at least this large (no gradients to keep)
 EVAL_BATCH = 1024
+# a data set in memory is moved to a cuda device only when it takes at most this share of the
+# device's free memory: the model, its activations and the optimizer need the rest
+DEVICE_DATA_SHARE = 0.5
 
 
 @dataclass
@@ -77,31 +82,54 @@ def batch_source(data, *, reconstructs: bool, device, group: Group, training):
     )
 
 
+def fits_on_device(nbytes: int, device) -> bool:
+    """Return whether a data set taking `nbytes` is held on `device`: always off cuda (the CPU
+    holds it where it is), on cuda when it takes at most DEVICE_DATA_SHARE of the free memory
+    (or when the free memory cannot be read)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    try:
+        free, _total = torch.cuda.mem_get_info(device)
+    except (RuntimeError, AssertionError, ValueError):  # no such device, no driver
+        return True
+    return nbytes <= free * DEVICE_DATA_SHARE
+
+
 class MemoryBatches:
-    """Batches of a data set held whole on the device (the default for what fits in memory)."""
+    """Batches of a data set held whole in memory (the default for what fits in memory): on the
+    device when it fits there (fits_on_device), else in host memory, each batch copied over.
+    """
 
     def __init__(
         self, data, *, reconstructs: bool, device, group: Group = SINGLE, training
     ) -> None:
         _check_not_empty(data)
+        splits = [data.x_train, data.x_val]
+        if not reconstructs:
+            splits += [data.y_train, data.y_val]
+        self.resident = fits_on_device(sum(t.nbytes for t in splits), device)
+        home = device if self.resident else torch.device("cpu")
         # .to keeps the dtype: int64 ids stay int64 (autocast never casts integer tensors)
-        self.x_train, self.x_val = data.x_train.to(device), data.x_val.to(device)
-        if reconstructs:  # the targets are the inputs: one copy on the device
+        self.x_train, self.x_val = data.x_train.to(home), data.x_val.to(home)
+        if reconstructs:  # the targets are the inputs: one copy
             self.y_train, self.y_val = self.x_train, self.x_val
         else:
-            self.y_train, self.y_val = data.y_train.to(device), data.y_val.to(device)
+            self.y_train, self.y_val = data.y_train.to(home), data.y_val.to(home)
         self.group, self.training, self.device = group, training, device
         self.n_train, self.n_val = len(self.x_train), len(self.x_val)
         self.per_sample = self.y_train[:1].numel()  # targets per sample
 
     def head(self, count: int) -> tuple[Tensor, Tensor]:
         """Return the first `count` validation samples and targets, on the device."""
-        return self.x_val[:count], self.y_val[:count]
+        return self._on_device(self.x_val[:count], self.y_val[:count])
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """Yield this process's part of each training batch of `epoch`, in the epoch's order."""
         generator = epoch_generator(self.training.seed, epoch)
-        order = torch.randperm(self.n_train, generator=generator).to(self.device)
+        order = torch.randperm(self.n_train, generator=generator).to(
+            self.x_train.device
+        )
         group = self.group
         for start, stop in batch_starts(
             self.n_train, self.training.batch_size, group.world
@@ -109,11 +137,11 @@ class MemoryBatches:
             index = order[start:stop]
             if group.active:  # this process's part of the global batch
                 index = index[group.rank :: group.world]
-            yield Batch(
+            x, y = self._on_device(
                 self.x_train.index_select(0, index),
                 self.y_train.index_select(0, index),
-                stop - start,
             )
+            yield Batch(x, y, stop - start)
 
     def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield this process's part of the validation split, in evaluation batches."""
@@ -121,7 +149,15 @@ class MemoryBatches:
         x = self.x_val[part.start : part.stop]
         y = self.y_val[part.start : part.stop]
         for rows in eval_chunks(len(x), self.training.batch_size):
-            yield x[rows.start : rows.stop], y[rows.start : rows.stop]
+            yield self._on_device(x[rows.start : rows.stop], y[rows.start : rows.stop])
+
+    def _on_device(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Return a batch on the device: as it is when the data set is held there, else copied
+        from host memory (once, for a reconstruction's targets that are its inputs)."""
+        if self.resident:
+            return x, y
+        on = x.to(self.device)
+        return on, (on if y is x else y.to(self.device))
 
     def close(self) -> None:
         """Nothing to release (the tensors go with the source)."""

@@ -10,6 +10,7 @@ epochs; Ctrl-C is a flag read between batches.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from runtime.parallel.device import autocast_for
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
 from runtime.training.augment import BatchAugmenter, augment_generator
 from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: kept here too)
+    DEVICE_DATA_SHARE,
     EVAL_BATCH,
     batch_source,
     batch_starts,
@@ -175,6 +177,12 @@ def fit(
     run.train_model = wrap_model(model, group, device)
     if training.compile:  # the training steps only (runtime/training/compiled.py)
         run.train_model = compiled_module(run.train_model)
+    if not quiet and not getattr(run.batches, "resident", True):
+        print(
+            f"nnspec train: the data set takes over {DEVICE_DATA_SHARE:.0%} of {device}'s "
+            "free memory: it stays in host memory and each batch is copied to the device",
+            file=sys.stderr,
+        )
     progress = EpochProgress(training.epochs, state.epoch, run.task.metric, quiet)
     try:
         stop = _train_epochs(run, state, best, on_epoch_end, progress)
