@@ -180,6 +180,47 @@ def test_two_processes_follow_one_and_their_checkpoint_evaluates_and_resumes_alo
     assert max_difference(losses(two), reference) < 1e-5
 
 
+AUGMENTED_SPEC = """\
+name: TinyConv
+input: [1, 8, 8]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
+  - relu
+  - flatten
+  - linear: 10
+training:
+  data: {dataset: digits, noise: 0.1}
+  epochs: 2
+  batch_size: 100
+  augment: {random_crop: {padding: 1}, horizontal_flip: true}
+  early_stopping: null
+  seed: 0
+"""
+
+
+def test_augmented_and_noised_batches_are_the_same_in_two_processes(tmp_path):
+    # each sample's crop, flip and noise are drawn for the whole global batch, and each
+    # process takes its part: two processes train as one does
+    spec = tmp_path / "conv.yaml"
+    spec.write_text(AUGMENTED_SPEC)
+    common = ("--quiet", "--device", "cpu")
+    assert main(["train", str(spec), "--out", str(tmp_path / "one"), *common]) == 0
+    done = nnspec(
+        "train",
+        str(spec),
+        "--out",
+        str(tmp_path / "two"),
+        "--nproc",
+        "2",
+        *common,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert max_difference(two, one) < 1e-5
+    assert one[0][0] != one[1][0]  # it trained
+
+
 def test_early_stopping_ends_both_processes_at_the_same_epoch_with_one_set_of_outputs(
     tmp_path, capsys
 ):
