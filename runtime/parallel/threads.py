@@ -15,12 +15,11 @@ step at torch's count takes longer than `LONG_STEP_SECONDS`, that count is kept 
 thread (a step that long is work threads pay for). A probe timed while other programs held the
 cores (its threads waited for a CPU, summed, more than BUSY_WAIT of its timed rounds: the
 kernel's run-queue delay of each thread, /proc/self/task/*/schedstat) is used for its run but
-not remembered: the next run times again. Beside one busy loop on 2 cores the digits MLP's
-epoch timed 2.8x faster at one thread than at two (56 and 159 ms), which is the right choice
-while the loop runs and a 15% loss once it has stopped. For a model with convolutions the layout is
-timed at both counts too (runtime/parallel/layout.py: `time_epochs` times every (threads,
-layout) pair in one alternation), and the count is the one `faster_count` picks in the chosen
-layout.
+not remembered: the next run times again. Beside one busy loop on 2 cores the digits MLP's epoch
+timed 2.8x faster at one thread than at two (56 and 159 ms), which is the right choice while the
+loop runs and a 15% loss once it has stopped. For a model with convolutions the layout is timed
+at both counts too (runtime/parallel/layout.py: `time_epochs` times every (threads, layout) pair
+in one alternation), and the count is the one `faster_count` picks in the chosen layout.
 
 The thread count changes the last bits of CPU results (reductions split differently), so the
 choice is made once per spec and machine and remembered in the user's cache folder (threads.json):
