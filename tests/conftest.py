@@ -79,7 +79,9 @@ def quiet_machine(monkeypatch) -> float:
     """Take every thread probe in this process as timed on a quiet machine, and return the
     busy rule's own threshold: two xdist workers share two cores, so a probe's threads wait for
     a CPU whenever the other worker computes, and the busy rule (runtime/parallel/threads.py,
-    BUSY_WAIT) would keep torch's count in any test. Its own tests take `busy_rule`."""
+    BUSY_WAIT) would make any choice unremembered. Its own tests take `busy_rule`. A module- or
+    session-scoped fixture runs before this one, under the real rule (which can only leave a
+    choice of its own runs unremembered)."""
     from runtime.parallel import threads
 
     threshold = threads.BUSY_WAIT

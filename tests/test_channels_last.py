@@ -112,7 +112,7 @@ def test_a_layout_timed_on_a_busy_machine_is_used_but_not_remembered(monkeypatch
         assert ("machine busy" in choice.describe()) == (waited == 0.5)
         assert choice.summary()["waited_for_cpu"] == waited
         again = choose_layout(model, data, training, CPU, key=f"busy {waited}")
-        assert (again.channels_last, again.by) == (True, by)
+        assert (again.channels_last, again.by, again.waited) == (True, by, waited)
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -164,6 +164,7 @@ def test_a_long_step_times_both_layouts_at_torchs_count_only(monkeypatch):
     spec, model, data = conv_model_and_data()
     timed = layout.time_layouts(model, data, spec.training_or_default, (1, 2))
     assert set(timed) == {(2, False), (2, True)}
+    assert (timed.waited is not None) == (threads_module.run_queue_delays() is not None)
 
 
 def test_nothing_is_timed_where_the_model_the_setting_a_resume_or_the_device_decides(

@@ -215,6 +215,15 @@ def test_a_data_set_too_large_for_the_device_stays_on_the_host(monkeypatch):
     assert first.x.device.type == first.y.device.type == "meta"
     assert all(t.device.type == "meta" for pair in meta.val_batches() for t in pair)
     assert all(t.device.type == "meta" for t in meta.head(2))
+    # a reconstruction's inputs are copied over once: its targets are them (a training
+    # batch's a tensor of their own, cloned on the device)
+    ae = MemoryBatches(
+        _splits(x, y), reconstructs=True, device=torch.device("meta"), training=training
+    )
+    first = next(iter(ae.train_batches(1)))
+    assert first.x.device.type == "meta" and first.y is not first.x
+    assert first.y.shape == first.x.shape
+    assert all(xb is yb for xb, yb in ae.val_batches())
 
 
 def test_train_says_when_the_data_set_stays_on_the_host(monkeypatch, capsys, tmp_path):

@@ -44,6 +44,7 @@ from runtime.parallel.threads import (
     is_busy,
     remember_entry,
     remembered_entry,
+    remembered_wait,
     time_epochs,
     waited_for_cpu,
 )
@@ -83,7 +84,7 @@ class LayoutChoice:
             "measured": {name: round(ms, 3) for name, ms in self.measured.items()},
         }
         if self.waited is not None:
-            summary["waited_for_cpu"] = round(self.waited, 3)
+            summary["waited_for_cpu"] = round(self.waited, 4)
         return summary
 
     def describe(self) -> str:
@@ -177,11 +178,7 @@ def choose_layout(
         faster, "measured", measured, timed=by_layout[faster], waited=waited
     )
     if not is_busy(waited):  # timed while other programs ran: timed again next run
-        remember_entry(
-            CACHE_FILE,
-            entry_key,
-            {"chosen": choice.channels_last, "measured": choice.summary()["measured"]},
-        )
+        remember_entry(CACHE_FILE, entry_key, choice.summary())
     return choice
 
 
@@ -211,4 +208,4 @@ def _from_entry(entry: dict) -> LayoutChoice | None:
         return None
     if not isinstance(chosen, bool) or set(measured) != set(LAYOUTS):
         return None
-    return LayoutChoice(chosen, "remembered", measured)
+    return LayoutChoice(chosen, "remembered", measured, waited=remembered_wait(entry))

@@ -13,13 +13,14 @@ rounds of validation passes, the counts alternated, for `MEASURE_SECONDS` in all
 MIN_ROUNDS, fewer once one has taken LONG_PHASE_SECONDS, at most MAX_ROUNDS of each); when one
 step at torch's count takes longer than `LONG_STEP_SECONDS`, that count is kept untimed at one
 thread (a step that long is work threads pay for). A probe timed while other programs held the
-cores (its threads waited for a CPU, summed, more than BUSY_WAIT of its timed rounds: the
-kernel's run-queue delay of each thread, /proc/self/task/*/schedstat) is used for its run but
-not remembered: the next run times again. Beside one busy loop on 2 cores the digits MLP's epoch
-timed 2.8x faster at one thread than at two (56 and 159 ms), which is the right choice while the
-loop runs and a 15% loss once it has stopped. For a model with convolutions the layout is timed
-at both counts too (runtime/parallel/layout.py: `time_epochs` times every (threads, layout) pair
-in one alternation), and the count is the one `faster_count` picks in the chosen layout.
+cores (each of its threads waited for a CPU more than BUSY_WAIT of its timed rounds, on average:
+the kernel's run-queue delay of each thread, /proc/self/task/*/schedstat) is used for its run
+but not remembered: the next run times again. Beside one busy loop on 2 cores the digits MLP's
+epoch timed 2.8x faster at one thread than at two (56 and 159 ms; the digits CNN 64 and 167),
+which is the right choice while the loop runs and a 15% loss once it has stopped. For a model
+with convolutions the layout is timed at both counts too (runtime/parallel/layout.py:
+`time_epochs` times every (threads, layout) pair in one alternation), and the count is the one
+`faster_count` picks in the chosen layout.
 
 The thread count changes the last bits of CPU results (reductions split differently), so the
 choice is made once per spec and machine and remembered in the user's cache folder (threads.json):
@@ -68,11 +69,11 @@ VALIDATION_ROWS = 256
 # one thread is kept only when an epoch is at least 10% faster on it: on a shared machine a
 # busy moment slows two threads more than one, and the choice is remembered
 FASTER_BY = 0.10
-# a probe whose threads waited for a CPU longer than this share of its timed rounds (the
-# threads' waits summed; 0.001-0.029 on a quiet 2-core machine, 0.49-0.71 beside one busy
-# loop, 0.16-0.21 there under OMP_WAIT_POLICY=passive) was timed while other programs ran:
-# its choice is used, not remembered
-BUSY_WAIT = 0.10
+# a probe whose threads waited for a CPU longer than this share of its timed rounds (each of
+# the most threads it timed, on average; 0.0004-0.006 on a quiet 2-core machine, 0.26-0.42
+# beside one busy loop, 0.08-0.24 there under OMP_WAIT_POLICY=passive) was timed while other
+# programs ran: its choice is used, not remembered
+BUSY_WAIT = 0.05
 CACHE_FILE = "threads.json"
 CHOICE_RULE = 4  # in the cache key: choices made by an earlier rule are made again
 MAX_ENTRIES = 500  # the oldest go first
@@ -103,7 +104,7 @@ class ThreadChoice:
             "measured": {str(n): round(ms, 3) for n, ms in self.measured.items()},
         }
         if self.waited is not None:
-            summary["waited_for_cpu"] = round(self.waited, 3)
+            summary["waited_for_cpu"] = round(self.waited, 4)
         return summary
 
     def describe(self) -> str:
@@ -119,8 +120,8 @@ class ThreadChoice:
             )
             if self.by == "measured" and is_busy(self.waited):
                 return (
-                    f"measured while the machine was busy (its threads waited for a CPU "
-                    f"{self.waited:.0%} of the time; timed again next run): {shown}"
+                    f"measured while the machine was busy (each of its threads waited for a "
+                    f"CPU {self.waited:.0%} of the time; timed again next run): {shown}"
                 )
             return f"{self.by}: {shown}"
         return {
@@ -215,8 +216,9 @@ def faster_count(measured: dict[int, float], default: int) -> int:
 
 class Estimates(dict):
     """Estimated ms per epoch by setting (time_epochs), with `waited`: the share of the timed
-    rounds the process's threads waited for a CPU, summed over threads (None where the
-    kernel does not say: not Linux, or no schedstat)."""
+    rounds each thread waited for a CPU, on average (the process's run-queue wait over wall
+    seconds x the most threads timed; None where the kernel does not say: not Linux, or no
+    schedstat)."""
 
     def __init__(self, values=(), waited: float | None = None):
         super().__init__(values)
@@ -234,23 +236,30 @@ def is_busy(waited: float | None) -> bool:
     return waited is not None and waited > BUSY_WAIT
 
 
-def run_queue_seconds() -> float | None:
-    """Return the seconds the threads of this process have spent runnable but waiting for a
-    CPU (the second field of Linux's /proc/self/task/*/schedstat), None where it is not
-    known. A thread that ends between the listing and its read is left out."""
+def run_queue_delays() -> dict[str, int] | None:
+    """Return the nanoseconds each thread of this process has spent runnable but waiting for
+    a CPU, by thread id (the second field of Linux's /proc/self/task/*/schedstat), None where
+    the kernel does not say. A thread that ends between the listing and its read is left out.
+    """
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
-    total, read = 0, False
+    delays = {}
     for task in tasks:
         try:
             with open(f"/proc/self/task/{task}/schedstat", "rb") as file:
-                total += int(file.read().split()[1])
-            read = True
+                delays[task] = int(file.read().split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    return total / 1e9 if read else None
+    return delays or None
+
+
+def waited_between(before: dict[str, int], after: dict[str, int]) -> float:
+    """Return the seconds the threads waited for a CPU between two run_queue_delays readings:
+    a thread that ended in between is left out (its wait before is not taken off the sum),
+    one that started counts whole."""
+    return sum(ns - before.get(task, 0) for task, ns in after.items()) / 1e9
 
 
 def time_counts(
@@ -283,7 +292,7 @@ def time_epochs(
     at it takes longer than LONG_STEP_SECONDS, only the settings at its thread count are
     timed, once each (a step that long is work threads pay for), and the estimate is of the
     steps alone. The estimates' `waited` is the share of the timed rounds (warm-ups left
-    out) the process's threads spent waiting for a CPU, summed over threads.
+    out) each thread spent waiting for a CPU, on average over the most threads timed.
     """
     task = TaskMetrics(training.task)
     x, y = first_batch(data, training, task)
@@ -303,8 +312,20 @@ def time_epochs(
     samples: dict[tuple[int, bool], tuple[list[float], list[float]]] = {
         setting: ([], []) for setting in settings
     }  # [STEP], [VALIDATION] seconds
-    # run-queue seconds of the process's threads and wall seconds, of the timed rounds
+    # run-queue seconds of the process's threads, and wall seconds x the most threads timed,
+    # of the timed rounds
     queued = [0.0, 0.0]
+    threads_timed = max(n for n, _ in settings)
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[None]:
+        """Add the block's run-queue wait and wall seconds x threads to `queued`."""
+        before, started = run_queue_delays(), time.perf_counter()
+        yield
+        after = run_queue_delays()
+        if before is not None and after is not None:
+            queued[0] += waited_between(before, after)
+            queued[1] += (time.perf_counter() - started) * threads_timed
 
     def once(setting, kind: int, keep: bool = True) -> float:
         count, layout = setting
@@ -323,7 +344,12 @@ def time_epochs(
         apart from validation passes, as an epoch runs them (a pass between two steps
         leaves their caches and allocations cold)."""
         last = {setting: once(setting, kind, keep=False) for setting in chosen}
-        started, waited = time.perf_counter(), run_queue_seconds()
+        started = time.perf_counter()
+        with counted():
+            timed_rounds(kind, chosen, last, started)
+
+    def timed_rounds(kind: int, chosen: list, last: dict, started: float) -> None:
+        """Time the rounds of `alternate` until one of the bounds (module docstring)."""
         while True:
             for setting in chosen:
                 if kind == STEP and last[setting] < SHORT_STEP_SECONDS:
@@ -338,22 +364,22 @@ def time_epochs(
                 or (rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2)
                 or spent >= LONG_PHASE_SECONDS
             ):
-                break
-        if waited is not None and (now := run_queue_seconds()) is not None:
-            queued[0] += now - waited
-            queued[1] += time.perf_counter() - started
+                return
 
     # dropout draws from torch's generator: forked, so the run draws what it would have
     with torch.random.fork_rng(devices=[]):
         try:
             # a warm-up step (allocations, kernels picked, one-time set-up), then one timed
             once(settings[0], STEP, keep=False)
-            if once(settings[0], STEP) > LONG_STEP_SECONDS:
+            with counted():
+                first = once(settings[0], STEP)
+            if first > LONG_STEP_SECONDS:
                 # a step that long: its own thread count only, one step each, no validation
                 settings = [s for s in settings if s[0] == settings[0][0]]
                 for setting in settings[1:]:
                     once(setting, STEP, keep=False)
-                    once(setting, STEP)
+                    with counted():
+                        once(setting, STEP)
             else:
                 alternate(STEP, settings)
                 if xv is not None:
@@ -477,7 +503,13 @@ def _remembered(entry: dict | None) -> ThreadChoice | None:
         return None  # no entry, or a damaged one: measure again
     if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 1:
         return None
+    return ThreadChoice(chosen, "remembered", measured, remembered_wait(entry))
+
+
+def remembered_wait(entry: dict) -> float | None:
+    """Return the run-queue wait a cache entry recorded with its choice (None: none, or
+    damaged; an entry written before the wait was read has none)."""
     waited = entry.get("waited_for_cpu")
     if not isinstance(waited, (int, float)) or isinstance(waited, bool):
-        waited = None
-    return ThreadChoice(chosen, "remembered", measured, waited)
+        return None
+    return float(waited)

@@ -117,12 +117,13 @@ class MemoryBatches:
         else:
             self.y_train, self.y_val = data.y_train.to(home), data.y_val.to(home)
         self.group, self.training, self.device = group, training, device
+        self.reconstructs = reconstructs
         self.n_train, self.n_val = len(self.x_train), len(self.x_val)
         self.per_sample = self.y_train[:1].numel()  # targets per sample
 
     def head(self, count: int) -> tuple[Tensor, Tensor]:
         """Return the first `count` validation samples and targets, on the device."""
-        return self._on_device(self.x_val[:count], self.y_val[:count])
+        return self._on_device(self.x_val[:count], self._targets(self.y_val[:count]))
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """Yield this process's part of each training batch of `epoch`, in the epoch's order."""
@@ -139,7 +140,8 @@ class MemoryBatches:
                 index = index[group.rank :: group.world]
             x, y = self._on_device(
                 self.x_train.index_select(0, index),
-                self.y_train.index_select(0, index),
+                None if self.reconstructs else self.y_train.index_select(0, index),
+                distinct=True,
             )
             yield Batch(x, y, stop - start)
 
@@ -149,15 +151,27 @@ class MemoryBatches:
         x = self.x_val[part.start : part.stop]
         y = self.y_val[part.start : part.stop]
         for rows in eval_chunks(len(x), self.training.batch_size):
-            yield self._on_device(x[rows.start : rows.stop], y[rows.start : rows.stop])
+            yield self._on_device(
+                x[rows.start : rows.stop], self._targets(y[rows.start : rows.stop])
+            )
 
-    def _on_device(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def _targets(self, y: Tensor) -> Tensor | None:
+        """Return `y`, or None for a reconstruction (its targets are its inputs)."""
+        return None if self.reconstructs else y
+
+    def _on_device(
+        self, x: Tensor, y: Tensor | None, *, distinct: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """Return a batch on the device: as it is when the data set is held there, else copied
-        from host memory (once, for a reconstruction's targets that are its inputs)."""
-        if self.resident:
-            return x, y
-        on = x.to(self.device)
-        return on, (on if y is x else y.to(self.device))
+        from host memory. `y` None: a reconstruction's targets, its inputs, copied over once
+        (`distinct`: a tensor of their own, as a training batch's targets have always been).
+        """
+        if not self.resident:
+            x = x.to(self.device)
+            y = None if y is None else y.to(self.device)
+        if y is None:
+            y = x.clone() if distinct else x
+        return x, y
 
     def close(self) -> None:
         """Nothing to release (the tensors go with the source)."""
