@@ -129,6 +129,40 @@ def test_validation_metrics_are_those_of_the_model_in_eval_mode():
     assert not model.training
 
 
+@pytest.mark.parametrize("task", ["classification", "reconstruction"])
+def test_a_model_that_changes_its_input_in_place_leaves_the_data_set_as_it_was(task):
+    # a leaky ReLU in place as the first layer halves the negative inputs it is given: given the
+    # validation split's own rows, every epoch's validation would halve them again
+    torch.manual_seed(0)
+    layers = [{"leakyrelu": {"negative_slope": 0.5, "inplace": True}}, {"linear": 3}]
+    if task == "reconstruction":
+        layers[-1] = {"linear": 2}
+    spec = load_spec({"name": "InPlace", "input": [2], "layers": layers})
+    data = synthetic("classification")
+    if task == "reconstruction":
+        data.y_train, data.y_val, data.num_classes = data.x_train, data.x_val, None
+    kept = data.x_val.clone(), data.x_train.clone()
+    training = TrainingConfig.model_validate(
+        {"task": task, "epochs": 3, "early_stopping": None}
+    )
+    model = build_sequential(spec)
+    result = fit(model, data, training, device=CPU, quiet=True)
+    assert torch.equal(data.x_val, kept[0]) and torch.equal(data.x_train, kept[1])
+    # the last epoch's validation loss is that of its weights on the data as it is
+    assert (
+        not result.restored_best
+    )  # (no early stopping: the model is the last epoch's)
+    model.eval()
+    with torch.no_grad():
+        out = model(kept[0].clone())
+    loss = (
+        nn.functional.mse_loss(out, kept[0])
+        if task == "reconstruction"
+        else nn.functional.cross_entropy(out, data.y_val)
+    )
+    assert result.history[-1]["val_loss"] == pytest.approx(loss.item(), rel=1e-6)
+
+
 def test_a_model_whose_output_does_not_fit_the_task_is_a_user_error():
     model = build_sequential(load_spec(tiny_mlp(2, 2)))
     with pytest.raises(

@@ -118,6 +118,9 @@ class MemoryBatches:
             self.y_train, self.y_val = data.y_train.to(home), data.y_val.to(home)
         self.group, self.training, self.device = group, training, device
         self.reconstructs = reconstructs
+        # set by the loop for a model that changes its input in place: validation batches,
+        # views of the data set, are then handed over as copies
+        self.copies_inputs = False
         self.n_train, self.n_val = len(self.x_train), len(self.x_val)
         self.per_sample = self.y_train[:1].numel()  # targets per sample
 
@@ -151,9 +154,10 @@ class MemoryBatches:
         x = self.x_val[part.start : part.stop]
         y = self.y_val[part.start : part.stop]
         for rows in eval_chunks(len(x), self.training.batch_size):
-            yield self._on_device(
+            xb, yb = self._on_device(
                 x[rows.start : rows.stop], self._targets(y[rows.start : rows.stop])
             )
+            yield (xb.clone(), yb) if self.copies_inputs else (xb, yb)
 
     def _targets(self, y: Tensor) -> Tensor | None:
         """Return `y`, or None for a reconstruction (its targets are its inputs)."""

@@ -218,7 +218,9 @@ def _prepare(
         training=training,
     )
     autocast = autocast_for(device, training.amp)
-    _check_output(
+    # a model that changes its input in place (an `inplace: true` layer reading it) is given
+    # copies of the validation batches, which are views of the data set kept for every epoch
+    batches.copies_inputs = _check_output(
         model,
         *batches.head(2),
         task=task,
@@ -437,7 +439,9 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
         xb, yb, size = batch.x, batch.y, batch.size
         if augmenting is not None:
             xb = run.augment(xb, augmenting, size, group)
-            yb = xb if task.reconstructs else yb  # an autoencoder rebuilds what it saw
+            # an autoencoder rebuilds what it saw: a copy, which a model that changes its
+            # input in place cannot change
+            yb = xb.clone() if task.reconstructs else yb
         if noise is not None:
             xb = xb + _batch_noise(noise, run.noise, size, xb, group)
         with run.autocast:
@@ -551,14 +555,17 @@ def evaluate_sums(
 
 def _check_output(
     model, x, y, *, task: TaskMetrics, num_classes: int | None, autocast
-) -> None:
-    """Raise UserError when the model's output does not fit the task (checked on two samples)."""
+) -> bool:
+    """Raise UserError when the model's output does not fit the task (checked on two samples);
+    return whether the model changed its input (evaluated on a copy of `x`)."""
     model.eval()
+    seen = x.clone()
     with torch.inference_mode(), autocast:
-        output = model(x)
+        output = model(seen)
     problem = task.check_output(output, y, num_classes)
     if problem:
         raise UserError(problem)
+    return not torch.equal(seen, x)
 
 
 def _step_scheduler(scheduler, monitored: float) -> None:
