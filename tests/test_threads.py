@@ -233,6 +233,60 @@ def test_the_wait_of_a_probe_beside_busy_programs_is_read():
     assert str(threading.get_native_id()) in delays and min(delays.values()) >= 0
 
 
+def test_the_cgroup_cpu_quota_is_read_along_the_cgroup_path(tmp_path):
+    root, cgroups = tmp_path / "cgroup", tmp_path / "self-cgroup"
+
+    def write(path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def quota(lines):
+        cgroups.write_text(lines)
+        return threads.cpu_quota(str(root), str(cgroups))
+
+    assert threads.cpu_quota(str(root), str(tmp_path / "none")) is None  # no such file
+    # v2: cpu.max at each level of the path, the least taken; `max` is no limit
+    write(root / "cpu.max", "max 100000\n")
+    assert quota("0::/\n") is None
+    write(root / "pod" / "cpu.max", "250000 100000\n")
+    write(root / "pod" / "app" / "cpu.max", "max 100000\n")
+    assert quota("0::/pod/app\n") == 2.5
+    # a path not under the root (a container without its own cgroup namespace): the root's
+    write(root / "cpu.max", "150000 100000\n")
+    assert quota("0::/docker/0123abcd\n") == 1.5
+    # v1: the cpu controller's folder, cfs_quota_us -1 is no limit
+    (root / "cpu.max").unlink()
+    write(root / "cpu,cpuacct" / "cpu.cfs_quota_us", "-1\n")
+    write(root / "cpu,cpuacct" / "cpu.cfs_period_us", "100000\n")
+    lines = "4:memory:/job\n3:cpu,cpuacct:/job\n"
+    assert quota(lines) is None
+    write(root / "cpu,cpuacct" / "job" / "cpu.cfs_quota_us", "100000\n")
+    write(root / "cpu,cpuacct" / "job" / "cpu.cfs_period_us", "100000\n")
+    assert quota(lines) == 1.0
+    write(root / "cpu,cpuacct" / "job" / "cpu.cfs_period_us", "garbage\n")
+    assert quota(lines) is None  # unreadable: no limit known
+
+
+def test_a_cpu_quota_caps_the_counts_timed(two_threads, monkeypatch):
+    spec, model, data = model_and_data()
+    training = spec.training_or_default
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 1.5)  # fewer than two whole CPUs
+    assert threads.usable_threads() == 1
+    assert threads.counts_to_time(training, CPU) == (1,)
+    choice = choose_threads(model, data, training, CPU, key="quota")
+    assert (choice.chosen, choice.by, choice.describe()) == (
+        1,
+        "quota",
+        "the CPU quota allows one",
+    )
+    # the user's own count is theirs
+    pinned = training.model_copy(update={"threads": 2})
+    assert choose_threads(model, data, pinned, CPU, key="quota").chosen == 2
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 8.0)  # more than torch's 2
+    assert threads.usable_threads() == 2
+    assert threads.counts_to_time(training, CPU) == (1, 2)
+
+
 def test_an_epoch_is_estimated_from_its_steps_and_validation_passes(
     two_threads, monkeypatch
 ):

@@ -46,6 +46,7 @@ from runtime.parallel.threads import (
     remembered_entry,
     remembered_wait,
     time_epochs,
+    usable_threads,
     waited_for_cpu,
 )
 
@@ -142,12 +143,10 @@ def choose_layout(
         return LayoutChoice(False, "device")
     if distributed:
         return LayoutChoice(False, "distributed")
-    counts = counts or (torch.get_num_threads(),)
+    counts = counts or (usable_threads(),)
     # the counts timed are part of the choice: one made at a pinned count is not reused by a
     # run that may choose its count
-    entry_key = cache_key(
-        key, torch.get_num_threads(), f"layout {CHOICE_RULE} {list(counts)}"
-    )
+    entry_key = cache_key(key, usable_threads(), f"layout {CHOICE_RULE} {list(counts)}")
     entry = remembered_entry(CACHE_FILE, entry_key)
     if entry is not None:
         remembered = _from_entry(entry)

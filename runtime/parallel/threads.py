@@ -27,7 +27,8 @@ choice is made once per spec and machine and remembered in the user's cache fold
 the same spec on the same machine trains the same way every time. A resumed run takes the count
 its checkpoint recorded. Nothing is timed when the user chose (`training.threads: N`,
 `OMP_NUM_THREADS` or `MKL_NUM_THREADS`; the processes of `--nproc` run with OMP_NUM_THREADS=1), off
-the CPU, or where torch has one thread.
+the CPU, or where torch has one thread. Under a cgroup CPU quota (a container's `--cpus`) the
+counts timed stop at the quota's whole CPUs (usable_threads), one CPU or less is one thread.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import os
 import platform
 import time
@@ -87,7 +89,8 @@ TIMING_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, OSError, UserE
 class ThreadChoice:
     """How many CPU threads a run trains on, and why: measured, remembered (measured by an
     earlier run of the spec), resumed (the checkpoint's), setting, environment, or the count
-    torch has (`device`: not the CPU; `single`: torch has one thread)."""
+    torch has (`device`: not the CPU; `single`: torch has one thread; `quota`: the cgroup's CPU
+    quota leaves one)."""
 
     chosen: int
     by: str
@@ -129,6 +132,7 @@ class ThreadChoice:
             "environment": "set by OMP_NUM_THREADS/MKL_NUM_THREADS",
             "resumed": "as the checkpoint resumed",
             "untimed": "torch's count: a training step or validation pass failed when timed",
+            "quota": "the CPU quota allows one",
         }.get(self.by, self.by)
 
 
@@ -136,8 +140,8 @@ def decided_threads(
     training, device: torch.device, resumed: Any = None
 ) -> ThreadChoice | None:
     """Return the thread count that is not timed (the device, the spec's setting, the
-    environment, a resumed checkpoint, a torch of one thread decide it), None when
-    choose_threads times it."""
+    environment, a resumed checkpoint, a torch of one thread or a CPU quota of under two CPUs
+    decide it), None when choose_threads times it."""
     default = torch.get_num_threads()
     if device.type != "cpu":
         return ThreadChoice(default, "device")
@@ -153,7 +157,80 @@ def decided_threads(
         return ThreadChoice(resumed, "resumed")  # the same count resumes bit for bit
     if default <= 1:
         return ThreadChoice(default, "single")
+    if usable_threads() <= 1:
+        return ThreadChoice(1, "quota")
     return None
+
+
+def usable_threads() -> int:
+    """Return the most threads a probe times: torch's count, or fewer when the cgroup's CPU
+    quota (a container's `--cpus`, systemd's CPUQuota) allows fewer whole CPUs. Threads past
+    the quota are throttled in pauses a probe's median step does not see (under a 1-CPU quota
+    two threads timed 43 ms/epoch and one 48, each thread waiting 43-54% of the time).
+    """
+    quota = cpu_quota()
+    default = torch.get_num_threads()
+    return default if quota is None else max(1, min(default, math.floor(quota)))
+
+
+def cpu_quota(
+    root: str = "/sys/fs/cgroup", cgroups: str = "/proc/self/cgroup"
+) -> float | None:
+    """Return the CPUs a second this process's cgroup may use, the least along its cgroup
+    path (v2's cpu.max, v1's cpu.cfs_quota_us / cpu.cfs_period_us), None when unlimited or
+    unknown. A path that is not under `root` (a container without its own cgroup namespace)
+    leaves the files at `root`, the container's own."""
+    try:
+        with open(cgroups) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2: one hierarchy
+            folders = [root]
+            reader = _v2_quota
+        elif "cpu" in controllers.split(","):
+            folders = [f"{root}/{name}" for name in (controllers, "cpu", "cpu,cpuacct")]
+            reader = _v1_quota
+        else:
+            continue
+        for folder in dict.fromkeys(folders):
+            for level in _levels(path):
+                quota = reader(f"{folder}{level}")
+                if quota is not None:
+                    quotas.append(quota)
+    return min(quotas) if quotas else None
+
+
+def _levels(path: str) -> list[str]:
+    """Return a cgroup path and each folder above it: "/a/b" -> ["/a/b", "/a", ""]."""
+    parts = [part for part in path.split("/") if part]
+    return ["/" + "/".join(parts[:n]) if n else "" for n in range(len(parts), -1, -1)]
+
+
+def _v2_quota(folder: str) -> float | None:
+    try:
+        with open(f"{folder}/cpu.max") as file:
+            quota, period = file.read(64).split()[:2]
+        return int(quota) / int(period) if quota != "max" and int(period) > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(folder: str) -> float | None:
+    try:
+        with open(f"{folder}/cpu.cfs_quota_us") as file:
+            quota = int(file.read(64))
+        with open(f"{folder}/cpu.cfs_period_us") as file:
+            period = int(file.read(64))
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def counts_to_time(
@@ -162,7 +239,7 @@ def counts_to_time(
     """Return the thread counts a run may train on: (1, torch's count) when choose_threads
     times them, else the one count decided (what the layout is timed at)."""
     decided = decided_threads(training, device, resumed)
-    return (decided.chosen,) if decided is not None else (1, torch.get_num_threads())
+    return (decided.chosen,) if decided is not None else (1, usable_threads())
 
 
 def choose_threads(
@@ -183,7 +260,7 @@ def choose_threads(
     decided = decided_threads(training, device, resumed)
     if decided is not None:
         return decided
-    default = torch.get_num_threads()
+    default = usable_threads()  # torch's count, or the CPU quota's
     entry_key = cache_key(key, default, str(CHOICE_RULE))
     remembered = _remembered(remembered_entry(CACHE_FILE, entry_key))
     if remembered is not None:
