@@ -226,6 +226,32 @@ def test_a_data_set_too_large_for_the_device_stays_on_the_host(monkeypatch):
     assert all(xb is yb for xb, yb in ae.val_batches())
 
 
+def test_a_reconstructions_targets_are_not_the_tensor_its_model_is_given():
+    # a model that changes its input in place must not change what it is scored against
+    training = TrainingConfig.model_validate({"batch_size": 4, "seed": 3})
+    x = torch.arange(34.0).reshape(17, 2)
+    streamed = StreamedBatches(
+        _splits(TensorRows(x), x, streamed=True),
+        reconstructs=True,
+        device=torch.device("cpu"),
+        training=training,
+    )
+    batch = next(iter(streamed.train_batches(1)))
+    assert batch.x is not batch.y and torch.equal(batch.x, batch.y)
+    streamed.copies_inputs = True  # as the loop sets it for such a model
+    for xb, yb in streamed.val_batches():
+        assert xb is not yb and torch.equal(xb, yb)
+    for source in (x, TensorRows(x)):  # evaluate: in memory and streamed
+        for xb, yb in split_batches(
+            source, None, reconstructs=True, batch_size=4, device="cpu"
+        ):
+            xb.mul_(0.5)  # what an in-place layer would do
+            assert not torch.equal(xb, yb) or not xb.any()
+    assert torch.equal(
+        x, torch.arange(34.0).reshape(17, 2)
+    )  # the loaded split as it was
+
+
 def test_train_says_when_the_data_set_stays_on_the_host(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(batches_module, "fits_on_device", lambda *_: False)
     spec = load_spec(

@@ -14,6 +14,7 @@ import torch
 from compiler import build_sequential, load_spec
 from runtime.parallel import threads
 from runtime.parallel.threads import choose_threads, cpu_threads
+from runtime.parallel.threads import cpu_quota as read_cpu_quota  # conftest patches it
 from runtime.training.train import train_spec
 from tests.test_train import digits_spec, synthetic, tiny_mlp
 
@@ -242,9 +243,9 @@ def test_the_cgroup_cpu_quota_is_read_along_the_cgroup_path(tmp_path):
 
     def quota(lines):
         cgroups.write_text(lines)
-        return threads.cpu_quota(str(root), str(cgroups))
+        return read_cpu_quota(str(root), str(cgroups))
 
-    assert threads.cpu_quota(str(root), str(tmp_path / "none")) is None  # no such file
+    assert read_cpu_quota(str(root), str(tmp_path / "none")) is None  # no such file
     # v2: cpu.max at each level of the path, the least taken; `max` is no limit
     write(root / "cpu.max", "max 100000\n")
     assert quota("0::/\n") is None
@@ -265,6 +266,8 @@ def test_the_cgroup_cpu_quota_is_read_along_the_cgroup_path(tmp_path):
     assert quota(lines) == 1.0
     write(root / "cpu,cpuacct" / "job" / "cpu.cfs_period_us", "garbage\n")
     assert quota(lines) is None  # unreadable: no limit known
+    cgroups.write_bytes(b"0::/\xff\xfe\n")  # a cgroup name that is no UTF-8
+    assert read_cpu_quota(str(root), str(cgroups)) is None
 
 
 def test_a_cpu_quota_caps_the_counts_timed(two_threads, monkeypatch):

@@ -28,7 +28,7 @@ the same spec on the same machine trains the same way every time. A resumed run 
 its checkpoint recorded. Nothing is timed when the user chose (`training.threads: N`,
 `OMP_NUM_THREADS` or `MKL_NUM_THREADS`; the processes of `--nproc` run with OMP_NUM_THREADS=1), off
 the CPU, or where torch has one thread. Under a cgroup CPU quota (a container's `--cpus`) the
-counts timed stop at the quota's whole CPUs (usable_threads), one CPU or less is one thread.
+counts timed stop at the quota's whole CPUs (usable_threads); under two CPUs, one thread.
 """
 
 from __future__ import annotations
@@ -181,9 +181,9 @@ def cpu_quota(
     unknown. A path that is not under `root` (a container without its own cgroup namespace)
     leaves the files at `root`, the container's own."""
     try:
-        with open(cgroups) as file:
+        with open(cgroups, errors="surrogateescape") as file:
             lines = file.read().splitlines()
-    except OSError:
+    except (OSError, ValueError):
         return None
     quotas = []
     for line in lines:
@@ -236,8 +236,9 @@ def _v1_quota(folder: str) -> float | None:
 def counts_to_time(
     training, device: torch.device, resumed: Any = None
 ) -> tuple[int, ...]:
-    """Return the thread counts a run may train on: (1, torch's count) when choose_threads
-    times them, else the one count decided (what the layout is timed at)."""
+    """Return the thread counts a run may train on: (1, torch's count, or the CPU quota's
+    whole CPUs: usable_threads) when choose_threads times them, else the one count decided
+    (what the layout is timed at)."""
     decided = decided_threads(training, device, resumed)
     return (decided.chosen,) if decided is not None else (1, usable_threads())
 

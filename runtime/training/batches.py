@@ -213,24 +213,32 @@ class StreamedBatches:
         x = x.to(self.device)
         return x, (x if self.reconstructs else y.to(self.device))
 
+    # set by the loop for a model that changes its input in place (MemoryBatches)
+    copies_inputs = False
+
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """Yield this process's part of each training batch of `epoch`, in the epoch's order."""
         self._order.epoch = epoch
         for (start, stop), part in zip(self._order.bounds, self._train):
-            x, y = self._on_device(part)
+            # a reconstruction's targets a tensor of their own, as in memory
+            x, y = self._on_device(part, distinct=True)
             yield Batch(x, y, stop - start)
 
     def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield this process's part of the validation split, in evaluation batches."""
         for part in self._val:
-            yield self._on_device(part)
+            x, y = self._on_device(part)
+            # a reconstruction's target is its input: the model gets a copy it may change
+            yield (x.clone(), y) if self.copies_inputs and y is x else (x, y)
 
-    def _on_device(self, part) -> tuple[Tensor, Tensor]:
+    def _on_device(self, part, *, distinct: bool = False) -> tuple[Tensor, Tensor]:
         if isinstance(part, _Failure):
             raise UserError(part.message)
         x, y = part
         x = x.to(self.device, non_blocking=True)
-        return x, (x if y is None else y.to(self.device, non_blocking=True))
+        if y is None:
+            return x, (x.clone() if distinct else x)
+        return x, y.to(self.device, non_blocking=True)
 
     def close(self) -> None:
         """Stop the DataLoaders' worker processes."""
@@ -246,7 +254,13 @@ def split_batches(
     if not isinstance(x, StoredSamples):
         for rows in chunks:
             xb = x[rows.start : rows.stop].to(device)
-            yield xb, (xb if reconstructs else y[rows.start : rows.stop].to(device))
+            # a reconstruction's target is its input as loaded: a model that changes its
+            # input in place changes a copy (and on the CPU, not the loaded split's rows)
+            yield (
+                (xb.clone(), xb)
+                if reconstructs
+                else (xb, y[rows.start : rows.stop].to(device))
+            )
         return
     loader = _loader(
         x, None if reconstructs else y, [list(r) for r in chunks], workers, device
@@ -256,7 +270,10 @@ def split_batches(
             raise UserError(part.message)
         xb, yb = part
         xb = xb.to(device, non_blocking=True)
-        yield xb, (xb if yb is None else yb.to(device, non_blocking=True))
+        if yb is None:  # a reconstruction: the model gets a copy of the target
+            yield xb.clone(), xb
+        else:
+            yield xb, yb.to(device, non_blocking=True)
 
 
 class _EpochOrder:
