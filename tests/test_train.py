@@ -170,6 +170,55 @@ def test_a_model_that_changes_its_input_in_place_leaves_the_data_set_as_it_was(
     assert result.history[-1]["val_loss"] == pytest.approx(loss.item(), rel=1e-6)
 
 
+def test_an_augmented_autoencoder_is_scored_against_what_it_saw_not_what_it_changed(
+    monkeypatch,
+):
+    # flipped images are its targets; a leaky ReLU in place first must not halve their
+    # negative values before the loss reads them
+    from runtime.training.metrics import TaskMetrics
+
+    spec = load_spec(
+        {
+            "name": "InPlaceAE",
+            "input": [1, 4, 4],
+            "layers": [
+                {"leakyrelu": {"negative_slope": 0.5, "inplace": True}},
+                "flatten",
+                {"linear": 16},
+                {"unflatten": {"dim": 1, "unflattened_size": [1, 4, 4]}},
+            ],
+        }
+    )
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 1, 4, 4, generator=g)
+    data = DataSplits(x[:32], x[:32], x[32:], x[32:], None, None, None, None, "images")
+    samples = {tuple(sorted(row.flatten().tolist())) for row in x[:32]}
+    targets = []
+    loss = TaskMetrics.loss
+
+    def recording(self, output, target):
+        if torch.is_grad_enabled():  # training batches only
+            targets.append(target.detach().clone())
+        return loss(self, output, target)
+
+    monkeypatch.setattr(TaskMetrics, "loss", recording)
+    training = TrainingConfig.model_validate(
+        {
+            "task": "reconstruction",
+            "epochs": 2,
+            "batch_size": 8,
+            "early_stopping": None,
+            "augment": {"horizontal_flip": True},
+        }
+    )
+    fit(build_sequential(spec), data, training, device=CPU, quiet=True)
+    assert len(targets) == 8
+    # a flip keeps each image's values: every target is one of the training images, flipped
+    for batch in targets:
+        for image in batch:
+            assert tuple(sorted(image.flatten().tolist())) in samples
+
+
 def test_a_model_whose_output_does_not_fit_the_task_is_a_user_error():
     model = build_sequential(load_spec(tiny_mlp(2, 2)))
     with pytest.raises(
