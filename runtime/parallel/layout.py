@@ -143,10 +143,11 @@ def choose_layout(
         return LayoutChoice(False, "device")
     if distributed:
         return LayoutChoice(False, "distributed")
-    counts = counts or (usable_threads(),)
+    usable = usable_threads()  # torch's count, or the CPU quota's
+    counts = counts or (usable,)
     # the counts timed are part of the choice: one made at a pinned count is not reused by a
     # run that may choose its count
-    entry_key = cache_key(key, usable_threads(), f"layout {CHOICE_RULE} {list(counts)}")
+    entry_key = cache_key(key, usable, f"layout {CHOICE_RULE} {list(counts)}")
     entry = remembered_entry(CACHE_FILE, entry_key)
     if entry is not None:
         remembered = _from_entry(entry)

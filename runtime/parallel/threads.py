@@ -424,25 +424,22 @@ def time_epochs(
         last = {setting: once(setting, kind, keep=False) for setting in chosen}
         started = time.perf_counter()
         with counted():
-            timed_rounds(kind, chosen, last, started)
-
-    def timed_rounds(kind: int, chosen: list, last: dict, started: float) -> None:
-        """Time the rounds of `alternate` until one of the bounds (module docstring)."""
-        while True:
-            for setting in chosen:
-                if kind == STEP and last[setting] < SHORT_STEP_SECONDS:
-                    # a short step right after another setting's pays for the switch (the
-                    # other threads woken, caches refilled), which an epoch pays once
-                    once(setting, kind, keep=False)
-                last[setting] = once(setting, kind)
-            rounds = min(len(samples[s][kind]) for s in chosen)
-            spent = time.perf_counter() - started
-            if (
-                rounds >= MAX_ROUNDS
-                or (rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2)
-                or spent >= LONG_PHASE_SECONDS
-            ):
-                return
+            while True:
+                for setting in chosen:
+                    if kind == STEP and last[setting] < SHORT_STEP_SECONDS:
+                        # a short step right after another setting's pays for the switch
+                        # (the other threads woken, caches refilled), which an epoch pays
+                        # once
+                        once(setting, kind, keep=False)
+                    last[setting] = once(setting, kind)
+                rounds = min(len(samples[s][kind]) for s in chosen)
+                spent = time.perf_counter() - started
+                if (
+                    rounds >= MAX_ROUNDS
+                    or (rounds >= MIN_ROUNDS and spent >= MEASURE_SECONDS / 2)
+                    or spent >= LONG_PHASE_SECONDS
+                ):
+                    return
 
     # dropout draws from torch's generator: forked, so the run draws what it would have
     with torch.random.fork_rng(devices=[]):
