@@ -1,11 +1,13 @@
-"""The fused bare loop in a process of its own, with denormals flushed to zero as `nnspec train`
-runs (runtime/parallel/denormals.py): the mode has to be set before torch starts its threads, so
-the benchmark's own process, whose threads have long been running, cannot time it.
+"""The fused bare loop in a process of its own: as written, or with denormals flushed to zero as
+`nnspec train` runs (runtime/parallel/denormals.py: the mode has to be set before torch starts
+its threads, so the benchmark's own process, whose threads have long been running, cannot time
+it).
 
-    python benchmarks/bare_process.py SPEC EPOCHS THREADS [--channels-last]
+    python benchmarks/bare_process.py SPEC EPOCHS THREADS [--channels-last] [--flush]
 
-prints the JSON list of the epochs' wall times. Like the in-process loops, the model is built
-with the spec's seed and the data loaded as `nnspec train` loads them.
+prints the JSON list of the epochs' wall times. Like `nnspec train`, the model is built with the
+spec's seed and the data loaded as `nnspec train` loads them; under benchmarks/lockstep.py the
+process stops after each epoch until it is let go (lockstep.EpochClock).
 """
 
 from __future__ import annotations
@@ -16,38 +18,52 @@ import sys
 from pathlib import Path
 
 from common import child_env
+from lockstep import EpochClock
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def command(
+    spec_path, epochs: int, threads: int, *, channels_last: bool, flush: bool
+) -> tuple[list[str], dict[str, str]]:
+    """Return the command line and environment of this script for one bare loop."""
+    argv = [sys.executable, str(Path(__file__)), str(spec_path), str(epochs)]
+    argv += [str(threads)] + (["--channels-last"] if channels_last else [])
+    argv += ["--flush"] if flush else []
+    return argv, child_env(ROOT, HERE)
+
+
+def parse(code: int, stdout: str, stderr: str) -> list[float] | str:
+    """Return the epoch times a run of this script printed, or a str saying why it failed."""
+    if code != 0:
+        lines = stderr.strip().splitlines()
+        return f"failed: {lines[-1] if lines else code}"
+    return json.loads(stdout)
+
+
 def times(spec_path, epochs: int, threads: int, channels_last: bool = False):
     """Return the epoch times of the flushed bare loop run by this script in a new process,
     or a str saying why it failed."""
-    command = [sys.executable, str(Path(__file__)), str(spec_path), str(epochs)]
-    command += [str(threads)] + (["--channels-last"] if channels_last else [])
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=child_env(ROOT, HERE),
-        cwd=ROOT,
-        check=False,
+    argv, env = command(
+        spec_path, epochs, threads, channels_last=channels_last, flush=True
     )
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        return f"failed: {lines[-1] if lines else done.returncode}"
-    return json.loads(done.stdout)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    return parse(done.returncode, done.stdout, done.stderr)
 
 
 def main() -> None:
     spec_path, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    options = sys.argv[4:]
     import torch
 
     torch.set_num_threads(threads)
     from runtime.parallel.denormals import flush_denormals, flushing
 
-    flush_denormals()  # first, before any torch work starts its threads
+    if "--flush" in options:
+        flush_denormals()  # first, before any torch work starts its threads
     from loops import bare_loop
 
     from compiler import build_sequential, load_spec
@@ -64,9 +80,10 @@ def main() -> None:
         training,
         epochs,
         fused=True,
-        channels_last="--channels-last" in sys.argv[4:],
+        channels_last="--channels-last" in options,
+        on_epoch_end=EpochClock().epoch_ended,
     )
-    if not flushing():
+    if "--flush" in options and not flushing():
         raise SystemExit("denormals were not flushed in every thread")
     print(json.dumps(result))
 

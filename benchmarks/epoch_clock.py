@@ -1,11 +1,13 @@
 """Run `nnspec train ARGS...` in this process exactly as the `nnspec` command runs it, and write
-the moment each epoch ended to the JSON file named by $NNSPEC_BENCH_CLOCK.
+the moment each epoch ended to the JSON file named by $NNSPEC_BENCH_CLOCK (and, under benchmarks/lockstep.py, stop there
+until let go).
 
     NNSPEC_BENCH_CLOCK=clock.json python benchmarks/epoch_clock.py specs/digits_mlp.yaml --out runs/x
 
 The one thing added is a clock: the progress bar's once-per-epoch `update` (the last step of an
 epoch in `runtime.training.loop.fit`, called with or without --quiet) first notes
-`time.perf_counter()`. The time between two notes is everything an epoch costs a user: training,
+`time.perf_counter()` (lockstep.EpochClock). The time from one note (or the moment the process
+was let go after it, in lockstep) to the next is everything an epoch costs a user: training,
 validation, early stopping, the checkpoint policy's copies and writes, and the progress bar.
 """
 
@@ -15,19 +17,20 @@ import json
 import os
 import runpy
 import sys
-import time
+
+from lockstep import EpochClock
 
 
 def main() -> None:
     target = os.environ.pop("NNSPEC_BENCH_CLOCK")
-    stamps: list[float] = []
+    clock = EpochClock()
     # imported before the CLI, so that fit's EpochProgress is the class patched here
     from runtime.training import progress
 
     update = progress.EpochProgress.update
 
     def clocked(self, row):
-        stamps.append(time.perf_counter())
+        clock.epoch_ended()
         return update(self, row)
 
     progress.EpochProgress.update = clocked
@@ -39,7 +42,7 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         with open(target, "w", encoding="utf-8") as file:
-            json.dump({"epoch_ends": stamps}, file)
+            json.dump({"epoch_times": clock.epoch_times()}, file)
     sys.exit(code)
 
 

@@ -22,6 +22,7 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -98,12 +99,14 @@ def bare_loop(
     fused: bool = False,
     compile_backend: str | None = None,
     channels_last: bool = False,
+    on_epoch_end: Callable[[], None] | None = None,
 ) -> list[float]:
     """Return the epoch times of a hand-written in-memory loop (loss only, one sync per epoch).
 
     The data moves to `device` once, before the first epoch; `autocast` wraps forward and loss;
     `compile_backend` (e.g. "inductor") runs the model through `torch.compile` with it;
-    `channels_last` puts the model's 4-d weights in channels-last layout.
+    `channels_last` puts the model's 4-d weights in channels-last layout; `on_epoch_end` is
+    called after each epoch is timed (lockstep.EpochClock's, in a process of its own).
     """
     autocast = autocast or contextlib.nullcontext
     model.to(device)
@@ -145,6 +148,8 @@ def bare_loop(
             [total / n, val_total / len(x_val)]
         ).tolist()  # the epoch's sync
         times.append(time.perf_counter() - started)
+        if on_epoch_end is not None:
+            on_epoch_end()
     return times
 
 

@@ -42,6 +42,46 @@ class TrainRun:
         return not self.error
 
 
+def command(
+    folder: Path,
+    spec_path: str | os.PathLike,
+    epochs: int,
+    *,
+    sets: tuple[str, ...] = (),
+    device: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """Return the command line and environment of `nnspec train SPEC --epochs N [--set ...]`
+    clocked by epoch_clock.py, its run and clock going into `folder` (read by `collect`).
+    """
+    argv = [sys.executable, str(CLOCK), "train", str(spec_path)]
+    argv += ["--out", str(folder / "run"), "--epochs", str(epochs)]
+    for item in sets:
+        argv += ["--set", item]
+    if device:
+        argv += ["--device", device]
+    return argv, child_env(ROOT, NNSPEC_BENCH_CLOCK=str(folder / "clock.json"))
+
+
+def collect(folder: Path, code: int | None, wall: float, timeout: float) -> TrainRun:
+    """Return the TrainRun of the `command` that ran in `folder` and exited with `code`
+    (None: timed out), its stderr in folder/stderr.txt."""
+    run = TrainRun(wall=wall)
+    if code != 0:
+        log = folder / "stderr.txt"
+        run.error = (
+            _last_line(log) if code is not None else f"timed out ({timeout:g} s)"
+        )
+        return run
+    clock = json.loads((folder / "clock.json").read_text(encoding="utf-8"))
+    run.epoch_times = clock["epoch_times"]
+    out = folder / "run"
+    run.csv_seconds = _csv_seconds(out / "metrics.csv")
+    run.device = _summary(out).get("device", "")
+    if not run.epoch_times:
+        run.error = "no epoch was clocked (the progress bar was never updated)"
+    return run
+
+
 def train(
     spec_path: str | os.PathLike,
     epochs: int,
@@ -58,19 +98,12 @@ def train(
     """
     with tempfile.TemporaryDirectory(prefix="nnspec-bench-train-") as folder:
         folder = Path(folder)
-        clock, out, log = folder / "clock.json", folder / "run", folder / "stderr.txt"
-        command = [sys.executable, str(CLOCK), "train", str(spec_path)]
-        command += ["--out", str(out), "--epochs", str(epochs)]
-        for item in sets:
-            command += ["--set", item]
-        if device:
-            command += ["--device", device]
-        env = child_env(ROOT, NNSPEC_BENCH_CLOCK=str(clock))
+        argv, env = command(folder, spec_path, epochs, sets=sets, device=device)
         started = time.perf_counter()
-        with open(log, "w", encoding="utf-8") as stderr:
+        with open(folder / "stderr.txt", "w", encoding="utf-8") as stderr:
             try:
                 done = subprocess.run(
-                    command,
+                    argv,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                     env=env,
@@ -81,19 +114,7 @@ def train(
                 code = done.returncode
             except subprocess.TimeoutExpired:
                 code = None
-        run = TrainRun(wall=time.perf_counter() - started)
-        if code != 0:
-            run.error = (
-                _last_line(log) if code is not None else f"timed out ({timeout:g} s)"
-            )
-            return run
-        stamps = json.loads(clock.read_text(encoding="utf-8"))["epoch_ends"]
-        run.epoch_times = [b - a for a, b in zip(stamps, stamps[1:])]
-        run.csv_seconds = _csv_seconds(out / "metrics.csv")
-        run.device = _summary(out).get("device", "")
-        if not run.epoch_times:
-            run.error = "no epoch was clocked (the progress bar was never updated)"
-        return run
+        return collect(folder, code, time.perf_counter() - started, timeout)
 
 
 def _csv_seconds(path: Path) -> list[float]:

@@ -3,7 +3,10 @@ careful user could write (a bare in-memory loop with fused Adam at its best thre
 course's DataLoader loop and, when importable, skorch, Lightning and Keras (torch backend).
 
 `nnspec train` runs as a user runs it, a process per round (nnspec_train.py): its own thread
-choice, its own checkpoint policy, its progress bar. The other loops run in this process.
+choice, its own checkpoint policy, its progress bar. The bare loops it is measured against run
+in processes of their own too, in lockstep with it (lockstep.py: one epoch of each in turn, so
+epoch k of `nnspec train` is timed within a few tens of milliseconds of epoch k of each bare
+loop). The course's DataLoader loop and the frameworks run in this process.
 
 The loops run in interleaved rounds (each round: every loop once, in an order rotated from round
 to round, on a freshly seeded model) and warm-up epochs are dropped; a ratio is the median over
@@ -19,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bare_process
+import lockstep
 import nnspec_train
 import numpy as np
 import torch
 from common import at_most, markdown_table, mean
 from common import median as median_of
 from loops import (
-    bare_loop,
     dataloader_loop,
     fused_supported,
     keras_loop,
@@ -38,13 +41,16 @@ from loops import (
 )
 
 NNSPEC = "nnspec train"
+LOCKSTEP = "nnspec train and the bare loops, in lockstep"
+ROOT = Path(__file__).resolve().parent.parent
 COMPILED = "nnspec train, training.compile: true"
 # a bare loop with its weights in channels-last layout: shown, not a reference (the issue's
 # reference is the bare loop as written; nnspec train chooses the layout by timing it)
 CHANNELS_LAST = "bare, fused Adam, channels last (not a reference)"
-# the bare loop as nnspec train runs: denormals flushed to zero (and channels last on CNNs), in
-# a process of its own, since the mode must be set before torch starts its threads
-AS_NNSPEC = "bare, fused Adam, denormals flushed (+ CNNs channels last), own process (not a reference)"
+# the bare loop as nnspec train runs: denormals flushed to zero (and channels last on CNNs)
+AS_NNSPEC = (
+    "bare, fused Adam, denormals flushed (+ CNNs channels last) (not a reference)"
+)
 NOT_REFERENCES = (CHANNELS_LAST, AS_NNSPEC)
 NNSPEC_WARMUP = (
     2  # epochs of each `nnspec train` run left untimed (start-up, thread choice)
@@ -99,16 +105,19 @@ Median wall time of an epoch (training, validation and whatever the loop does be
 brackets its ratio to the reference, the faster of the two fused bare loops (median over rounds
 of the ratio within a round; loops interleaved round by round). `nnspec train` is the command
 itself in a new process per round, with its own thread choice and checkpoint policy, its
-progress bar going to a file; an epoch is the time between the ends of two epochs (every cost of
-an epoch, writes included), its first {warmup} epochs untimed; "metrics.csv seconds" is the same
-runs' own `seconds` column (training + validation only), "mean epoch" the mean instead of the
-median (periodic costs such as a checkpoint written every few seconds show there). The other
-loops run in-process, their first epoch untimed, at {threads} torch threads unless named:
-bare = tensors in memory, batches by index_select, loss summed on the device, fused Adam
-(the "channels last" line: the same with the model's 4-d weights in channels-last layout, at
-{threads} threads, shown for CNNs; `nnspec train` times that layout and keeps it when faster;
-the "denormals flushed" line: the same in a process of its own that flushes denormal floats to
-zero first, as `nnspec train` does, channels last on CNNs, at {threads} threads);
+progress bar going to a file; an epoch is the time from the end of one epoch to the end of the
+next (every cost of an epoch, writes included), its first {warmup} epochs untimed; "metrics.csv
+seconds" is the same runs' own `seconds` column (training + validation only), "mean epoch" the
+mean instead of the median (periodic costs such as a checkpoint written every few seconds show
+there). The bare loops run in processes of their own, in lockstep with `nnspec train` (one
+epoch of each process in turn, the others stopped meanwhile; their first {warmup} epochs
+untimed too): bare = tensors in memory, batches by index_select, loss summed on the device,
+fused Adam, at 1 and {threads} threads as written (the "channels last" line: the same with the
+model's 4-d weights in channels-last layout, at {threads} threads, shown for CNNs; `nnspec
+train` times that layout and keeps it when faster; the "denormals flushed" line: the same
+flushing denormal floats to zero first, as `nnspec train` does, channels last on CNNs, at
+{threads} threads). The other loops run in the benchmark's process, their first epoch untimed,
+at {threads} torch threads:
 DataLoader = the course's loop (TensorDataset + DataLoader(shuffle=True), per-batch .item());
 skorch = NeuralNetClassifier with its default callbacks; Lightning = a LightningModule logging
 loss and accuracy, Trainer defaults (end-of-epoch checkpoint), no progress bar or logger; Keras =
@@ -125,7 +134,9 @@ class Workload:
     data: object  # runtime.data.load.DataSplits, as `nnspec train` loads them
     rounds: int
     epochs: int  # per round for in-process loops; the first is dropped
-    nnspec_epochs: int  # per `nnspec train` run; the first NNSPEC_WARMUP are untimed
+    nnspec_epochs: (
+        int  # per `nnspec train` run and lockstep bare loop; NNSPEC_WARMUP untimed
+    )
     compile_rounds: (
         int  # rounds that also run `training.compile: true` (it compiles first)
     )
@@ -202,20 +213,14 @@ def in_process(loop, threads: int | None = None) -> Callable[[Workload, int], li
     return time_it
 
 
-def nnspec_loop(sets: tuple[str, ...] = (), row_notes: dict | None = None):
+def nnspec_loop(sets: tuple[str, ...] = ()):
     """Return a Loop's timer that runs `nnspec train` (with `--set`s) as a new process."""
 
     def time_it(workload: Workload, _round: int) -> list[float] | str:
         run = nnspec_train.train(
             workload.spec_path, workload.nnspec_epochs, sets=sets, device="cpu"
         )
-        if not run.ok:
-            return f"`nnspec train` failed: {run.error}"
-        if row_notes is not None:
-            row_notes.setdefault(workload.name, set()).add(run.device)
-            csv = run.csv_seconds[NNSPEC_WARMUP:]
-            row_notes.setdefault(("csv", workload.name), []).append(csv)
-        return run.epoch_times[NNSPEC_WARMUP - 1 :]
+        return _nnspec_times(run, workload, {})
 
     return time_it
 
@@ -229,23 +234,9 @@ def compile_accepted(spec) -> str:
 
 
 def loops(threads: int, seen: dict) -> list[Loop]:
-    """Return the loops to time: the references first, then `nnspec train`, then the others."""
-    chosen = [Loop("bare, fused Adam, 1 thread", in_process(_fused_bare, 1))]
-    if threads > 1:
-        chosen.append(
-            Loop(
-                f"bare, fused Adam, {threads} threads", in_process(_fused_bare, threads)
-            )
-        )
-    chosen.append(
-        Loop(
-            CHANNELS_LAST,
-            in_process(_channels_last_bare, threads),
-            only_rounds=lambda w: w.rounds if _has_convolution(w.spec) else 0,
-        )
-    )
-    chosen.append(Loop(AS_NNSPEC, _as_nnspec_bare(threads)))
-    chosen.append(Loop(NNSPEC, nnspec_loop(row_notes=seen)))
+    """Return the loops to time: the references and `nnspec train` in lockstep, then the
+    others."""
+    chosen = [Loop(LOCKSTEP, lockstep_group(threads, seen))]
     chosen.append(
         Loop(
             COMPILED,
@@ -264,25 +255,93 @@ def loops(threads: int, seen: dict) -> list[Loop]:
     return chosen
 
 
-def _fused_bare(model, data, training, epochs):
-    return bare_loop(model, data, training, epochs, fused=True)
+def bare_name(threads: int) -> str:
+    """Return the table's name of the fused bare loop at `threads` threads."""
+    return f"bare, fused Adam, {threads} thread{'s' if threads > 1 else ''}"
 
 
-def _channels_last_bare(model, data, training, epochs):
-    return bare_loop(model, data, training, epochs, fused=True, channels_last=True)
+def lockstep_group(threads: int, seen: dict):
+    """Return a Loop's timer that runs `nnspec train` and the bare loops, each a process of
+    its own, in lockstep (benchmarks/lockstep.py): the fused bare loop at 1 and `threads`
+    threads (the references), and, not references, the same in channels last on a CNN and
+    the same as `nnspec train` runs (denormals flushed, channels last on a CNN). Every process
+    runs the workload's `nnspec_epochs` epochs; the first NNSPEC_WARMUP of each are untimed,
+    so epoch k of one is timed beside epoch k of the others."""
 
-
-def _as_nnspec_bare(threads: int) -> Callable[[Workload, int], list[float] | str]:
-    def time_it(workload: Workload, _round: int) -> list[float] | str:
-        timed = bare_process.times(
-            workload.spec_path,
-            workload.epochs,
-            threads,
-            channels_last=_has_convolution(workload.spec),
-        )
-        return timed if isinstance(timed, str) else timed[1:]
+    def time_it(workload: Workload, round_index: int) -> dict[str, list[float] | str]:
+        cnn = _has_convolution(workload.spec)
+        bares = [(bare_name(1), 1, False, False)]
+        if threads > 1:
+            bares.append((bare_name(threads), threads, False, False))
+        if cnn:
+            bares.append((CHANNELS_LAST, threads, True, False))
+        bares.append((AS_NNSPEC, threads, cnn, True))
+        epochs = workload.nnspec_epochs
+        with tempfile.TemporaryDirectory(prefix="nnspec-bench-lockstep-") as folder:
+            folder = Path(folder)
+            children = []
+            for index, (name, count, channels_last, flush) in enumerate(
+                [(NNSPEC, 0, False, False), *bares]
+            ):
+                place = folder / str(index)
+                place.mkdir()
+                if name == NNSPEC:
+                    argv, env = nnspec_train.command(
+                        place, workload.spec_path, epochs, device="cpu"
+                    )
+                else:
+                    argv, env = bare_process.command(
+                        workload.spec_path,
+                        epochs,
+                        count,
+                        channels_last=channels_last,
+                        flush=flush,
+                    )
+                children.append(
+                    lockstep.Child(
+                        name,
+                        argv,
+                        env,
+                        ROOT,
+                        place / "stdout.txt",
+                        place / "stderr.txt",
+                    )
+                )
+            shift = round_index % len(children)  # which starts first, round by round
+            codes = lockstep.run(children[shift:] + children[:shift])
+            timed: dict[str, list[float] | str] = {}
+            for child in children:
+                place = child.stdout.parent
+                if child.name == NNSPEC:
+                    timed[NNSPEC] = _nnspec_times(
+                        nnspec_train.collect(place, codes[NNSPEC], 0.0, 0.0),
+                        workload,
+                        seen,
+                    )
+                    continue
+                epochs_timed = bare_process.parse(
+                    codes[child.name],
+                    child.stdout.read_text(encoding="utf-8"),
+                    child.stderr.read_text(encoding="utf-8", errors="replace"),
+                )
+                timed[child.name] = (
+                    epochs_timed
+                    if isinstance(epochs_timed, str)
+                    else epochs_timed[NNSPEC_WARMUP:]
+                )
+        return timed
 
     return time_it
+
+
+def _nnspec_times(run, workload: Workload, seen: dict) -> list[float] | str:
+    """Return the timed epochs of one `nnspec train` run (its first NNSPEC_WARMUP left out),
+    noting its device and metrics.csv seconds in `seen`; or why it failed."""
+    if not run.ok:
+        return f"`nnspec train` failed: {run.error}"
+    seen.setdefault(workload.name, set()).add(run.device)
+    seen.setdefault(("csv", workload.name), []).append(run.csv_seconds[NNSPEC_WARMUP:])
+    return run.epoch_times[NNSPEC_WARMUP - 1 :]
 
 
 def _has_convolution(spec) -> bool:
@@ -312,11 +371,14 @@ def time_workload(workload: Workload, threads: int, progress) -> Row:
             if loop.only_rounds and round_index >= loop.only_rounds(workload):
                 continue
             timed = loop.time(workload, round_index)
-            if isinstance(timed, str):
-                row.notes[loop.name] = timed
-                progress(f"training: {workload.name}: {loop.name}: {timed}")
-            else:
-                row.add(loop.name, round_index, timed)
+            for name, times in (
+                timed.items() if isinstance(timed, dict) else [(loop.name, timed)]
+            ):
+                if isinstance(times, str):
+                    row.notes.setdefault(name, times)
+                    progress(f"training: {workload.name}: {name}: {times}")
+                else:
+                    row.add(name, round_index, times)
     bare = [
         name
         for name in row.rounds

@@ -5,6 +5,7 @@ that is safe without a GPU and runs on the CPU in smoke mode.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import common  # noqa: E402
+import lockstep  # noqa: E402
 import loops  # noqa: E402
 import nnspec_train  # noqa: E402
 import run as bench_run  # noqa: E402
@@ -78,22 +80,86 @@ def tiny_workload(tmp_path_factory):
     return training.Workload("tiny", path, spec, data, 1, 3, 4, 1)
 
 
-def _in_process_loops():
-    return [
-        loop
-        for loop in training.loops(2, {})
-        if loop.name not in (training.NNSPEC, training.COMPILED)
-    ]
-
-
-@pytest.mark.parametrize("index", range(3))
-def test_every_in_process_loop_trains_and_times_its_epochs(tiny_workload, index):
-    loop = _in_process_loops()[
-        index
-    ]  # the two fused bare loops and the DataLoader loop
+def test_the_dataloader_loop_trains_and_times_its_epochs(tiny_workload):
+    [loop] = [loop for loop in training.loops(2, {}) if loop.name == "DataLoader"]
     times = loop.time(tiny_workload, 0)
     assert len(times) == tiny_workload.epochs - 1  # the first epoch is dropped
     assert all(t > 0 for t in times)
+
+
+def test_nnspec_train_and_the_bare_loops_time_the_same_epochs_in_lockstep(
+    tiny_workload,
+):
+    seen: dict = {}
+    [group] = [
+        loop for loop in training.loops(2, seen) if loop.name == training.LOCKSTEP
+    ]
+    timed = group.time(tiny_workload, 1)
+    assert set(timed) == {
+        training.NNSPEC,
+        training.bare_name(1),
+        training.bare_name(2),
+        training.AS_NNSPEC,  # no convolution: no channels-last line
+    }
+    for name, times in timed.items():
+        assert not isinstance(times, str), (name, times)
+        # epochs 3 and 4 of 4 in every process: the same epochs of each
+        assert len(times) == tiny_workload.nnspec_epochs - training.NNSPEC_WARMUP
+        assert all(t > 0 for t in times), name
+    assert seen[tiny_workload.name] and seen[("csv", tiny_workload.name)]
+
+
+CHILD = """
+import json, sys, time
+sys.path.insert(0, {benchmarks!r})
+from lockstep import EpochClock
+if sys.argv[1] == "fail":
+    raise SystemExit("no such spec")
+clock = EpochClock()
+epochs = []
+for _ in range(4):
+    started = time.perf_counter()
+    while time.perf_counter() - started < 0.01:
+        pass
+    epochs.append((started, time.perf_counter()))
+    clock.epoch_ended()
+print(json.dumps({{"epochs": epochs, "clocked": clock.epoch_times()}}))
+"""
+
+
+def test_lockstep_runs_one_child_at_a_time_and_clocks_only_its_epochs(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(benchmarks=str(ROOT / "benchmarks")))
+    children = [
+        lockstep.Child(
+            name,
+            [sys.executable, str(script), name],
+            {},
+            tmp_path,
+            tmp_path / f"{name}.out",
+            tmp_path / f"{name}.err",
+        )
+        for name in ("a", "fail", "b", "c")
+    ]
+    codes = lockstep.run(children)
+    assert codes == {"a": 0, "fail": 1, "b": 0, "c": 0}
+    assert "no such spec" in (tmp_path / "fail.err").read_text()
+    runs = {
+        name: json.loads((tmp_path / f"{name}.out").read_text())
+        for name in ("a", "b", "c")
+    }
+    epochs = sorted(
+        (start, end, name) for name, run in runs.items() for start, end in run["epochs"]
+    )
+    # no two epochs overlap; the first epochs ran one child after another, each alone,
+    # then an epoch of each in turn
+    assert all(a[1] <= b[0] for a, b in zip(epochs, epochs[1:]))
+    assert [name for _, _, name in epochs] == ["a", "b", "c"] * 4
+    for run in runs.values():
+        # epochs 2-4, each from the moment the child was let go: its own 10 ms, not the
+        # others' epochs while it was stopped
+        assert len(run["clocked"]) == 3
+        assert all(0.01 <= t < 0.01 + 0.009 for t in run["clocked"]), run["clocked"]
 
 
 def test_the_bare_loop_can_use_fused_adam_and_changes_the_weights(tiny_workload):
