@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,30 @@ class Child:
     stderr: Path
 
 
-def run(children: list[Child]) -> dict[str, int]:
-    """Run `children` in lockstep (module docstring); return each one's exit code by name."""
-    codes: dict[str, int] = {}
+def run(children: list[Child], timeout: float = 1800) -> dict[str, int | None]:
+    """Run `children` in lockstep (module docstring); return each one's exit code by name,
+    None for those still running after `timeout` seconds in all (killed then)."""
+    codes: dict[str, int | None] = {}
     running: dict[str, subprocess.Popen] = {}
+    timed_out: list[bool] = []
+
+    def kill_all() -> None:
+        timed_out.append(True)
+        for process in list(running.values()):
+            process.kill()  # SIGKILL ends a stopped process too
+
+    watchdog = threading.Timer(timeout, kill_all)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         for child in children:
+            if timed_out:  # not started
+                codes[child.name] = None
+                continue
             process = _start(child)
             running[child.name] = process
+            if timed_out:  # the watchdog fired as it started
+                process.kill()
             if not SUPPORTED:  # one after another
                 codes[child.name] = process.wait()
                 del running[child.name]
@@ -88,9 +105,12 @@ def run(children: list[Child]) -> dict[str, int]:
                     codes[name] = code
                     del running[name]
     finally:
+        watchdog.cancel()
         for process in running.values():  # after an error: none is left stopped
-            process.kill()  # SIGKILL ends a stopped process too
+            process.kill()
             process.wait()
+    if timed_out:
+        codes = {name: code if code == 0 else None for name, code in codes.items()}
     return codes
 
 

@@ -42,6 +42,7 @@ from loops import (
 
 NNSPEC = "nnspec train"
 LOCKSTEP = "nnspec train and the bare loops, in lockstep"
+TIMEOUT = 1800  # seconds a lockstep round may take
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED = "nnspec train, training.compile: true"
 # a bare loop with its weights in channels-last layout: shown, not a reference (the issue's
@@ -308,13 +309,13 @@ def lockstep_group(threads: int, seen: dict):
                     )
                 )
             shift = round_index % len(children)  # which starts first, round by round
-            codes = lockstep.run(children[shift:] + children[:shift])
+            codes = lockstep.run(children[shift:] + children[:shift], TIMEOUT)
             timed: dict[str, list[float] | str] = {}
             for child in children:
                 place = child.stdout.parent
                 if child.name == NNSPEC:
                     timed[NNSPEC] = _nnspec_times(
-                        nnspec_train.collect(place, codes[NNSPEC], 0.0, 0.0),
+                        nnspec_train.collect(place, codes[NNSPEC], 0.0, TIMEOUT),
                         workload,
                         seen,
                     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bare_process  # noqa: E402
 import common  # noqa: E402
 import lockstep  # noqa: E402
 import loops  # noqa: E402
@@ -115,6 +117,8 @@ sys.path.insert(0, {benchmarks!r})
 from lockstep import EpochClock
 if sys.argv[1] == "fail":
     raise SystemExit("no such spec")
+if sys.argv[1] == "hang":
+    time.sleep(60)
 clock = EpochClock()
 epochs = []
 for _ in range(4):
@@ -127,10 +131,10 @@ print(json.dumps({{"epochs": epochs, "clocked": clock.epoch_times()}}))
 """
 
 
-def test_lockstep_runs_one_child_at_a_time_and_clocks_only_its_epochs(tmp_path):
+def _children(tmp_path, names):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(benchmarks=str(ROOT / "benchmarks")))
-    children = [
+    return [
         lockstep.Child(
             name,
             [sys.executable, str(script), name],
@@ -139,9 +143,12 @@ def test_lockstep_runs_one_child_at_a_time_and_clocks_only_its_epochs(tmp_path):
             tmp_path / f"{name}.out",
             tmp_path / f"{name}.err",
         )
-        for name in ("a", "fail", "b", "c")
+        for name in names
     ]
-    codes = lockstep.run(children)
+
+
+def test_lockstep_runs_one_child_at_a_time_and_clocks_only_its_epochs(tmp_path):
+    codes = lockstep.run(_children(tmp_path, ("a", "fail", "b", "c")))
     assert codes == {"a": 0, "fail": 1, "b": 0, "c": 0}
     assert "no such spec" in (tmp_path / "fail.err").read_text()
     runs = {
@@ -306,3 +313,13 @@ def test_a_failed_nnspec_train_is_reported_by_its_last_line(tmp_path):
     assert nnspec_train._last_line(log).endswith("must be at least 1")
     log.write_text("", encoding="utf-8")
     assert nnspec_train._last_line(log) == "failed without a message"
+
+
+def test_a_lockstep_child_that_hangs_is_killed_at_the_timeout(tmp_path):
+    started = time.perf_counter()
+    # at 3 s: "a", stopped after its first epoch, and "hang" killed, "b" never started
+    codes = lockstep.run(_children(tmp_path, ("a", "hang", "b")), timeout=3)
+    assert codes == {"a": None, "hang": None, "b": None}  # None: timed out
+    assert not (tmp_path / "b.out").exists()
+    assert time.perf_counter() - started < 30
+    assert bare_process.parse(None, "", "") == "failed: timed out"
