@@ -1,6 +1,6 @@
 """Run `nnspec train ARGS...` in this process exactly as the `nnspec` command runs it, and write
-the moment each epoch ended to the JSON file named by $NNSPEC_BENCH_CLOCK (and, under benchmarks/lockstep.py, stop there
-until let go).
+its epochs' times to the JSON file named by $NNSPEC_BENCH_CLOCK (under benchmarks/lockstep.py,
+the process stops at the end of each epoch until it is let go).
 
     NNSPEC_BENCH_CLOCK=clock.json python benchmarks/epoch_clock.py specs/digits_mlp.yaml --out runs/x
 
