@@ -13,7 +13,6 @@ process stops after each epoch until it is let go (lockstep.EpochClock).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,18 +42,6 @@ def parse(code: int | None, stdout: str, stderr: str) -> list[float] | str:
         lines = stderr.strip().splitlines()
         return f"failed: {lines[-1] if lines else code}"
     return json.loads(stdout)
-
-
-def times(spec_path, epochs: int, threads: int, channels_last: bool = False):
-    """Return the epoch times of the flushed bare loop run by this script in a new process,
-    or a str saying why it failed."""
-    argv, env = command(
-        spec_path, epochs, threads, channels_last=channels_last, flush=True
-    )
-    done = subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False
-    )
-    return parse(done.returncode, done.stdout, done.stderr)
 
 
 def main() -> None:

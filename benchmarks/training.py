@@ -37,7 +37,6 @@ from loops import (
     lightning_module,
     skorch_loop,
     skorch_module,
-    torch_threads,
 )
 
 NNSPEC = "nnspec train"
@@ -199,17 +198,16 @@ class Loop:
     )
 
 
-def in_process(loop, threads: int | None = None) -> Callable[[Workload, int], list]:
-    """Return a Loop's timer for an in-process loop: seeded model, `threads` torch threads,
-    first epoch dropped."""
+def in_process(loop) -> Callable[[Workload, int], list]:
+    """Return a Loop's timer for an in-process loop: seeded model, torch's threads, first
+    epoch dropped."""
     from compiler import build_sequential
 
     def time_it(workload: Workload, _round: int) -> list[float]:
         training = workload.spec.training_or_default
-        with torch_threads(threads):
-            torch.manual_seed(training.seed)
-            model = build_sequential(workload.spec)
-            return loop(model, workload.data, training, workload.epochs)[1:]
+        torch.manual_seed(training.seed)
+        model = build_sequential(workload.spec)
+        return loop(model, workload.data, training, workload.epochs)[1:]
 
     return time_it
 

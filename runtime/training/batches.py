@@ -164,21 +164,19 @@ class MemoryBatches:
         group = self.group
         bounds = batch_starts(self.n_train, self.training.batch_size, group.world)
         for together in _gathered(bounds, self._row_bytes()):
-            # this process's part of each global batch: all of it alone, index[rank::world]
-            parts = [
-                (
-                    order[start:stop][group.rank :: group.world]
-                    if group.active
-                    else order[start:stop]
-                )
-                for start, stop in together
-            ]
-            index = parts[0] if len(parts) == 1 else torch.cat(parts)
+            if (
+                group.active
+            ):  # this process's part of each global batch: index[rank::world]
+                parts = [order[a:b][group.rank :: group.world] for a, b in together]
+                index, sizes = torch.cat(parts), [len(part) for part in parts]
+            else:  # consecutive batches: one slice of the order
+                index = order[together[0][0] : together[-1][1]]
+                sizes = [stop - start for start, stop in together]
             xs = self.x_train.index_select(0, index)
             ys = None if self.reconstructs else self.y_train.index_select(0, index)
             offset = 0
-            for (start, stop), part in zip(together, parts):
-                rows = slice(offset, offset + len(part))
+            for (start, stop), size in zip(together, sizes):
+                rows = slice(offset, offset + size)
                 offset = rows.stop
                 x, y = self._on_device(
                     xs[rows], None if ys is None else ys[rows], distinct=True
