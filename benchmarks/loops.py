@@ -153,10 +153,19 @@ def bare_loop(
     return times
 
 
-def dataloader_loop(model, data, training, epochs: int, *, device=CPU) -> list[float]:
+def dataloader_loop(
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    device=CPU,
+    on_epoch_end: Callable[[], None] | None = None,
+) -> list[float]:
     """Return the epoch times of the course's DataLoader loop with per-batch `.item()` reads.
 
     The data stays on the CPU and each batch moves to `device`, as the course does on a GPU.
+    `on_epoch_end` is called after each epoch is timed.
     """
     model.to(device)
     optimizer = make_optimizer(model, training)
@@ -196,6 +205,8 @@ def dataloader_loop(model, data, training, epochs: int, *, device=CPU) -> list[f
             val_correct / val_seen,
         )
         times.append(time.perf_counter() - started)
+        if on_epoch_end is not None:
+            on_epoch_end()
     return times
 
 
@@ -211,9 +222,20 @@ def lightning_module():
     return pl
 
 
-def lightning_loop(model, data, training, epochs: int) -> list[float]:
+def lightning_loop(
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    on_epoch_end: Callable[[], None] | None = None,
+) -> list[float]:
     """Return the epoch times of a plain Lightning Trainer (DataLoaders, logged loss/accuracy,
-    its default end-of-epoch checkpoint, no progress bar, no logger)."""
+    its default end-of-epoch checkpoint, no progress bar, no logger): from the start of one
+    training epoch to the start of the next (the end of fit after the last), so that each
+    includes the validation and checkpoint that follow it. `on_epoch_end` is called at each
+    of those ends, after the time is noted."""
+    epoch_end = on_epoch_end or (lambda: None)
     pl = lightning_module()
     batch = training.batch_size
 
@@ -249,9 +271,12 @@ def lightning_loop(model, data, training, epochs: int) -> list[float]:
     class EpochClock(pl.Callback):
         def on_train_epoch_start(self, *_):
             stamps.append(time.perf_counter())
+            if len(stamps) > 1:  # the epoch before has ended
+                epoch_end()
 
         def on_fit_end(self, *_):
             stamps.append(time.perf_counter())
+            epoch_end()
 
     train_loader = DataLoader(
         TensorDataset(data.x_train, data.y_train), batch_size=batch, shuffle=True
@@ -302,9 +327,18 @@ def skorch_module():
     return skorch
 
 
-def skorch_loop(model, data, training, epochs: int) -> list[float]:
+def skorch_loop(
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    on_epoch_end: Callable[[], None] | None = None,
+) -> list[float]:
     """Return the epoch times of a skorch NeuralNetClassifier (its default callbacks: train and
-    validation loss, validation accuracy; no printing), validating on the same split."""
+    validation loss, validation accuracy; no printing), validating on the same split;
+    `on_epoch_end` is called after each epoch is timed."""
+    epoch_end = on_epoch_end or (lambda: None)
     skorch = skorch_module()
     from skorch.callbacks import Callback
     from skorch.dataset import Dataset
@@ -318,6 +352,7 @@ def skorch_loop(model, data, training, epochs: int) -> list[float]:
 
         def on_epoch_end(self, net, **_):
             stamps.append(time.perf_counter())
+            epoch_end()
 
     optimizer = make_optimizer(model, training)
     settings = {
@@ -358,11 +393,20 @@ def keras_module():
     return keras
 
 
-def keras_loop(model, data, training, epochs: int) -> list[float]:
+def keras_loop(
+    model,
+    data,
+    training,
+    epochs: int,
+    *,
+    on_epoch_end: Callable[[], None] | None = None,
+) -> list[float]:
     """Return the epoch times of Keras 3 on torch: the same torch module in a TorchModuleWrapper,
-    `compile(..., metrics=["accuracy"])` and `fit(..., validation_data=...)` on NumPy arrays.
+    `compile(..., metrics=["accuracy"])` and `fit(..., validation_data=...)` on NumPy arrays;
+    `on_epoch_end` is called after each epoch is timed.
     """
     keras = keras_module()
+    epoch_end = on_epoch_end or (lambda: None)
     stamps: list[float] = []
 
     class EpochClock(keras.callbacks.Callback):
@@ -371,6 +415,7 @@ def keras_loop(model, data, training, epochs: int) -> list[float]:
 
         def on_epoch_end(self, epoch, logs=None):
             stamps.append(time.perf_counter())
+            epoch_end()
 
     config = training.optimizer
     if config.type == "sgd":

@@ -55,8 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=os.cpu_count() or 1,
-        help="torch threads of the in-process loops (default: nproc = %(default)s); the "
-        "bare loop is also timed at 1, and `nnspec train` picks its own",
+        help="torch threads of the loops that do not pick their own (default: nproc = "
+        "%(default)s); the bare loop is also timed at 1, and `nnspec train` picks its own",
     )
     parser.add_argument(
         "--output",

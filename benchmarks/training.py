@@ -3,10 +3,10 @@ careful user could write (a bare in-memory loop with fused Adam at its best thre
 course's DataLoader loop and, when importable, skorch, Lightning and Keras (torch backend).
 
 `nnspec train` runs as a user runs it, a process per round (nnspec_train.py): its own thread
-choice, its own checkpoint policy, its progress bar. The bare loops it is measured against run
-in processes of their own too, in lockstep with it (lockstep.py: one epoch of each in turn, so
-epoch k of `nnspec train` is timed within a few tens of milliseconds of epoch k of each bare
-loop). The course's DataLoader loop and the frameworks run in this process.
+choice, its own checkpoint policy, its progress bar. The bare loops, the course's DataLoader loop
+and the frameworks it is measured against run in processes of their own too, in lockstep with it
+(lockstep.py: one epoch of each in turn, so epoch k of `nnspec train` is timed within a few
+seconds of epoch k of every other loop; bare_process.py, framework_process.py).
 
 The loops run in interleaved rounds (each round: every loop once, in an order rotated from round
 to round, on a freshly seeded model) and warm-up epochs are dropped; a ratio is the median over
@@ -22,25 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bare_process
+import framework_process
 import lockstep
 import nnspec_train
 import numpy as np
 import torch
 from common import at_most, markdown_table, mean
 from common import median as median_of
-from loops import (
-    dataloader_loop,
-    fused_supported,
-    keras_loop,
-    keras_module,
-    lightning_loop,
-    lightning_module,
-    skorch_loop,
-    skorch_module,
-)
+from loops import fused_supported
 
 NNSPEC = "nnspec train"
-LOCKSTEP = "nnspec train and the bare loops, in lockstep"
+LOCKSTEP = "nnspec train, the bare loops and the frameworks, in lockstep"
 TIMEOUT = 1800  # seconds a lockstep round may take
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED = "nnspec train, training.compile: true"
@@ -109,15 +101,15 @@ progress bar going to a file; an epoch is the time from the end of one epoch to 
 next (every cost of an epoch, writes included), its first {warmup} epochs untimed; "metrics.csv
 seconds" is the same runs' own `seconds` column (training + validation only), "mean epoch" the
 mean instead of the median (periodic costs such as a checkpoint written every few seconds show
-there). The bare loops run in processes of their own, in lockstep with `nnspec train` (one
+there). Every other loop runs in a process of its own too, in lockstep with `nnspec train` (one
 epoch of each process in turn, the others stopped meanwhile; their first {warmup} epochs
 untimed too): bare = tensors in memory, batches by index_select, loss summed on the device,
 fused Adam, at 1 and {threads} threads as written (the "channels last" line: the same with the
 model's 4-d weights in channels-last layout, at {threads} threads, shown for CNNs; `nnspec
 train` times that layout and keeps it when faster; the "denormals flushed" line: the same
 flushing denormal floats to zero first, as `nnspec train` does, channels last on CNNs, at
-{threads} threads). The other loops run in the benchmark's process, their first epoch untimed,
-at {threads} torch threads:
+{threads} threads). The course's loop and the frameworks, at {threads} torch threads, denormals as
+torch leaves them:
 DataLoader = the course's loop (TensorDataset + DataLoader(shuffle=True), per-batch .item());
 skorch = NeuralNetClassifier with its default callbacks; Lightning = a LightningModule logging
 loss and accuracy, Trainer defaults (end-of-epoch checkpoint), no progress bar or logger; Keras =
@@ -133,10 +125,7 @@ class Workload:
     spec: object  # compiler.Spec of that file
     data: object  # runtime.data.load.DataSplits, as `nnspec train` loads them
     rounds: int
-    epochs: int  # per round for in-process loops; the first is dropped
-    nnspec_epochs: (
-        int  # per `nnspec train` run and lockstep bare loop; NNSPEC_WARMUP untimed
-    )
+    epochs: int  # per process of every loop in a round; the first NNSPEC_WARMUP untimed
     compile_rounds: (
         int  # rounds that also run `training.compile: true` (it compiles first)
     )
@@ -198,26 +187,12 @@ class Loop:
     )
 
 
-def in_process(loop) -> Callable[[Workload, int], list]:
-    """Return a Loop's timer for an in-process loop: seeded model, torch's threads, first
-    epoch dropped."""
-    from compiler import build_sequential
-
-    def time_it(workload: Workload, _round: int) -> list[float]:
-        training = workload.spec.training_or_default
-        torch.manual_seed(training.seed)
-        model = build_sequential(workload.spec)
-        return loop(model, workload.data, training, workload.epochs)[1:]
-
-    return time_it
-
-
 def nnspec_loop(sets: tuple[str, ...] = ()):
     """Return a Loop's timer that runs `nnspec train` (with `--set`s) as a new process."""
 
     def time_it(workload: Workload, _round: int) -> list[float] | str:
         run = nnspec_train.train(
-            workload.spec_path, workload.nnspec_epochs, sets=sets, device="cpu"
+            workload.spec_path, workload.epochs, sets=sets, device="cpu"
         )
         return _nnspec_times(run, workload, {})
 
@@ -233,25 +208,12 @@ def compile_accepted(spec) -> str:
 
 
 def loops(threads: int, seen: dict) -> list[Loop]:
-    """Return the loops to time: the references and `nnspec train` in lockstep, then the
-    others."""
-    chosen = [Loop(LOCKSTEP, lockstep_group(threads, seen))]
-    chosen.append(
-        Loop(
-            COMPILED,
-            _compiled_loop,
-            only_rounds=lambda w: w.compile_rounds,
-        )
-    )
-    chosen.append(Loop("DataLoader", in_process(dataloader_loop)))
-    for name, module, loop in (
-        ("skorch", skorch_module, skorch_loop),
-        ("Lightning", lightning_module, lightning_loop),
-        ("Keras (torch)", keras_module, keras_loop),
-    ):
-        if module() is not None:
-            chosen.append(Loop(name, in_process(loop)))
-    return chosen
+    """Return the loops to time: `nnspec train`, the references and the frameworks in
+    lockstep, then `nnspec train` compiled."""
+    return [
+        Loop(LOCKSTEP, lockstep_group(threads, seen, framework_process.available())),
+        Loop(COMPILED, _compiled_loop, only_rounds=lambda w: w.compile_rounds),
+    ]
 
 
 def bare_name(threads: int) -> str:
@@ -259,12 +221,13 @@ def bare_name(threads: int) -> str:
     return f"bare, fused Adam, {threads} thread{'s' if threads > 1 else ''}"
 
 
-def lockstep_group(threads: int, seen: dict):
-    """Return a Loop's timer that runs `nnspec train` and the bare loops, each a process of
-    its own, in lockstep (benchmarks/lockstep.py): the fused bare loop at 1 and `threads`
-    threads (the references), and, not references, the same in channels last on a CNN and
-    the same as `nnspec train` runs (denormals flushed, channels last on a CNN). Every process
-    runs the workload's `nnspec_epochs` epochs; the first NNSPEC_WARMUP of each are untimed,
+def lockstep_group(threads: int, seen: dict, frameworks: list[str]):
+    """Return a Loop's timer that runs `nnspec train`, the bare loops and the `frameworks`
+    (names of framework_process.LOOPS), each a process of its own, in lockstep
+    (benchmarks/lockstep.py): the fused bare loop at 1 and `threads` threads (the references),
+    and, not references, the same in channels last on a CNN and the same as `nnspec train` runs
+    (denormals flushed, channels last on a CNN); the frameworks at `threads` threads. Every
+    process runs the workload's `epochs` epochs; the first NNSPEC_WARMUP of each are untimed,
     so epoch k of one is timed beside epoch k of the others."""
 
     def time_it(workload: Workload, round_index: int) -> dict[str, list[float] | str]:
@@ -275,18 +238,23 @@ def lockstep_group(threads: int, seen: dict):
         if cnn:
             bares.append((CHANNELS_LAST, threads, True, False))
         bares.append((AS_NNSPEC, threads, cnn, True))
-        epochs = workload.nnspec_epochs
+        epochs = workload.epochs
         with tempfile.TemporaryDirectory(prefix="nnspec-bench-lockstep-") as folder:
             folder = Path(folder)
             children = []
             for index, (name, count, channels_last, flush) in enumerate(
                 [(NNSPEC, 0, False, False), *bares]
+                + [(name, threads, False, False) for name in frameworks]
             ):
                 place = folder / str(index)
                 place.mkdir()
                 if name == NNSPEC:
                     argv, env = nnspec_train.command(
                         place, workload.spec_path, epochs, device="cpu"
+                    )
+                elif name in frameworks:
+                    argv, env = framework_process.command(
+                        name, workload.spec_path, epochs, count
                     )
                 else:
                     argv, env = bare_process.command(
@@ -318,7 +286,14 @@ def lockstep_group(threads: int, seen: dict):
                         seen,
                     )
                     continue
-                epochs_timed = bare_process.parse(
+                # a bare loop prints every epoch's time, a framework's process those from
+                # its second epoch on (lockstep.EpochClock's, as nnspec train's)
+                parse, first = (
+                    (framework_process.parse, NNSPEC_WARMUP - 1)
+                    if child.name in frameworks
+                    else (bare_process.parse, NNSPEC_WARMUP)
+                )
+                epochs_timed = parse(
                     codes[child.name],
                     child.stdout.read_text(encoding="utf-8"),
                     child.stderr.read_text(encoding="utf-8", errors="replace"),
@@ -326,7 +301,7 @@ def lockstep_group(threads: int, seen: dict):
                 timed[child.name] = (
                     epochs_timed
                     if isinstance(epochs_timed, str)
-                    else epochs_timed[NNSPEC_WARMUP:]
+                    else epochs_timed[first:]
                 )
         return timed
 
@@ -406,8 +381,7 @@ def digits_workload(path: str, quick: bool) -> Workload:
         spec=spec,
         data=load_spec_data(spec),
         rounds=4 if quick else 10,
-        epochs=4 if quick else 8,
-        nnspec_epochs=8 if quick else 14,
+        epochs=8 if quick else 14,
         compile_rounds=1 if quick else 3,
     )
 
@@ -469,8 +443,7 @@ def synthetic_workload(index: int, quick: bool, folder: Path) -> Workload:
         spec=spec,
         data=data,
         rounds=2 if quick else 3,
-        epochs=3,
-        nnspec_epochs=4,
+        epochs=4 if quick else 6,
         compile_rounds=1,
     )
 
@@ -490,9 +463,8 @@ def run(quick: bool, progress: Callable[[str], None]) -> tuple[str, list]:
         for make in makers:
             workload = make()
             progress(
-                f"training: {workload.name} ({workload.rounds} rounds; "
-                f"{workload.epochs} epochs in-process, {workload.nnspec_epochs} in "
-                f"`nnspec train`)"
+                f"training: {workload.name} ({workload.rounds} rounds of "
+                f"{workload.epochs} epochs in each loop's process)"
             )
             rows.append(time_workload(workload, threads, progress))
     note = "" if fused_supported() else "\n\nThis torch has no fused Adam on the CPU."

@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bare_process  # noqa: E402
 import common  # noqa: E402
+import framework_process  # noqa: E402
 import lockstep  # noqa: E402
 import loops  # noqa: E402
 import nnspec_train  # noqa: E402
@@ -79,14 +80,41 @@ def tiny_workload(tmp_path_factory):
     path, spec, data = training.write_synthetic(
         folder, "tiny", [12], [{"linear": 16}, "relu", {"linear": 10}], 150, 50, 0
     )
-    return training.Workload("tiny", path, spec, data, 1, 3, 4, 1)
+    return training.Workload("tiny", path, spec, data, 1, 4, 1)
 
 
-def test_the_dataloader_loop_trains_and_times_its_epochs(tiny_workload):
-    [loop] = [loop for loop in training.loops(2, {}) if loop.name == "DataLoader"]
-    times = loop.time(tiny_workload, 0)
-    assert len(times) == tiny_workload.epochs - 1  # the first epoch is dropped
+@pytest.mark.parametrize(
+    "name", list(framework_process.LOOPS), ids=lambda name: name.split()[0]
+)
+def test_each_framework_loop_ends_every_epoch_once_after_timing_it(tiny_workload, name):
+    function, module = framework_process.LOOPS[name]
+    if module is not None and getattr(loops, module)() is None:
+        pytest.skip(f"{name} is not installed")
+    from compiler import build_sequential
+
+    torch.manual_seed(0)
+    model = build_sequential(tiny_workload.spec)
+    ends = []
+    times = getattr(loops, function)(
+        model,
+        tiny_workload.data,
+        tiny_workload.spec.training_or_default,
+        3,
+        on_epoch_end=lambda: ends.append(time.perf_counter()),
+    )
+    # once at the end of each epoch, the three at least an epoch apart
+    assert len(ends) == 3 and len(times) == 3
     assert all(t > 0 for t in times)
+    assert all(b - a >= min(times) * 0.5 for a, b in zip(ends, ends[1:]))
+
+
+def test_a_framework_process_reports_its_last_line_or_why_it_failed():
+    assert framework_process.parse(0, "a banner\n[0.5, 0.25]\n", "") == [0.5, 0.25]
+    assert framework_process.parse(1, "", "Traceback\nValueError: bad") == (
+        "failed: ValueError: bad"
+    )
+    assert framework_process.parse(0, "", "") == "failed: 0"
+    assert framework_process.parse(None, "", "") == "failed: timed out"
 
 
 def test_nnspec_train_and_the_bare_loops_time_the_same_epochs_in_lockstep(
@@ -97,16 +125,19 @@ def test_nnspec_train_and_the_bare_loops_time_the_same_epochs_in_lockstep(
         loop for loop in training.loops(2, seen) if loop.name == training.LOCKSTEP
     ]
     timed = group.time(tiny_workload, 1)
+    frameworks = framework_process.available()
+    assert "DataLoader" in frameworks  # needs torch only
     assert set(timed) == {
         training.NNSPEC,
         training.bare_name(1),
         training.bare_name(2),
         training.AS_NNSPEC,  # no convolution: no channels-last line
+        *frameworks,
     }
     for name, times in timed.items():
         assert not isinstance(times, str), (name, times)
         # epochs 3 and 4 of 4 in every process: the same epochs of each
-        assert len(times) == tiny_workload.nnspec_epochs - training.NNSPEC_WARMUP
+        assert len(times) == tiny_workload.epochs - training.NNSPEC_WARMUP
         assert all(t > 0 for t in times), name
     assert seen[tiny_workload.name] and seen[("csv", tiny_workload.name)]
 
