@@ -33,17 +33,6 @@ def command(
     return argv, child_env(ROOT, HERE)
 
 
-def parse(code: int | None, stdout: str, stderr: str) -> list[float] | str:
-    """Return the epoch times a run of this script printed, or a str saying why it failed
-    (`code` None: it timed out)."""
-    if code is None:
-        return "failed: timed out"
-    if code != 0:
-        lines = stderr.strip().splitlines()
-        return f"failed: {lines[-1] if lines else code}"
-    return json.loads(stdout)
-
-
 def main() -> None:
     spec_path, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     options = sys.argv[4:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -156,6 +157,19 @@ def child_env(*folders: Path, **extra: str) -> dict[str, str]:
     path = [str(folder) for folder in folders]
     path += filter(None, [os.environ.get("PYTHONPATH")])
     return {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def epoch_times(code: int | None, stdout: str, stderr: str) -> list[float] | str:
+    """Return the epoch times a benchmark's child process printed as the JSON list of its last
+    line (a framework may print before it), or a str saying why it failed (`code` None: it
+    timed out; otherwise its last line on stderr, or its exit code)."""
+    if code is None:
+        return "failed: timed out"
+    lines = stdout.strip().splitlines()
+    if code != 0 or not lines:
+        errors = stderr.strip().splitlines()
+        return f"failed: {errors[-1] if errors else code}"
+    return json.loads(lines[-1])
 
 
 def python_executable() -> str:

@@ -52,20 +52,11 @@ def command(
     return argv + [str(threads)], child_env(ROOT, HERE)
 
 
-def parse(code: int | None, stdout: str, stderr: str) -> list[float] | str:
-    """Return the epoch times a run of this script printed (its last line: a framework may
-    print before it), or a str saying why it failed (`code` None: it timed out)."""
-    if code is None:
-        return "failed: timed out"
-    lines = stdout.strip().splitlines()
-    if code != 0 or not lines:
-        errors = stderr.strip().splitlines()
-        return f"failed: {errors[-1] if errors else code}"
-    return json.loads(lines[-1])
-
-
 def main() -> None:
     name, spec_path, epochs, threads = sys.argv[1:5]
+    if name not in LOOPS:
+        print(f"unknown loop {name!r}; one of: {', '.join(LOOPS)}", file=sys.stderr)
+        raise SystemExit(2)
     import torch
 
     torch.set_num_threads(int(threads))

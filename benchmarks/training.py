@@ -27,7 +27,7 @@ import lockstep
 import nnspec_train
 import numpy as np
 import torch
-from common import at_most, markdown_table, mean
+from common import at_most, epoch_times, markdown_table, mean
 from common import median as median_of
 from loops import fused_supported
 
@@ -288,12 +288,8 @@ def lockstep_group(threads: int, seen: dict, frameworks: list[str]):
                     continue
                 # a bare loop prints every epoch's time, a framework's process those from
                 # its second epoch on (lockstep.EpochClock's, as nnspec train's)
-                parse, first = (
-                    (framework_process.parse, NNSPEC_WARMUP - 1)
-                    if child.name in frameworks
-                    else (bare_process.parse, NNSPEC_WARMUP)
-                )
-                epochs_timed = parse(
+                first = NNSPEC_WARMUP - 1 if child.name in frameworks else NNSPEC_WARMUP
+                epochs_timed = epoch_times(
                     codes[child.name],
                     child.stdout.read_text(encoding="utf-8"),
                     child.stderr.read_text(encoding="utf-8", errors="replace"),

@@ -16,7 +16,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import bare_process  # noqa: E402
 import common  # noqa: E402
 import framework_process  # noqa: E402
 import lockstep  # noqa: E402
@@ -108,13 +107,13 @@ def test_each_framework_loop_ends_every_epoch_once_after_timing_it(tiny_workload
     assert all(b - a >= min(times) * 0.5 for a, b in zip(ends, ends[1:]))
 
 
-def test_a_framework_process_reports_its_last_line_or_why_it_failed():
-    assert framework_process.parse(0, "a banner\n[0.5, 0.25]\n", "") == [0.5, 0.25]
-    assert framework_process.parse(1, "", "Traceback\nValueError: bad") == (
+def test_a_child_process_reports_its_last_line_or_why_it_failed():
+    assert common.epoch_times(0, "a banner\n[0.5, 0.25]\n", "") == [0.5, 0.25]
+    assert common.epoch_times(1, "", "Traceback\nValueError: bad") == (
         "failed: ValueError: bad"
     )
-    assert framework_process.parse(0, "", "") == "failed: 0"
-    assert framework_process.parse(None, "", "") == "failed: timed out"
+    assert common.epoch_times(0, "", "") == "failed: 0"
+    assert common.epoch_times(None, "", "") == "failed: timed out"
 
 
 def test_nnspec_train_and_the_bare_loops_time_the_same_epochs_in_lockstep(
@@ -353,4 +352,4 @@ def test_a_lockstep_child_that_hangs_is_killed_at_the_timeout(tmp_path):
     assert codes == {"a": None, "hang": None, "b": None}  # None: timed out
     assert not (tmp_path / "b.out").exists()
     assert time.perf_counter() - started < 30
-    assert bare_process.parse(None, "", "") == "failed: timed out"
+    assert common.epoch_times(codes["hang"], "", "") == "failed: timed out"
