@@ -54,6 +54,7 @@ from runtime.storage.codegen_cache import cache_folder
 from runtime.training.batches import batch_starts
 from runtime.training.metrics import TaskMetrics
 from runtime.training.optim import build_optimizer
+from runtime.training.stepper import OptimizerStep
 
 # the timed rounds take about this long, half steps and half validation passes
 MEASURE_SECONDS = 0.3
@@ -385,7 +386,11 @@ def time_epochs(
         probe = copy.deepcopy(model).cpu()
         if layout:
             probe.to(memory_format=torch.channels_last)
-        probes[layout] = (probe, build_optimizer(probe, training.optimizer))
+        # stepped as training steps it (the fused kernel called directly)
+        probes[layout] = (
+            probe,
+            OptimizerStep(build_optimizer(probe, training.optimizer)),
+        )
     before = torch.get_num_threads()
     samples: dict[tuple[int, bool], tuple[list[float], list[float]]] = {
         setting: ([], []) for setting in settings
@@ -408,9 +413,9 @@ def time_epochs(
     def once(setting, kind: int, keep: bool = True) -> float:
         count, layout = setting
         torch.set_num_threads(count)
-        probe, optimizer = probes[layout]
+        probe, steps = probes[layout]
         if kind == STEP:
-            seconds = step_seconds(probe, optimizer, task, x, y)
+            seconds = step_seconds(probe, steps, task, x, y)
         else:
             seconds = validation_seconds(probe, task, xv, yv)
         if keep:
@@ -482,14 +487,14 @@ def first_batch(data, training, task: TaskMetrics):
     return x, x if task.reconstructs else take(data.y_train, rows)
 
 
-def step_seconds(model, optimizer, task: TaskMetrics, x, y) -> float:
+def step_seconds(model, steps: OptimizerStep, task: TaskMetrics, x, y) -> float:
     """Return the wall seconds of one training step of `model` on (x, y)."""
     started = time.perf_counter()
     model.train()
     loss = task.loss(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
+    steps.zero_grad()
     loss.backward()
-    optimizer.step()
+    steps.step()
     return time.perf_counter() - started
 
 

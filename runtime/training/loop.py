@@ -45,6 +45,7 @@ from runtime.training.optim import (
 )
 from runtime.training.progress import EpochProgress
 from runtime.training.rng import noise_generator, set_rng_state
+from runtime.training.stepper import OptimizerStep
 
 
 @dataclass
@@ -88,6 +89,8 @@ class _Epochs:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    # the optimizer's zero_grad and step, its fused kernel called directly (stepper.py)
+    steps: OptimizerStep
     task: TaskMetrics
     training: object  # TrainingConfig
     device: torch.device
@@ -232,6 +235,7 @@ def _prepare(
     return _Epochs(
         model=model,
         optimizer=optimizer,
+        steps=OptimizerStep(optimizer),
         task=task,
         training=training,
         device=device,
@@ -416,9 +420,9 @@ def _run_epoch(run: _Epochs, epoch: int) -> dict | None:
 
 def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
     """Return the device sums (loss, metric) of one training epoch, or None if interrupted."""
-    model, optimizer, task, penalty = (
+    model, steps, task, penalty = (
         run.train_model or run.model,
-        run.optimizer,
+        run.steps,
         run.task,
         run.penalty,
     )
@@ -455,11 +459,11 @@ def _train_epoch(run: _Epochs, epoch: int) -> tuple[Tensor, Tensor] | None:
             else loss
         )
         objective = data_loss + penalty() if penalty is not None else data_loss
-        optimizer.zero_grad(set_to_none=True)
+        steps.zero_grad()
         objective.backward()
         if run.clip is not None:
             run.clip()
-        optimizer.step()
+        steps.step()
         if run.batch_schedule is not None:
             step_after_batch(run.batch_schedule)
         loss_sum.add_(loss.detach(), alpha=yb.numel())  # one kernel, in float64
