@@ -83,7 +83,7 @@ def twins(config):
 def test_direct_steps_are_the_optimizers_steps_to_the_bit(name):
     (model, optimizer), (other, reference) = twins(ADAMS[name])
     stepper = OptimizerStep(optimizer)
-    assert stepper.kernel is not None
+    assert stepper.kind == ("adamw" if name == "adamw" else "adam")
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, 4, gamma=0.5)
     other_schedule = torch.optim.lr_scheduler.StepLR(reference, 4, gamma=0.5)
     with warnings.catch_warnings():
@@ -143,17 +143,41 @@ def test_a_loaded_state_is_the_one_stepped():
     assert_same(model, optimizer, other, reference)
 
 
-def test_sgd_and_unfused_optimizers_step_through_the_optimizer():
-    config = OptimizerConfig(type="sgd", lr=0.05, momentum=0.9, nesterov=True)
-    (model, optimizer), (other, reference) = twins(config)
+SGDS = {
+    "sgd-nesterov": OptimizerConfig(
+        type="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.001
+    ),
+    "sgd-plain": OptimizerConfig(type="sgd", lr=0.05, momentum=0.0),
+}
+
+
+@needs_fused
+@pytest.mark.parametrize("name", SGDS)
+def test_sgd_direct_steps_are_the_optimizers_steps(name):
+    (model, optimizer), (other, reference) = twins(SGDS[name])
     stepper = OptimizerStep(optimizer)
-    assert stepper.kernel is None
+    assert stepper.kind == "sgd"
+    skip = {4}  # head b without a gradient: the optimizer's step (it skips b)
+    train(model, optimizer, stepper, 8, skip_b=skip)
+    train(other, reference, None, 8, skip_b=skip)
+    assert stepper.direct_steps == 6
+    assert_same(model, optimizer, other, reference)
+
+
+def test_other_and_unfused_optimizers_step_through_the_optimizer():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    other = copy.deepcopy(model)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01)
+    reference = torch.optim.RMSprop(other.parameters(), lr=0.01)
+    stepper = OptimizerStep(optimizer)
+    assert stepper.kind is None
     train(model, optimizer, stepper, 4)
     train(other, reference, None, 4)
     assert stepper.direct_steps == 0
     assert_same(model, optimizer, other, reference)
     unfused = OptimizerStep(torch.optim.Adam(nn.Linear(2, 2).parameters(), fused=False))
-    assert unfused.kernel is None
+    assert unfused.kind is None
 
 
 @needs_fused
@@ -178,3 +202,51 @@ def test_zero_grad_sets_every_gradient_to_none():
     assert all(p.grad is not None for p in model.parameters())
     stepper.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+@needs_fused
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fit_trains_through_direct_steps_to_the_same_weights(monkeypatch, optimizer):
+    """fit steps through OptimizerStep, and its weights are those of fit stepping through
+    `optimizer.step()` (the stepper's direct call patched out)."""
+    from compiler import build_sequential, load_spec
+    from compiler.training import TrainingConfig
+    from runtime.training import loop
+    from tests.test_train import synthetic, tiny_mlp
+
+    training = TrainingConfig.model_validate(
+        {
+            "epochs": 3,
+            "batch_size": 16,
+            "optimizer": {"type": optimizer, "lr": 0.02},
+            "early_stopping": None,
+        }
+    )
+    made = []
+
+    class Recorded(OptimizerStep):
+        def __init__(self, optimizer):
+            super().__init__(optimizer)
+            made.append(self)
+
+    def trained(direct: bool):
+        torch.manual_seed(0)
+        model = build_sequential(load_spec(tiny_mlp(2, 3)))
+        with monkeypatch.context() as patch:
+            patch.setattr(loop, "OptimizerStep", Recorded)
+            if not direct:
+                patch.setattr(Recorded, "_direct_step", lambda self: False)
+            loop.fit(
+                model,
+                synthetic("classification"),
+                training,
+                device=torch.device("cpu"),
+                quiet=True,
+            )
+        return model.state_dict(), made[-1].direct_steps
+
+    direct, steps = trained(True)
+    through_optimizer, none = trained(False)
+    assert steps == 3 * 5 - 1 and none == 0  # 72 samples: 5 batches of 16 an epoch
+    for key, value in direct.items():
+        assert torch.equal(value, through_optimizer[key]), key

@@ -1,36 +1,31 @@
-"""`OptimizerStep`: a training step's `zero_grad` and `step`, the fused Adam and AdamW kernels
-called without torch.optim's Python around them.
+"""`OptimizerStep`: a training step's `zero_grad` and `step`, the fused Adam, AdamW and SGD
+kernels called without torch.optim's Python around them.
 
 `torch.optim.Adam(fused=True).step()` spends most of its time in Python on a small model: it
 groups the tensors by device and dtype, reads the state of every parameter, checks for CUDA
-graph capture, profiles itself, and only then calls one kernel (`torch._fused_adam_`). On 2 CPU
-cores that is 60-75 us a step on the digits models, of which the kernel takes 26-40 us; with
-the tensor lists read once and kept, a step is the kernel and its step counters (about 3% of
-a digits epoch). `zero_grad(set_to_none=True)` is a loop over the parameters that `p.grad =
-None` does in a tenth of its time (7 us).
+graph capture, profiles itself, and only then calls one kernel (`torch._fused_adam_`). Alone,
+on 2 CPU cores, that is 63-78 us a step on the digits models, of which the kernel and its step
+counters take 30-45 us; in `nnspec train`, where each step's forward and backward pass stand
+between, taking it out made a digits MLP epoch 13% shorter and a digits CNN epoch 10-15%
+(docs/performance.md, run J). `zero_grad(set_to_none=True)` is a loop over the parameters that
+`p.grad = None` does in a tenth of its time (7 us).
 
 The arithmetic is the optimizer's own: the same kernel on the same tensors with the same
-arguments, so the weights and the optimizer state (and its `state_dict`, checkpoints and
-resumes) are the same to the bit; the optimizer object stays what schedules, checkpoints and
-the thread probe see. Any step the direct call does not cover goes through `optimizer.step()`
-as before: the first one (it creates the state), a parameter without a gradient, step hooks,
-another optimizer (SGD) or an unfused one, hyper-parameters given as tensors, a torch without
-the kernel. The kept lists are read again after `optimizer.load_state_dict` (it replaces the
-state) and after any step taken by the optimizer itself.
+arguments, so the weights and the optimizer state (its `state_dict`, checkpoints and resumes)
+are the same to the bit, and the optimizer object stays what schedules, checkpoints and the
+thread probe see. The first step is the optimizer's own: it creates the state, and a schedule
+stepped after it sees the step it expects. Any later step the direct call does not cover goes
+through `optimizer.step()` too: a parameter without a gradient or without state, step hooks,
+another optimizer or an unfused one, hyper-parameters given as tensors, a torch without the
+kernel. The tensor lists are read again after `optimizer.load_state_dict` (it replaces the
+state) and after any step the optimizer took itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 from torch.optim import optimizer as optimizer_module
-
-# (params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, group) of each param group
-_Lists = tuple[
-    list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor], dict
-]
 
 
 class OptimizerStep:
@@ -39,10 +34,13 @@ class OptimizerStep:
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.kernel = _direct_kernel(optimizer)
+        self.kind = _direct_kind(
+            optimizer
+        )  # "adam", "adamw", "sgd"; None: no direct call
         self.direct_steps = 0  # steps taken by the direct call (tests read it)
-        self._lists: list[_Lists] | None = None
+        self._lists: list[tuple] | None = None  # per param group: what the kernel takes
         self._state: object = None  # the optimizer.state the lists were read from
+        self._stepped = False  # the optimizer has taken a step of its own
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to None (`zero_grad(set_to_none=True)`)."""
@@ -51,11 +49,12 @@ class OptimizerStep:
 
     def step(self) -> None:
         """Update the weights from their gradients, as `optimizer.step()` does."""
-        if self.kernel is None or not self._direct_step(self.kernel):
-            self._lists = None  # the optimizer may have created or replaced state
+        if self.kind is None or not self._stepped or not self._direct_step():
+            self._lists = None  # the optimizer may create or replace state
             self.optimizer.step()
+            self._stepped = True
 
-    def _direct_step(self, kernel: Callable) -> bool:
+    def _direct_step(self) -> bool:
         optimizer = self.optimizer
         if (
             optimizer._optimizer_step_pre_hooks
@@ -65,7 +64,7 @@ class OptimizerStep:
         ):
             return False
         if self._lists is None or optimizer.state is not self._state:
-            self._lists = _state_lists(optimizer)
+            self._lists = _state_lists(optimizer, self.kind)
             self._state = optimizer.state
             if self._lists is None:
                 return False
@@ -76,72 +75,122 @@ class OptimizerStep:
                 return False
             grads.append(part)
         with torch.no_grad():
-            for (params, exp_avgs, exp_avg_sqs, max_sqs, steps, group), part in zip(
-                self._lists, grads
-            ):
-                beta1, beta2 = group["betas"]
-                torch._foreach_add_(steps, 1)
-                kernel(
-                    params,
-                    part,
-                    exp_avgs,
-                    exp_avg_sqs,
-                    max_sqs,
-                    steps,
-                    amsgrad=group["amsgrad"],
-                    lr=group["lr"],
-                    beta1=beta1,
-                    beta2=beta2,
-                    weight_decay=group["weight_decay"],
-                    eps=group["eps"],
-                    maximize=group["maximize"],
-                )
+            for lists, part in zip(self._lists, grads):
+                if self.kind == "sgd":
+                    _sgd_step(*lists, part)
+                else:
+                    _adam_step(*lists, part, decoupled=self.kind == "adamw")
         self.direct_steps += 1
         return True
 
 
-def _direct_kernel(optimizer: torch.optim.Optimizer) -> Callable | None:
-    """Return the fused kernel a direct step calls, None when steps go through the optimizer."""
-    if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
-        return None  # a subclass may change the step
-    decoupled = type(optimizer) is torch.optim.AdamW
+def _adam_step(
+    params, exp_avgs, exp_avg_sqs, max_sqs, steps, group, grads, *, decoupled
+):
+    """One step of torch.optim.adam._fused_adam on one device and dtype, without a scaler."""
+    beta1, beta2 = group["betas"]
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    kernel(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_sqs,
+        steps,
+        amsgrad=group["amsgrad"],
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=group["maximize"],
+    )
+
+
+def _sgd_step(params, buffers, group, grads):
+    """One step of torch.optim.sgd._fused_sgd after the first (the buffers exist)."""
+    torch._fused_sgd_(
+        params,
+        grads,
+        buffers,
+        weight_decay=group["weight_decay"],
+        momentum=group["momentum"],
+        lr=group["lr"],
+        dampening=group["dampening"],
+        nesterov=group["nesterov"],
+        maximize=group["maximize"],
+        is_first_step=False,
+    )
+
+
+def _direct_kind(optimizer: torch.optim.Optimizer) -> str | None:
+    """Return which kernel a direct step calls, None when steps go through the optimizer."""
+    kinds = {
+        torch.optim.Adam: "adam",
+        torch.optim.AdamW: "adamw",
+        torch.optim.SGD: "sgd",
+    }
+    kind = kinds.get(type(optimizer))  # not a subclass: it may change the step
+    hooks = (
+        hasattr(optimizer, "_optimizer_step_pre_hooks")
+        and hasattr(optimizer, "_optimizer_step_post_hooks")
+        and hasattr(optimizer_module, "_global_optimizer_pre_hooks")
+        and hasattr(optimizer_module, "_global_optimizer_post_hooks")
+    )
+    if kind is None or not hooks:  # where a torch keeps its hooks elsewhere: not seen
+        return None
     for group in optimizer.param_groups:
         if not group.get("fused") or group.get("differentiable"):
             return None
-        decoupled = decoupled or group.get("decoupled_weight_decay", False)
-    name = "_fused_adamw_" if decoupled else "_fused_adam_"
-    return getattr(torch, name, None)
+        if kind == "adam" and group.get("decoupled_weight_decay", False):
+            kind = "adamw"
+    kernel = {"adam": "_fused_adam_", "adamw": "_fused_adamw_", "sgd": "_fused_sgd_"}
+    return kind if hasattr(torch, kernel[kind]) else None
 
 
-def _state_lists(optimizer: torch.optim.Optimizer) -> list[_Lists] | None:
+def _state_lists(optimizer: torch.optim.Optimizer, kind: str) -> list[tuple] | None:
     """Return each param group's tensors as the kernel takes them, None when a parameter has no
-    state yet (before the first step) or the group holds what the direct call does not cover:
-    tensors of several devices or dtypes, complex or sparse ones, tensor hyper-parameters.
-    """
+    state yet or the group holds what the direct call does not cover: tensors of several
+    devices or dtypes, complex or sparse ones, tensor hyper-parameters."""
     lists = []
     for group in optimizer.param_groups:
         params = group["params"]
         if not params:
             continue
-        if any(
-            isinstance(group[key], Tensor)
-            for key in ("lr", "weight_decay", "eps", "betas")
-        ) or any(isinstance(beta, Tensor) for beta in group["betas"]):
+        values = [group["lr"], group["weight_decay"]]
+        if kind != "sgd":
+            values += [*group["betas"], group["eps"]]
+        if any(isinstance(value, Tensor) for value in values):
             return None
         if len({(p.device, p.dtype) for p in params}) > 1 or any(
             p.is_complex() or p.is_sparse for p in params
         ):
             return None
         states = [optimizer.state.get(p) for p in params]
+        if kind == "sgd":
+            if group["momentum"] == 0:  # no buffers
+                lists.append((list(params), [], group))
+                continue
+            if any(
+                not state or state.get("momentum_buffer") is None for state in states
+            ):
+                return None
+            buffers = [state["momentum_buffer"] for state in states]
+            lists.append((list(params), buffers, group))
+            continue
         if any(not state or "exp_avg" not in state for state in states):
             return None
-        amsgrad = group["amsgrad"]
         lists.append(
             (
                 list(params),
                 [state["exp_avg"] for state in states],
                 [state["exp_avg_sq"] for state in states],
-                [state["max_exp_avg_sq"] for state in states] if amsgrad else [],
+                (
+                    [state["max_exp_avg_sq"] for state in states]
+                    if group["amsgrad"]
+                    else []
+                ),
                 [state["step"] for state in states],
                 group,
             )
