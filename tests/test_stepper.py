@@ -181,6 +181,21 @@ def test_other_and_unfused_optimizers_step_through_the_optimizer():
 
 
 @needs_fused
+def test_a_tensor_learning_rate_steps_through_the_optimizer():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    other = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01), fused=True)
+    reference = torch.optim.Adam(other.parameters(), lr=torch.tensor(0.01), fused=True)
+    stepper = OptimizerStep(optimizer)
+    assert stepper.kind is None
+    train(model, optimizer, stepper, 4)
+    train(other, reference, None, 4)
+    assert stepper.direct_steps == 0
+    assert_same(model, optimizer, other, reference)
+
+
+@needs_fused
 def test_step_hooks_still_run():
     (model, optimizer), _ = twins(ADAMS["adam"])
     stepper = OptimizerStep(optimizer)

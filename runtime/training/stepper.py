@@ -6,8 +6,8 @@ groups the tensors by device and dtype, reads the state of every parameter, chec
 graph capture, profiles itself, and only then calls one kernel (`torch._fused_adam_`). Alone,
 on 2 CPU cores, that is 63-78 us a step on the digits models, of which the kernel and its step
 counters take 30-45 us; in `nnspec train`, where each step's forward and backward pass stand
-between, taking it out made a digits MLP epoch 13% shorter and a digits CNN epoch 10-15%
-(docs/performance.md, run J). `zero_grad(set_to_none=True)` is a loop over the parameters that
+between, taking it out made a digits MLP epoch 13% shorter (docs/performance.md, "The fused
+kernel called directly"). `zero_grad(set_to_none=True)` is a loop over the parameters that
 `p.grad = None` does in a tenth of its time (7 us).
 
 The arithmetic is the optimizer's own: the same kernel on the same tensors with the same
@@ -34,9 +34,8 @@ class OptimizerStep:
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.kind = _direct_kind(
-            optimizer
-        )  # "adam", "adamw", "sgd"; None: no direct call
+        # "adam", "adamw", "sgd"; None: every step is the optimizer's
+        self.kind = _direct_kind(optimizer)
         self.direct_steps = 0  # steps taken by the direct call (tests read it)
         self._lists: list[tuple] | None = None  # per param group: what the kernel takes
         self._state: object = None  # the optimizer.state the lists were read from
@@ -145,28 +144,28 @@ def _direct_kind(optimizer: torch.optim.Optimizer) -> str | None:
             return None
         if kind == "adam" and group.get("decoupled_weight_decay", False):
             kind = "adamw"
+        values = [group["lr"], group["weight_decay"]]
+        if kind != "sgd":
+            values += [*group["betas"], group["eps"]]
+        if any(isinstance(value, Tensor) for value in values):
+            return None  # torch moves tensor hyper-parameters between devices itself
+        params = group["params"]
+        if len({(p.device, p.dtype) for p in params}) > 1 or any(
+            p.is_complex() or p.is_sparse for p in params
+        ):
+            return None  # torch groups these by device and dtype, or views them as real
     kernel = {"adam": "_fused_adam_", "adamw": "_fused_adamw_", "sgd": "_fused_sgd_"}
     return kind if hasattr(torch, kernel[kind]) else None
 
 
 def _state_lists(optimizer: torch.optim.Optimizer, kind: str) -> list[tuple] | None:
     """Return each param group's tensors as the kernel takes them, None when a parameter has no
-    state yet or the group holds what the direct call does not cover: tensors of several
-    devices or dtypes, complex or sparse ones, tensor hyper-parameters."""
+    state yet (the optimizer's own step creates it)."""
     lists = []
     for group in optimizer.param_groups:
         params = group["params"]
         if not params:
             continue
-        values = [group["lr"], group["weight_decay"]]
-        if kind != "sgd":
-            values += [*group["betas"], group["eps"]]
-        if any(isinstance(value, Tensor) for value in values):
-            return None
-        if len({(p.device, p.dtype) for p in params}) > 1 or any(
-            p.is_complex() or p.is_sparse for p in params
-        ):
-            return None
         states = [optimizer.state.get(p) for p in params]
         if kind == "sgd":
             if group["momentum"] == 0:  # no buffers
