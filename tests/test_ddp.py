@@ -517,5 +517,12 @@ def test_the_launcher_ends_with_rank_0s_exit_code(capsys):
         == 128 + signal.SIGKILL
     )
     assert "process 1 was killed by SIGKILL" in capsys.readouterr().err
+    # rank 1 was killed and rank 0 did not stop within torchrun's 30 s, so torchrun killed
+    # it too: found later, it is not the cause
+    kill = -signal.SIGKILL
+    assert failed_exit_code({0: kill, 1: kill}, found_at={0: 131, 1: 100}) == 137
+    assert "process 1 was killed by SIGKILL" in capsys.readouterr().err
+    assert failed_exit_code({0: kill, 1: kill}, found_at={0: 100, 1: 100}) == 137
+    assert "process 0 was killed by SIGKILL" in capsys.readouterr().err
     assert failed_exit_code({0: -signal.SIGTERM, 1: 2}) == 2
     assert failed_exit_code({0: -signal.SIGTERM}) == 128 + signal.SIGTERM

@@ -62,27 +62,36 @@ def main(argv: list[str]) -> int:
     try:
         run(parse_args(argv))
     except ChildFailedError as exc:
-        return failed_exit_code({rank: f.exitcode for rank, f in exc.failures.items()})
+        return failed_exit_code(
+            {rank: f.exitcode for rank, f in exc.failures.items()},
+            found_at={rank: f.timestamp for rank, f in exc.failures.items()},
+        )
     except SignalException as exc:
         # torchrun has passed the signal on and waited for the processes (30 s, then SIGKILL)
         return 128 + int(exc.sigval)
     return 0
 
 
-def failed_exit_code(exit_codes: dict[int, int]) -> int:
+def failed_exit_code(
+    exit_codes: dict[int, int], found_at: dict[int, float] | None = None
+) -> int:
     """Return the exit code of a failed run from each failed rank's code (negative: killed by
-    that signal).
+    that signal) and, where known, when torchrun found each failure (`found_at`, seconds).
 
-    Rank 0 carries the run's outcome when it ended by itself. Otherwise the cause is the first
-    rank that did not die of SIGTERM, which is how torchrun stops the others once one fails. A
-    process killed by a signal said nothing, so it is named on stderr, and gives 128 + the signal.
+    Rank 0 carries the run's outcome when it ended by itself. Otherwise the cause is the rank
+    that failed first and did not die of SIGTERM, which is how torchrun stops the others once
+    one fails. Its SIGKILL, should one of them not stop within its 30 s, is found that much
+    later, so such a rank is not named as the cause (the earliest found, then the lowest rank).
+    A process killed by a signal said nothing, so it is named on stderr, and gives 128 + the
+    signal.
     """
     if exit_codes.get(0, 0) > 0:
         return exit_codes[0]
     causes = {
         rank: code for rank, code in exit_codes.items() if code != -signal.SIGTERM
     } or exit_codes
-    rank = min(causes)
+    found_at = found_at or {}
+    rank = min(causes, key=lambda each: (found_at.get(each, 0), each))
     code = causes[rank]
     if code >= 0:
         return code or 1
