@@ -526,3 +526,33 @@ def test_the_launcher_ends_with_rank_0s_exit_code(capsys):
     assert "process 0 was killed by SIGKILL" in capsys.readouterr().err
     assert failed_exit_code({0: -signal.SIGTERM, 1: 2}) == 2
     assert failed_exit_code({0: -signal.SIGTERM}) == 128 + signal.SIGTERM
+
+
+def test_what_a_killed_rank_0_left_half_written_goes_and_a_users_temporary_stays(
+    tmp_path, capsys, monkeypatch
+):
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    out.mkdir()
+    mine = (
+        out / ".metrics.csv.mine.tmp"
+    )  # there before the run: not the run's to remove
+    mine.write_text("epoch,my notes\n")
+
+    def killed_while_writing(argv, nproc):
+        assert argv[:2] == ["train", str(spec)] and nproc == 2
+        (out / ".last.pt.k1ll3d.tmp").write_bytes(b"PK\x03\x04")  # cut short by kill -9
+        (out / ".summary.json.x.tmp").write_text("{")
+        return 128 + signal.SIGKILL
+
+    monkeypatch.setattr(runtime.parallel.distributed, "launch", killed_while_writing)
+    code = main(
+        ["train", str(spec), "--out", str(out), "--nproc", "2", "--quiet"]
+        + ["--device", "cpu"]
+    )
+    assert code == 128 + signal.SIGKILL
+    assert sorted(p.name for p in out.iterdir()) == [mine.name]
+    assert mine.read_text() == "epoch,my notes\n"
+    err = capsys.readouterr().err
+    assert "no epoch finished, so nothing was saved; start again with: " in err

@@ -19,6 +19,7 @@ from runtime.parallel.distributed import (
     lost_another_process,
 )
 from runtime.storage.checkpoint import read_checkpoint
+from runtime.storage.run_folder import RUN_FILES
 from runtime.sweep.overrides import load_spec_with_overrides
 from runtime.training.interrupt import (
     exit_code,
@@ -207,16 +208,42 @@ def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
 def launch(argv: list[str], nproc: int) -> int:
     """Run `nnspec ARGV` in `nproc` processes (runtime/parallel/distributed.py); return the
     run's exit code. When a process was killed (the launcher has named it), say what the run
-    folder keeps and how to go on, which nothing else could print."""
+    folder keeps and how to go on, which nothing else could print.
+
+    Every process has ended when the launcher returns, and this command holds the run folder
+    all along, so a temporary file that appeared in it meanwhile is what a killed process left
+    half written (kill -9 of rank 0 during a write): it goes, leaving what the last whole
+    write left. Temporaries that were there before stay (a user's, or checked by the run).
+    """
+    parser = argparse.ArgumentParser(prog="nnspec train")
+    add_arguments(parser)
+    args = parser.parse_args(argv[1:])  # argv: the command line each process ran
+    args.nproc = nproc
+    out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    before = set(_temporaries(out))
     code = distributed.launch(argv, nproc)
+    for path in _temporaries(out):
+        if path not in before:
+            path.unlink(missing_ok=True)
     if code > 128 and code not in STOPPED_CODES:
-        parser = argparse.ArgumentParser(prog="nnspec train")
-        add_arguments(parser)
-        args = parser.parse_args(argv[1:])  # argv: the command line each process ran
-        args.nproc = nproc
-        out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
         print(f"nnspec train: {after_a_killed_process(args, out)}", file=sys.stderr)
     return code
+
+
+def _temporaries(out: Path) -> list[Path]:
+    """Return the regular files in `out` named as the atomic writer names the temporaries of
+    a run's files (`.last.pt.k1ll3d.tmp`)."""
+    found = []
+    for name in RUN_FILES:
+        try:
+            found += [
+                path
+                for path in out.glob(f".{name}.*.tmp")
+                if path.is_file() and not path.is_symlink()
+            ]
+        except OSError:
+            pass
+    return found
 
 
 # what the processes end with after a Ctrl-C or a SIGTERM, having printed how to go on
