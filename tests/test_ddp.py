@@ -1,5 +1,6 @@
 """Training in two processes on torch.distributed (gloo, CPU) follows a one-process run."""
 
+import argparse
 import csv
 import json
 import os
@@ -14,6 +15,7 @@ import torch
 
 import runtime.parallel.distributed
 from runtime.cli.main import main
+from runtime.cli.train import add_arguments
 from runtime.parallel.launcher import failed_exit_code
 from tests.waiting import wait_until
 
@@ -528,8 +530,9 @@ def test_the_launcher_ends_with_rank_0s_exit_code(capsys):
     assert failed_exit_code({0: -signal.SIGTERM}) == 128 + signal.SIGTERM
 
 
+@pytest.mark.parametrize("launcher", ["ended by itself", "killed"])
 def test_what_a_killed_rank_0_left_half_written_goes_and_a_users_temporary_stays(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, launcher
 ):
     spec = tmp_path / "mlp.yaml"
     spec.write_text(SPEC)
@@ -539,20 +542,73 @@ def test_what_a_killed_rank_0_left_half_written_goes_and_a_users_temporary_stays
         out / ".metrics.csv.mine.tmp"
     )  # there before the run: not the run's to remove
     mine.write_text("epoch,my notes\n")
+    left = [out / ".last.pt.k1ll3d.tmp", out / ".summary.json.x.tmp"]
 
     def killed_while_writing(argv, nproc):
         assert argv[:2] == ["train", str(spec)] and nproc == 2
-        (out / ".last.pt.k1ll3d.tmp").write_bytes(b"PK\x03\x04")  # cut short by kill -9
-        (out / ".summary.json.x.tmp").write_text("{")
-        return 128 + signal.SIGKILL
+        left[0].write_bytes(b"PK\x03\x04")  # a write cut short by kill -9
+        left[1].write_text("{")
+        # the launcher ends with rank 1's signal; killed itself, its processes may go on
+        return (
+            128 + signal.SIGKILL if launcher == "ended by itself" else -signal.SIGKILL
+        )
 
     monkeypatch.setattr(runtime.parallel.distributed, "launch", killed_while_writing)
     code = main(
         ["train", str(spec), "--out", str(out), "--nproc", "2", "--quiet"]
         + ["--device", "cpu"]
     )
-    assert code == 128 + signal.SIGKILL
-    assert sorted(p.name for p in out.iterdir()) == [mine.name]
+    if launcher == "ended by itself":
+        assert code == 128 + signal.SIGKILL
+        assert sorted(p.name for p in out.iterdir()) == [mine.name]
+        err = capsys.readouterr().err
+        assert "no epoch finished, so nothing was saved; start again with: " in err
+    else:
+        assert code == -signal.SIGKILL
+        assert all(path.exists() for path in left)
     assert mine.read_text() == "epoch,my notes\n"
-    err = capsys.readouterr().err
-    assert "no epoch finished, so nothing was saved; start again with: " in err
+
+
+def test_the_processes_get_the_command_line_back_whole(tmp_path, monkeypatch):
+    # values that begin with "-" stay values in the command line each process parses
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(SPEC)
+    monkeypatch.chdir(tmp_path)
+    given = []
+    monkeypatch.setattr(
+        runtime.parallel.distributed, "launch", lambda argv, n: given.append(argv) or 0
+    )
+    command = ["train", "mlp.yaml", "--out=-run", "--set", "training.epochs=2"]
+    command += ["--form", "generated", "--epochs", "3", "--quiet", "--device", "cpu"]
+    assert main(command + ["--nproc", "2"]) == 0
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    forwarded = vars(parser.parse_args(given[0][1:]))
+    assert forwarded == vars(parser.parse_args(command[1:]))
+    assert (
+        tmp_path / "-run"
+    ).is_dir()  # the folder the processes write, held meanwhile
+
+
+def test_the_launcher_names_the_first_failure_torchrun_found(monkeypatch, capsys):
+    from torch.distributed.elastic.multiprocessing.errors import (
+        ChildFailedError,
+        ProcessFailure,
+    )
+
+    import runtime.parallel.launcher as launcher
+
+    def failure(rank, code, found_at):
+        found = ProcessFailure(rank, 1000 + rank, code, "/nonexistent/error.json")
+        found.timestamp = found_at
+        return found
+
+    def run(args):  # rank 1 killed; rank 0 killed 30 s later, not having stopped
+        raise ChildFailedError(
+            "runtime", {0: failure(0, -signal.SIGKILL, 130), 1: failure(1, -9, 100)}
+        )
+
+    monkeypatch.setattr(launcher, "run", run)
+    monkeypatch.setattr(launcher, "parse_args", lambda argv: argv)
+    assert launcher.main(["--standalone"]) == 128 + signal.SIGKILL
+    assert "process 1 was killed by SIGKILL" in capsys.readouterr().err

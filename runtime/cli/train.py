@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             form=args.form,
             spec_path=args.spec,
         ):  # the folder stays held while the processes run
-            return launch(forwarded_argv(args), args.nproc)
+            return launch(args, out)
     # a second Ctrl-C or SIGTERM ends the command at once, with one line
     with second_interrupt_ends_here(lambda: _second_interrupt_hint(args, out)):
         return _train_here(args, spec, out, group)
@@ -205,26 +205,27 @@ def _report(summary: dict, args: argparse.Namespace, out: Path, group) -> int:
     return 0
 
 
-def launch(argv: list[str], nproc: int) -> int:
-    """Run `nnspec ARGV` in `nproc` processes (runtime/parallel/distributed.py); return the
-    run's exit code. When a process was killed (the launcher has named it), say what the run
-    folder keeps and how to go on, which nothing else could print.
+def launch(args: argparse.Namespace, out: Path) -> int:
+    """Run this `nnspec train` in `args.nproc` processes (runtime/parallel/distributed.py);
+    return the run's exit code. When a process was killed (the launcher has named it), say
+    what the run folder keeps and how to go on, which nothing else could print.
 
-    Every process has ended when the launcher returns, and this command holds the run folder
-    all along, so a temporary file that appeared in it meanwhile is what a killed process left
-    half written (kill -9 of rank 0 during a write): it goes, leaving what the last whole
-    write left. Temporaries that were there before stay (a user's, or checked by the run).
+    A launcher that ended by itself has waited for every process, and this command holds the
+    run folder all along, so a temporary file that appeared in it meanwhile is what a killed
+    process left half written (rank 0 killed with -9 during a write): it goes, leaving what
+    the last whole write left. Temporaries that were there before stay (a user's, or checked
+    by the run); after a launcher killed itself nothing is removed, as its processes may
+    still be writing.
     """
-    parser = argparse.ArgumentParser(prog="nnspec train")
-    add_arguments(parser)
-    args = parser.parse_args(argv[1:])  # argv: the command line each process ran
-    args.nproc = nproc
-    out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     before = set(_temporaries(out))
-    code = distributed.launch(argv, nproc)
-    for path in _temporaries(out):
-        if path not in before:
-            path.unlink(missing_ok=True)
+    code = distributed.launch(forwarded_argv(args), args.nproc)
+    if code >= 0:
+        for path in _temporaries(out):
+            if path not in before:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # the outcome and how to go on matter more
+                    pass
     if code > 128 and code not in STOPPED_CODES:
         print(f"nnspec train: {after_a_killed_process(args, out)}", file=sys.stderr)
     return code
@@ -266,23 +267,24 @@ def after_a_killed_process(args: argparse.Namespace, out: Path) -> str:
 
 
 def forwarded_argv(args: argparse.Namespace) -> list[str]:
-    """Return the `nnspec train ...` arguments each launched process gets (all but --nproc)."""
+    """Return the `nnspec train ...` arguments each launched process gets (all but --nproc);
+    a value is joined to its option (`--out=DIR`), so one starting with "-" stays a value.
+    """
     words = ["train", args.spec]
     if args.out:
-        words += ["--out", args.out]
+        words.append(f"--out={args.out}")
     if args.form != "sequential":
-        words += ["--form", args.form]
-    for text in args.assignments:
-        words += ["--set", text]
+        words.append(f"--form={args.form}")
+    words += [f"--set={text}" for text in args.assignments]
     if args.epochs is not None:
-        words += ["--epochs", str(args.epochs)]
+        words.append(f"--epochs={args.epochs}")
     words += [
         flag
         for flag in ("--resume", "--force", "--quiet", "--tensorboard")
         if getattr(args, flag[2:], False)
     ]
     if args.device:
-        words += ["--device", args.device]
+        words.append(f"--device={args.device}")
     return words
 
 

@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
 
 
 def failed_exit_code(
-    exit_codes: dict[int, int], found_at: dict[int, float] | None = None
+    exit_codes: dict[int, int], found_at: dict[int, int] | None = None
 ) -> int:
     """Return the exit code of a failed run from each failed rank's code (negative: killed by
     that signal) and, where known, when torchrun found each failure (`found_at`, seconds).
