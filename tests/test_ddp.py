@@ -564,8 +564,11 @@ def test_what_a_killed_rank_0_left_half_written_goes_and_a_users_temporary_stays
         err = capsys.readouterr().err
         assert "no epoch finished, so nothing was saved; start again with: " in err
     else:
-        assert code == -signal.SIGKILL
+        assert code == 128 + signal.SIGKILL
         assert all(path.exists() for path in left)
+        assert "the launcher (torch.distributed.run) was killed by SIGKILL" in (
+            capsys.readouterr().err
+        )
     assert mine.read_text() == "epoch,my notes\n"
 
 

@@ -288,6 +288,36 @@ def test_a_worker_killed_with_9_ends_the_others_with_one_message(tmp_path, rank)
     no_temporary_files_and_whole_checkpoints(out)
 
 
+def test_the_processes_stop_when_the_launcher_alone_is_killed_with_9(tmp_path):
+    out = tmp_path / "run"
+    process = ddp_run(tmp_path, out)
+    ranks = workers(out)
+    assert sorted(ranks) == [0, 1]
+    (launcher,) = [
+        pid for pid in processes_naming(str(out)) if pid not in ranks.values()
+        and b"runtime.parallel.launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]  # fmt: skip
+    os.kill(launcher, signal.SIGKILL)  # as the OOM killer would
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGKILL, stderr[-3000:]
+    assert_no_traceback(stdout, stderr)
+    # the command waited for them: nothing goes on writing after it ended
+    assert processes_naming(str(out)) == []
+    assert (
+        "nnspec train: error: the launcher (torch.distributed.run) was killed by SIGKILL; "
+        "its processes were stopped with SIGTERM" in stderr
+    )
+    hint = [line for line in stderr.splitlines() if "continue with:" in line]
+    assert len(hint) == 1 and hint[0].startswith("terminated (SIGTERM); ")
+    assert hint[0].endswith("--nproc 2 --resume")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted"
+    assert (
+        summary["epochs_run"] == torch.load(out / "last.pt", weights_only=True)["epoch"]
+    )
+    no_temporary_files_and_whole_checkpoints(out)
+
+
 def test_the_launcher_stops_the_run_when_the_command_is_killed_with_9(tmp_path):
     out = tmp_path / "run"
     process = ddp_run(tmp_path, out)

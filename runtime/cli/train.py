@@ -15,6 +15,7 @@ from runtime.parallel import distributed
 from runtime.parallel.denormals import with_denormals_flushed
 from runtime.parallel.distributed import (
     end_as_stopped_by_torchrun,
+    end_with_the_parent,
     env_group,
     lost_another_process,
 )
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tensorboard:
         summary_writer_class()  # a missing package is one line before anything runs
     group = env_group()
+    if group.active:  # one of the launcher's processes: it ends should the launcher die
+        end_with_the_parent()
     assignments = list(args.assignments)
     if args.epochs is not None:
         if args.epochs < 1:
@@ -214,8 +217,8 @@ def launch(args: argparse.Namespace, out: Path) -> int:
     run folder all along, so a temporary file that appeared in it meanwhile is what a killed
     process left half written (rank 0 killed with -9 during a write): it goes, leaving what
     the last whole write left. Temporaries that were there before stay (a user's, or checked
-    by the run); after a launcher killed itself nothing is removed, as its processes may
-    still be writing.
+    by the run); after the launcher was killed nothing is removed, as its processes may
+    still be writing (they get SIGTERM and this waits for them, on Linux).
     """
     before = set(_temporaries(out))
     code = distributed.launch(forwarded_argv(args), args.nproc)
@@ -228,7 +231,22 @@ def launch(args: argparse.Namespace, out: Path) -> int:
                     pass
     if code > 128 and code not in STOPPED_CODES:
         print(f"nnspec train: {after_a_killed_process(args, out)}", file=sys.stderr)
+    if code < 0:  # rank 0, stopped by SIGTERM, has said how to go on
+        print(
+            f"nnspec train: error: the launcher (torch.distributed.run) was killed by "
+            f"{_signal_name(-code)}; its processes were stopped with SIGTERM",
+            file=sys.stderr,
+        )
+        return 128 - code
     return code
+
+
+def _signal_name(signum: int) -> str:
+    """Return a signal's name (SIGKILL), or "signal N" for a number without one."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _temporaries(out: Path) -> list[Path]:

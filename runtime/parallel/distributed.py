@@ -8,10 +8,12 @@ so one code path serves both.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,7 +192,74 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     env[PARENT_VARIABLE] = str(os.getpid())
     child = subprocess.Popen(command, env=env, start_new_session=True)
     with _passed_on(child, FORWARDED_SIGNALS):
-        return child.wait()
+        code = child.wait()
+    if code < 0:  # the launcher was killed: its processes got SIGTERM (Linux) and stop
+        wait_for_processes_of(child.pid)
+    return code
+
+
+def end_with_the_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, where the parent named
+    itself in PARENT_VARIABLE: `nnspec train --nproc N` for the launcher, the launcher for each
+    training process. The first SIGTERM stops training after its batch; a process whose parent
+    already died before the request stops the same way.
+
+    Linux sends the signal again each time a thread of a dying parent ends (the children pass
+    from thread to thread), and a second SIGTERM stops training at once; so the signal asked
+    for is SIGUSR2, which this process turns into one SIGTERM to itself, once.
+    """
+    parent = os.environ.pop(PARENT_VARIABLE, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    told: list[int] = []
+
+    def parent_died(signum, frame) -> None:
+        if not told:
+            told.append(signum)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        signal.signal(PARENT_DIED, parent_died)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DIED))
+    except (OSError, AttributeError, ValueError):
+        return
+    if str(os.getppid()) != parent:  # it died before the request
+        parent_died(PARENT_DIED, None)
+
+
+# the signal Linux sends a process whose parent died (it may come several times)
+PARENT_DIED = getattr(signal, "SIGUSR2", None)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def processes_of(launcher: int) -> list[int]:
+    """Return the ids of the running processes the launcher `launcher` started (their
+    environment names it in PARENT_VARIABLE), from /proc; [] where there is none."""
+    mark = f"{PARENT_VARIABLE}={launcher}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if mark in environ.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for_processes_of(launcher: int, timeout: float = 60.0) -> None:
+    """Wait (at most `timeout` s) until no process the killed launcher started is running, so
+    the run folder stays held until the last one has written it."""
+    deadline = time.monotonic() + timeout
+    while processes_of(launcher) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # the signals `nnspec train --nproc N` passes on to the launcher (which passes them on)

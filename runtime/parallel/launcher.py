@@ -13,12 +13,12 @@ process and waits for them, 30 s, then SIGKILL), so the processes stop after the
 rank 0 writes the run; a second one is passed on to every process too, which then stops at once
 (runtime/training/interrupt.py), and torchrun still waits for them: nothing goes on writing
 after the command ended. Started by `nnspec train --nproc N`, the launcher gets SIGTERM should
-that command die unannounced (Linux), so it never outlives it.
+that command die unannounced (Linux), so it never outlives it; each training process gets SIGTERM
+should the launcher die so (killed with -9), and stops after its batch.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -28,7 +28,7 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import parse_args, run
 
-from runtime.parallel.distributed import PARENT_VARIABLE
+from runtime.parallel.distributed import PARENT_VARIABLE, end_with_the_parent
 
 # torchrun handles these itself (raising SignalException); SIGINT and SIGTERM are ours
 TORCHRUN_SIGNALS = "SIGHUP,SIGQUIT"
@@ -40,7 +40,8 @@ def main(argv: list[str]) -> int:
     143 after SIGTERM)."""
 
     _quiet_torchrun_logs()
-    _end_with_the_parent()
+    end_with_the_parent()  # `nnspec train --nproc N`
+    os.environ[PARENT_VARIABLE] = str(os.getpid())  # each process ends with this one
     os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = TORCHRUN_SIGNALS
     received: list[int] = []
 
@@ -123,23 +124,6 @@ def _child_pids() -> list[int]:
         if len(fields) > 1 and fields[1] == str(me):
             children.append(int(entry))
     return children
-
-
-def _end_with_the_parent() -> None:
-    """Ask Linux to send this process SIGTERM when `nnspec train --nproc N`, its parent, dies."""
-    parent = os.environ.pop(PARENT_VARIABLE, None)
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    except (OSError, AttributeError):
-        return
-    if str(os.getppid()) != parent:  # it died before the request
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _quiet_torchrun_logs() -> None:
