@@ -164,35 +164,33 @@ def test_sgd_direct_steps_are_the_optimizers_steps(name):
     assert_same(model, optimizer, other, reference)
 
 
-def test_other_and_unfused_optimizers_step_through_the_optimizer():
+def steps_through_the_optimizer(make_optimizer) -> None:
+    """Train twins with `make_optimizer(parameters)`: the stepper takes no direct step and the
+    weights and state are those of optimizer.step()."""
     torch.manual_seed(0)
     model = TwoHeads()
     other = copy.deepcopy(model)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01)
-    reference = torch.optim.RMSprop(other.parameters(), lr=0.01)
+    optimizer = make_optimizer(model.parameters())
+    reference = make_optimizer(other.parameters())
     stepper = OptimizerStep(optimizer)
     assert stepper.kind is None
     train(model, optimizer, stepper, 4)
     train(other, reference, None, 4)
     assert stepper.direct_steps == 0
     assert_same(model, optimizer, other, reference)
+
+
+def test_other_and_unfused_optimizers_step_through_the_optimizer():
+    steps_through_the_optimizer(lambda params: torch.optim.RMSprop(params, lr=0.01))
     unfused = OptimizerStep(torch.optim.Adam(nn.Linear(2, 2).parameters(), fused=False))
     assert unfused.kind is None
 
 
 @needs_fused
 def test_a_tensor_learning_rate_steps_through_the_optimizer():
-    torch.manual_seed(0)
-    model = TwoHeads()
-    other = copy.deepcopy(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.01), fused=True)
-    reference = torch.optim.Adam(other.parameters(), lr=torch.tensor(0.01), fused=True)
-    stepper = OptimizerStep(optimizer)
-    assert stepper.kind is None
-    train(model, optimizer, stepper, 4)
-    train(other, reference, None, 4)
-    assert stepper.direct_steps == 0
-    assert_same(model, optimizer, other, reference)
+    steps_through_the_optimizer(
+        lambda params: torch.optim.Adam(params, lr=torch.tensor(0.01), fused=True)
+    )
 
 
 @needs_fused

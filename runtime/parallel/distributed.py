@@ -199,7 +199,7 @@ def launch(argv: Sequence[str], nproc: int) -> int:
 
 
 def end_with_the_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies, where the parent named
+    """Ask Linux to tell this process when its parent dies (one SIGTERM), where the parent named
     itself in PARENT_VARIABLE: `nnspec train --nproc N` for the launcher, the launcher for each
     training process. The first SIGTERM stops training after its batch; a process whose parent
     already died before the request stops the same way.
@@ -211,12 +211,10 @@ def end_with_the_parent() -> None:
     parent = os.environ.pop(PARENT_VARIABLE, None)
     if parent is None or not sys.platform.startswith("linux"):
         return
-    told: list[int] = []
 
     def parent_died(signum, frame) -> None:
-        if not told:
-            told.append(signum)
-            os.kill(os.getpid(), signal.SIGTERM)
+        signal.signal(PARENT_DIED, signal.SIG_IGN)  # its repeats
+        os.kill(os.getpid(), signal.SIGTERM)
 
     try:
         signal.signal(PARENT_DIED, parent_died)
@@ -233,23 +231,25 @@ PARENT_DIED = getattr(signal, "SIGUSR2", None)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+def running_pids() -> list[int]:
+    """Return the ids of the running processes, from /proc ([] without one: not Linux)."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+
+
 def processes_of(launcher: int) -> list[int]:
     """Return the ids of the running processes the launcher `launcher` started (their
     environment names it in PARENT_VARIABLE), from /proc; [] where there is none."""
     mark = f"{PARENT_VARIABLE}={launcher}".encode()
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+    for pid in running_pids():
         try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
                 if mark in environ.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
+                    found.append(pid)
+        except OSError:  # ended meanwhile, or not ours to read
             continue
     return found
 

@@ -28,7 +28,11 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import parse_args, run
 
-from runtime.parallel.distributed import PARENT_VARIABLE, end_with_the_parent
+from runtime.parallel.distributed import (
+    PARENT_VARIABLE,
+    end_with_the_parent,
+    running_pids,
+)
 
 # torchrun handles these itself (raising SignalException); SIGINT and SIGTERM are ours
 TORCHRUN_SIGNALS = "SIGHUP,SIGQUIT"
@@ -106,23 +110,16 @@ def failed_exit_code(
 
 def _child_pids() -> list[int]:
     """Return the ids of this process's children (the training processes), from /proc."""
-    me, children = os.getpid(), []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # not Linux: the processes, already stopping, finish their batch
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+    me, children = str(os.getpid()), []
+    # [] where there is no /proc (not Linux): the processes, already stopping, finish their batch
+    for pid in running_pids():
         try:
-            with open(
-                f"/proc/{entry}/stat", encoding="ascii", errors="replace"
-            ) as stat:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 1 and fields[1] == str(me):
-            children.append(int(entry))
+        if len(fields) > 1 and fields[1] == me:
+            children.append(pid)
     return children
 
 
