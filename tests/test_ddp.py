@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import torch
 
 import runtime.parallel.distributed
 from runtime.cli.main import main
-from runtime.cli.train import add_arguments
+from runtime.cli.train import add_arguments, resume_command, start_command
 from runtime.parallel.launcher import failed_exit_code
 from tests.waiting import wait_until
 
@@ -572,25 +573,50 @@ def test_what_a_killed_rank_0_left_half_written_goes_and_a_users_temporary_stays
     assert mine.read_text() == "epoch,my notes\n"
 
 
-def test_the_processes_get_the_command_line_back_whole(tmp_path, monkeypatch):
-    # values that begin with "-" stay values in the command line each process parses
-    spec = tmp_path / "mlp.yaml"
-    spec.write_text(SPEC)
+@pytest.mark.parametrize("name", ["mlp.yaml", "-mlp.yaml"])
+def test_the_processes_get_the_command_line_back_whole(tmp_path, monkeypatch, name):
+    # values that begin with "-" stay values in the command line each process parses, and a
+    # spec file named "-mlp.yaml" (given after --) stays the spec
+    (tmp_path / name).write_text(SPEC)
     monkeypatch.chdir(tmp_path)
     given = []
     monkeypatch.setattr(
         runtime.parallel.distributed, "launch", lambda argv, n: given.append(argv) or 0
     )
-    command = ["train", "mlp.yaml", "--out=-run", "--set", "training.epochs=2"]
+    command = ["train", "--out=-run", "--set", "training.epochs=2"]
     command += ["--form", "generated", "--epochs", "3", "--quiet", "--device", "cpu"]
-    assert main(command + ["--nproc", "2"]) == 0
+    assert main(command + ["--nproc", "2", "--", name]) == 0
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     forwarded = vars(parser.parse_args(given[0][1:]))
-    assert forwarded == vars(parser.parse_args(command[1:]))
+    assert forwarded == vars(parser.parse_args(command[1:] + ["--", name]))
+    assert forwarded["spec"] == name
     assert (
         tmp_path / "-run"
     ).is_dir()  # the folder the processes write, held meanwhile
+
+
+@pytest.mark.parametrize("name", ["mlp.yaml", "-mlp.yaml"])
+def test_the_commands_that_continue_or_restart_a_run_parse_back(name):
+    # what a report prints ("continue with: ...", "start again with: ...") is a command that
+    # runs: a folder or a spec named with a leading "-" stays a value
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    given = ["--out=-run", "--set", "training.epochs=2", "--nproc", "2", "--", name]
+    args = parser.parse_args(given)
+    for command, flag in (
+        (resume_command(args, Path("-run")), "resume"),
+        (start_command(args, Path("-run")), "force"),
+    ):
+        words = shlex.split(command)
+        assert words[:2] == ["nnspec", "train"]
+        again = vars(parser.parse_args(words[2:]))
+        assert again == vars(args) | {flag: True}, command
+    # the usual case reads as it always did
+    if name == "mlp.yaml":
+        assert resume_command(args, Path("run")) == (
+            "nnspec train mlp.yaml --out run --set training.epochs=2 --nproc 2 --resume"
+        )
 
 
 def test_the_launcher_names_the_first_failure_torchrun_found(monkeypatch, capsys):

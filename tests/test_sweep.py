@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from compiler import count_params, load_spec, spec_digest
+from runtime.cli import sweep
 from runtime.cli.main import main
 from runtime.errors import UserError
 from runtime.sweep.complexity_plot import Point, write_complexity_plot
@@ -541,3 +544,16 @@ def test_docs_examples_are_valid_sweeps_and_the_errors_are_real():
             assert not following.startswith("nnspec sweep: error"), command
         checked += 1
     assert checked >= 6
+
+
+@pytest.mark.parametrize("name", ["mlp.yaml", "-mlp.yaml"])
+def test_the_command_that_continues_a_sweep_parses_back(name):
+    # a folder or a spec named with a leading "-" stays a value in "continue with: ..."
+    parser = argparse.ArgumentParser()
+    sweep.add_arguments(parser)
+    args = parser.parse_args(
+        ["--vary", "layers[0].linear=16,32", "--out=-grid", "--", name]
+    )
+    words = shlex.split(sweep.again(args, Path("-grid")))
+    assert words[:2] == ["nnspec", "sweep"]
+    assert vars(parser.parse_args(words[2:])) == vars(args)

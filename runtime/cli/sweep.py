@@ -85,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def again(args: argparse.Namespace, out: Path) -> str:
-    """Return the command line that continues this sweep."""
-    words = ["nnspec", "sweep", args.spec]
+    """Return the command line that continues this sweep; a folder whose name begins with "-"
+    is joined to its option (`--out=-grid`), and such a spec comes last, after `--`."""
+    dashed = args.spec.startswith("-")
+    words = ["nnspec", "sweep"] + ([] if dashed else [args.spec])
     for text in args.vary:
         words += ["--vary", text]
     for text in args.assignments:
         words += ["--set", text]
-    return shlex.join(words + ["--out", str(out)])
+    words += [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
+    return shlex.join(words + (["--", args.spec] if dashed else []))

@@ -286,9 +286,10 @@ def after_a_killed_process(args: argparse.Namespace, out: Path) -> str:
 
 def forwarded_argv(args: argparse.Namespace) -> list[str]:
     """Return the `nnspec train ...` arguments each launched process gets (all but --nproc);
-    a value is joined to its option (`--out=DIR`), so one starting with "-" stays a value.
+    a value is joined to its option (`--out=DIR`), so one starting with "-" stays a value, and
+    the spec comes last, after `--` (a spec file named `-net.yaml` stays the spec).
     """
-    words = ["train", args.spec]
+    words = ["train"]
     if args.out:
         words.append(f"--out={args.out}")
     if args.form != "sequential":
@@ -303,12 +304,27 @@ def forwarded_argv(args: argparse.Namespace) -> list[str]:
     ]
     if args.device:
         words.append(f"--device={args.device}")
-    return words
+    return words + ["--", args.spec]
 
 
 def resume_command(args: argparse.Namespace, out: Path) -> str:
     """Return the command line that continues this run (same spec, --set and --form)."""
-    words = ["nnspec", "train", args.spec, "--out", str(out)]
+    return _rerun_command(args, out, "--resume")
+
+
+def start_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that starts this run again from the first epoch, replacing
+    what it left (summary.json)."""
+    return _rerun_command(args, out, "--force")
+
+
+def _rerun_command(args: argparse.Namespace, out: Path, flag: str) -> str:
+    """Return `nnspec train` with this run's spec, folder and settings, then `flag`; a folder
+    whose name begins with "-" is joined to its option (`--out=-run`), and such a spec comes
+    last, after `--`, as the user had to write them."""
+    dashed = args.spec.startswith("-")
+    words = ["nnspec", "train"] + ([] if dashed else [args.spec])
+    words += [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
     for text in args.assignments:
         words += ["--set", text]
     if args.epochs is not None:
@@ -322,11 +338,5 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
     nproc = group.world if group.active else (args.nproc or 1)
     if nproc > 1:
         words += ["--nproc", str(nproc)]
-    return shlex.join(words + ["--resume"])
-
-
-def start_command(args: argparse.Namespace, out: Path) -> str:
-    """Return the command line that starts this run again from the first epoch, replacing
-    what it left (summary.json)."""
-    words = shlex.split(resume_command(args, out))
-    return shlex.join(words[:-1] + ["--force"])
+    words.append(flag)
+    return shlex.join(words + (["--", args.spec] if dashed else []))
