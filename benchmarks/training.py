@@ -36,6 +36,7 @@ LOCKSTEP = "nnspec train, the bare loops and the frameworks, in lockstep"
 TIMEOUT = 1800  # seconds a lockstep round may take
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED = "nnspec train, training.compile: true"
+AMP = "nnspec train, training.amp: true (bf16; not a reference)"
 # a bare loop with its weights in channels-last layout: shown, not a reference (the issue's
 # reference is the bare loop as written; nnspec train chooses the layout by timing it)
 CHANNELS_LAST = "bare, fused Adam, channels last (not a reference)"
@@ -209,10 +210,12 @@ def compile_accepted(spec) -> str:
 
 def loops(threads: int, seen: dict) -> list[Loop]:
     """Return the loops to time: `nnspec train`, the references and the frameworks in
-    lockstep, then `nnspec train` compiled."""
+    lockstep, then `nnspec train` compiled, then under bf16 autocast (a CPU with bf16
+    instructions only: the others would emulate it)."""
     return [
         Loop(LOCKSTEP, lockstep_group(threads, seen, framework_process.available())),
         Loop(COMPILED, _compiled_loop, only_rounds=lambda w: w.compile_rounds),
+        Loop(AMP, _amp_loop, only_rounds=lambda w: w.compile_rounds),
     ]
 
 
@@ -326,6 +329,14 @@ def _compiled_loop(workload: Workload, round_index: int) -> list[float] | str:
     if why_not:
         return why_not
     return nnspec_loop(("training.compile=true",))(workload, round_index)
+
+
+def _amp_loop(workload: Workload, round_index: int) -> list[float] | str:
+    from runtime.parallel.device import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        return "skipped: this CPU has no bf16 instructions (AVX512-BF16, AMX)"
+    return nnspec_loop(("training.amp=true",))(workload, round_index)
 
 
 def time_workload(workload: Workload, threads: int, progress) -> Row:

@@ -541,7 +541,7 @@ class TrainingConfig(_Section):
     device: Annotated[
         str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")
     ] = "auto"
-    amp: Bool = False  # bf16 autocast on cuda
+    amp: Bool = False  # bf16 autocast on cuda and on CPUs with bf16 instructions
     loading: LoadingConfig = LoadingConfig()
     # image inputs [C, H, W]: random crop and flip of training batches, normalization
     augment: AugmentConfig | None = None

@@ -243,6 +243,22 @@ def test_a_loop_that_is_not_accepted_is_skipped_with_its_reason(tiny_workload):
     assert (why == "") == ("compile" in fields)
 
 
+def test_the_amp_loop_runs_nnspec_train_with_amp_where_the_cpu_has_bf16(
+    tiny_workload, monkeypatch
+):
+    import runtime.parallel.device
+
+    asked = []
+    monkeypatch.setattr(
+        training, "nnspec_loop", lambda sets: lambda w, r: asked.append(sets) or [0.1]
+    )
+    monkeypatch.setattr(runtime.parallel.device, "cpu_has_bf16", lambda: False)
+    assert "no bf16 instructions" in training._amp_loop(tiny_workload, 0)
+    monkeypatch.setattr(runtime.parallel.device, "cpu_has_bf16", lambda: True)
+    assert training._amp_loop(tiny_workload, 0) == [0.1]
+    assert asked == [("training.amp=true",)]
+
+
 def test_cli_probe_finds_no_torch_in_validate():
     from cli_latency import torch_modules_imported
 

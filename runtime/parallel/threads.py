@@ -49,6 +49,7 @@ from torch import nn
 
 from runtime.data.stored import take
 from runtime.errors import UserError
+from runtime.parallel.device import autocast_for, uses_autocast
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.storage.codegen_cache import cache_folder
 from runtime.training.batches import batch_starts
@@ -374,6 +375,9 @@ def time_epochs(
     out) each thread spent waiting for a CPU, on average over the most threads timed.
     """
     task = TaskMetrics(training.task)
+    # timed as the run trains: under bf16 autocast when training.amp applies on this CPU
+    cpu = torch.device("cpu")
+    autocast = autocast_for(cpu, uses_autocast(cpu, training.amp))
     x, y = first_batch(data, training, task)
     n_val = len(data.x_val)
     # a part of the first validation chunk, the passes over it scaled to the whole split
@@ -415,9 +419,9 @@ def time_epochs(
         torch.set_num_threads(count)
         probe, steps = probes[layout]
         if kind == STEP:
-            seconds = step_seconds(probe, steps, task, x, y)
+            seconds = step_seconds(probe, steps, task, x, y, autocast)
         else:
-            seconds = validation_seconds(probe, task, xv, yv)
+            seconds = validation_seconds(probe, task, xv, yv, autocast)
         if keep:
             samples[setting][kind].append(seconds)
         return seconds
@@ -487,11 +491,15 @@ def first_batch(data, training, task: TaskMetrics):
     return x, x if task.reconstructs else take(data.y_train, rows)
 
 
-def step_seconds(model, steps: OptimizerStep, task: TaskMetrics, x, y) -> float:
-    """Return the wall seconds of one training step of `model` on (x, y)."""
+def step_seconds(
+    model, steps: OptimizerStep, task: TaskMetrics, x, y, autocast=None
+) -> float:
+    """Return the wall seconds of one training step of `model` on (x, y), its forward and
+    loss in `autocast` (a context; None: none)."""
     started = time.perf_counter()
     model.train()
-    loss = task.loss(model(x), y)
+    with autocast or contextlib.nullcontext():
+        loss = task.loss(model(x), y)
     steps.zero_grad()
     loss.backward()
     steps.step()
@@ -504,12 +512,12 @@ def first_chunk(data, rows: range, task: TaskMetrics):
     return x, x if task.reconstructs else take(data.y_val, rows)
 
 
-def validation_seconds(model, task: TaskMetrics, x, y) -> float:
+def validation_seconds(model, task: TaskMetrics, x, y, autocast=None) -> float:
     """Return the wall seconds of one validation pass of `model` over (x, y): eval mode, no
-    gradients, the loss taken."""
+    gradients, the loss taken, in `autocast` (a context; None: none)."""
     started = time.perf_counter()
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast or contextlib.nullcontext():
         task.loss(model(x), y)
     return time.perf_counter() - started
 

@@ -102,6 +102,11 @@ def check_common_entries(payload: dict[str, Any], source: Path) -> None:
             raise _damaged(
                 source, f"its {key} is of type {type(payload[key]).__name__}"
             )
+    # absent in checkpoints from before CPU autocast (runtime/parallel/device.py)
+    if payload.get("autocast", None) not in (None, "bfloat16"):
+        raise _damaged(
+            source, f"its autocast is {payload['autocast']!r}, not 'bfloat16' or None"
+        )
 
 
 def check_spec_digest(payload: dict[str, Any], source: Path) -> None:

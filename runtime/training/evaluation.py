@@ -15,7 +15,12 @@ from compiler.spec import stored_spec_data
 from runtime.data.load import load_spec_data
 from runtime.data.preprocess import NO_PREPROCESSING, check_preprocessing
 from runtime.errors import UserError
-from runtime.parallel.device import autocast_for, describe_device, resolve_device
+from runtime.parallel.device import (
+    autocast_for,
+    describe_device,
+    resolve_device,
+    uses_autocast,
+)
 from runtime.storage.checkpoint import read_weights
 from runtime.storage.payload import (
     check_common_entries,
@@ -106,7 +111,9 @@ def evaluate_checkpoint(
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
     # the run's criterion (label smoothing, class weights), so `loss` on val is its val_loss
     task = training_criterion(training, data, torch_device)
-    autocast = autocast_for(torch_device, training.amp)
+    autocast = autocast_for(
+        torch_device, uses_autocast(torch_device, training.amp, payload)
+    )
     batches = split_batches(
         x,
         y,

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from runtime.errors import UserError
-from runtime.parallel.device import autocast_for
+from runtime.parallel.device import autocast_for, uses_autocast
 from runtime.parallel.distributed import SINGLE, Group, wrap_model
 from runtime.training.augment import BatchAugmenter, augment_generator
 from runtime.training.batches import (  # noqa: F401 (EVAL_BATCH, batch_starts: kept here too)
@@ -153,6 +153,7 @@ def fit(
     interrupt: InterruptFlag | None = None,
     quiet: bool = False,
     group: Group = SINGLE,
+    autocast: bool | None = None,
 ) -> FitResult:
     """Return how training `model` on `data` (a DataSplits) under a TrainingConfig went.
 
@@ -165,10 +166,21 @@ def fit(
 
     With a distributed `group` every process calls fit alike: each trains on its part of every
     global batch, metrics are summed over the processes, and stopping is decided by rank 0.
+
+    `autocast`: whether the steps and validation run under bf16 autocast; None: as
+    `start_state` ran, else as training.amp asks on `device` (device.uses_autocast).
     """
+    if autocast is None:
+        autocast = uses_autocast(device, training.amp, start_state)
     stopper = EarlyStopping.from_config(training.early_stopping)
     run = _prepare(
-        model, data, training, device=device, interrupt=interrupt, group=group
+        model,
+        data,
+        training,
+        device=device,
+        interrupt=interrupt,
+        group=group,
+        autocast=autocast,
     )
     state = _initial_state(run, stopper, start_state)
     run.batch_schedule = state.scheduler if steps_per_batch(state.scheduler) else None
@@ -208,8 +220,10 @@ def _prepare(
     device: torch.device,
     interrupt: InterruptFlag | None,
     group: Group,
+    autocast: bool,
 ) -> _Epochs:
-    """Return what the epochs need: the model and data on the device, checked, and the optimizer."""
+    """Return what the epochs need: the model and data on the device, checked, and the
+    optimizer; `autocast`: under bf16 autocast."""
     # (a monitor the task cannot fill, val_accuracy for regression, is refused by the spec)
     task = training_criterion(training, data, device)
     model.to(device)
@@ -220,7 +234,7 @@ def _prepare(
         group=group,
         training=training,
     )
-    autocast = autocast_for(device, training.amp)
+    in_autocast = autocast_for(device, autocast)
     # a model that changes its input in place (an `inplace: true` layer reading it) is given
     # copies of the validation batches, which are views of the data set kept for every epoch
     batches.copies_inputs = _check_output(
@@ -228,7 +242,7 @@ def _prepare(
         *batches.head(2),
         task=task,
         num_classes=data.num_classes,
-        autocast=autocast,
+        autocast=in_autocast,
     )
     penalty = _weight_penalty(model, training.regularization)
     optimizer = build_optimizer(model, training.optimizer)
@@ -240,7 +254,7 @@ def _prepare(
         training=training,
         device=device,
         batches=batches,
-        autocast=autocast,
+        autocast=in_autocast,
         penalty=penalty,
         interrupt=interrupt,
         group=group,

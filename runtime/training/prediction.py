@@ -16,7 +16,7 @@ import torch
 from runtime.data.predict_inputs import check_input_shape, read_inputs
 from runtime.data.preprocess import apply_preprocessing
 from runtime.errors import UserError, shown
-from runtime.parallel.device import autocast_for, resolve_device
+from runtime.parallel.device import autocast_for, resolve_device, uses_autocast
 from runtime.storage.checkpoint import read_weights
 from runtime.training.evaluation import (
     model_from_checkpoint,
@@ -51,7 +51,9 @@ def predict_checkpoint(
     torch_device = resolve_device(device or training.device)
     model = model_from_checkpoint(payload, spec, checkpoint).to(torch_device).eval()
     x = apply_preprocessing(x.to(torch_device), stored)
-    autocast = autocast_for(torch_device, training.amp)
+    autocast = autocast_for(
+        torch_device, uses_autocast(torch_device, training.amp, payload)
+    )
     if batch_size is None:
         outputs = predict(model, x, training.batch_size, autocast).cpu()
     else:  # exactly the size asked for (predict itself batches at least EVAL_BATCH)

@@ -30,6 +30,7 @@ from torch import nn
 from compiler import Spec, spec_data, spec_digest
 from compiler.version import __version__
 from runtime.errors import UserError
+from runtime.parallel.device import AUTOCAST_DTYPE
 from runtime.storage.atomic import write_bytes_atomically
 from runtime.storage.checkpoint import FORMAT, FORMAT_VERSION, checkpoint_bytes
 from runtime.training.loop import TrainingState
@@ -83,6 +84,7 @@ class RunWriter:
         clock: Callable[[], float] = time.monotonic,
         threads: int | None = None,
         channels_last: bool | None = None,
+        autocast: bool = False,
         saved_epoch: int = 0,
     ) -> None:
         self.out = Path(out)
@@ -110,6 +112,8 @@ class RunWriter:
             "num_classes": data.num_classes,
             "class_names": data.class_names,
             "preprocessing": getattr(data, "preprocessing", None),
+            # trained under bf16 autocast ("bfloat16") or not (None): a resume trains alike
+            "autocast": AUTOCAST_DTYPE if autocast else None,
         }
         if (
             threads is not None

@@ -39,7 +39,12 @@ from compiler.version import __version__
 from runtime.data.load import load_spec_data
 from runtime.errors import UserError
 from runtime.parallel.denormals import flushing
-from runtime.parallel.device import describe_device, resolve_device
+from runtime.parallel.device import (
+    AUTOCAST_DTYPE,
+    describe_device,
+    resolve_device,
+    uses_autocast,
+)
 from runtime.parallel.distributed import Group, env_group, process_device, process_group
 from runtime.parallel.layout import LayoutChoice, apply_layout, choose_layout
 from runtime.parallel.threads import (
@@ -290,6 +295,8 @@ def _train_and_summarize(
     one stops at once with the files whole.
     """
     start_state = run.start_state or {}
+    # under bf16 autocast as the run resumed from trained, else as training.amp asks here
+    autocast = uses_autocast(run.device, run.training.amp, run.start_state)
     key = choice_key(run.spec)
     # the layout first, timed at each thread count the run may train on; the thread count is
     # then taken from the same timings in that layout
@@ -337,6 +344,7 @@ def _train_and_summarize(
                 interrupt=interrupt,
                 threads=threads.chosen,
                 channels_last=layout.channels_last if layout.applies else None,
+                autocast=autocast,
                 saved_epoch=int((run.start_state or {}).get("epoch", 0)),
             )
             if run.folder is not None
@@ -351,6 +359,7 @@ def _train_and_summarize(
                     interrupt=interrupt,
                     writer=writer,
                     log=log,
+                    autocast=autocast,
                 )
         seconds = time.perf_counter() - run.started
         summary = summary_data(
@@ -361,6 +370,7 @@ def _train_and_summarize(
             seconds=seconds,
             threads=threads,
             layout=layout,
+            autocast=autocast,
         )
         if run.group.is_main:
             write_outputs(run.out, summary, result, run.training.task, run.folder)
@@ -380,6 +390,7 @@ def _fit_on_device(
     interrupt: InterruptFlag,
     writer: RunWriter | None,
     log: TensorBoardLog | None = None,
+    autocast: bool | None = None,
 ) -> FitResult:
     """Return fit's result; running out of memory (a device's or the CPU's) is a UserError that
     says what to lower."""
@@ -403,6 +414,7 @@ def _fit_on_device(
             interrupt=interrupt,
             quiet=run.quiet,
             group=run.group,
+            autocast=autocast,
         )
     except torch.cuda.OutOfMemoryError as exc:  # also torch.OutOfMemoryError
         raise _out_of_memory(run.device, exc) from None
@@ -704,6 +716,7 @@ def summary_data(
     seconds: float,
     threads: ThreadChoice | None = None,
     layout: LayoutChoice | None = None,
+    autocast: bool = False,
 ) -> dict[str, Any]:
     """Return the summary.json content: the best epoch, why the run stopped, where things are."""
     spec, start_state = run.spec, run.start_state
@@ -716,7 +729,8 @@ def summary_data(
             "form": run.form,
             "task": run.training.task,
             "data": data.description,
-            "device": describe_device(run.device, threads, layout),
+            "device": describe_device(run.device, threads, layout, autocast),
+            "autocast": AUTOCAST_DTYPE if autocast else None,
             "threads": threads.summary() if threads is not None else None,
             "channels_last": (
                 layout.summary() if layout is not None and layout.applies else None
