@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runtime.cli.main import main
+from runtime.cli.main import build_parser, main
 from tests.waiting import wait_until
 
 SPEC = """\
@@ -259,3 +260,25 @@ def test_a_model_too_large_for_memory_is_refused_before_anything(tmp_path, capsy
     assert code == 2 and time.monotonic() - started < 10
     assert "parameters" in err and "more than the" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_commands_a_report_prints_run_for_a_spec_and_folder_named_with_a_dash(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-mlp.yaml").write_text(
+        (Path(__file__).parent.parent / "specs" / "digits_mlp.yaml").read_text()
+    )
+    command = ["train", "--out=-run", "--epochs", "1", "--quiet", "--device", "cpu"]
+    assert main(command + ["--", "-mlp.yaml"]) == 0
+    lines = {
+        line.split(":", 1)[0]: line.split(":", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(("evaluate:", "resume:"))
+    }
+    evaluate = build_parser().parse_args(shlex.split(lines["evaluate"])[1:])
+    assert (evaluate.command, evaluate.checkpoint) == ("evaluate", "-run/best.pt")
+    resume = build_parser().parse_args(
+        shlex.split(lines["resume"].split(" (with")[0])[1:]
+    )
+    assert (resume.spec, resume.out, resume.resume) == ("-mlp.yaml", "-run", True)

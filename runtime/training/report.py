@@ -64,7 +64,11 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
         f"files in {summary['out']}: {', '.join(sorted(_base(p) for p in files.values()))}"
     )
     if "best.pt" in files:
-        lines.append(f"evaluate: nnspec evaluate {shlex.quote(files['best.pt'])}")
+        best = files["best.pt"]  # a folder named "-run": after --, as the command needs
+        words = ["nnspec", "evaluate"] + (
+            ["--", best] if best.startswith("-") else [best]
+        )
+        lines.append(f"evaluate: {shlex.join(words)}")
     if summary["stop_reason"] in ("interrupted", "max_epochs") and "last.pt" in files:
         command = resume_command or (
             f"nnspec train {shlex.quote(summary['spec'])} --out {shlex.quote(summary['out'])} --resume"
