@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from runtime.cli.main import build_parser, main
+from runtime.training.report import format_report
 from tests.waiting import wait_until
 
 SPEC = """\
@@ -282,3 +283,12 @@ def test_the_commands_a_report_prints_run_for_a_spec_and_folder_named_with_a_das
         shlex.split(lines["resume"].split(" (with")[0])[1:]
     )
     assert (resume.spec, resume.out, resume.resume) == ("-mlp.yaml", "-run", True)
+    # the report built from summary.json alone (no command given) says the same
+    summary = json.loads((tmp_path / "-run" / "summary.json").read_text())
+    line = next(
+        line
+        for line in format_report(summary).splitlines()
+        if line.startswith("resume:")
+    )
+    again = build_parser().parse_args(shlex.split(line.split(" (with")[0])[2:])
+    assert (again.spec, again.out, again.resume) == ("-mlp.yaml", "-run", True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from runtime.parallel.denormals import with_denormals_flushed
 from runtime.sweep.results import format_table
 from runtime.sweep.run import run_sweep
+from runtime.training.report import command_line, option_words
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,13 +85,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def again(args: argparse.Namespace, out: Path) -> str:
-    """Return the command line that continues this sweep; a folder whose name begins with "-"
-    is joined to its option (`--out=-grid`), and such a spec comes last, after `--`."""
-    dashed = args.spec.startswith("-")
-    words = ["nnspec", "sweep"] + ([] if dashed else [args.spec])
+    """Return the command line that continues this sweep (report.command_line: a folder or a
+    spec named with a leading "-" stays a value)."""
+    words = []
     for text in args.vary:
         words += ["--vary", text]
     for text in args.assignments:
         words += ["--set", text]
-    words += [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
-    return shlex.join(words + (["--", args.spec] if dashed else []))
+    words += option_words("--out", str(out))
+    return command_line(["nnspec", "sweep"], args.spec, words)

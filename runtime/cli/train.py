@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from runtime.training.interrupt import (
     second_interrupt_ends_here,
     signal_word,
 )
-from runtime.training.report import format_report
+from runtime.training.report import command_line, format_report, option_words
 from runtime.training.tensorboard import summary_writer_class
 from runtime.training.train import check_before_launch, train_spec
 
@@ -319,12 +318,9 @@ def start_command(args: argparse.Namespace, out: Path) -> str:
 
 
 def _rerun_command(args: argparse.Namespace, out: Path, flag: str) -> str:
-    """Return `nnspec train` with this run's spec, folder and settings, then `flag`; a folder
-    whose name begins with "-" is joined to its option (`--out=-run`), and such a spec comes
-    last, after `--`, as the user had to write them."""
-    dashed = args.spec.startswith("-")
-    words = ["nnspec", "train"] + ([] if dashed else [args.spec])
-    words += [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
+    """Return `nnspec train` with this run's spec, folder and settings, then `flag`
+    (report.command_line: a folder or a spec named with a leading "-" stays a value)."""
+    words = option_words("--out", str(out))
     for text in args.assignments:
         words += ["--set", text]
     if args.epochs is not None:
@@ -338,5 +334,4 @@ def _rerun_command(args: argparse.Namespace, out: Path, flag: str) -> str:
     nproc = group.world if group.active else (args.nproc or 1)
     if nproc > 1:
         words += ["--nproc", str(nproc)]
-    words.append(flag)
-    return shlex.join(words + (["--", args.spec] if dashed else []))
+    return command_line(["nnspec", "train"], args.spec, words + [flag])

@@ -16,6 +16,7 @@ import torch
 from compiler.document import MAX_DEPTH
 from compiler.spec import data_digest
 from runtime.errors import UserError
+from runtime.parallel.device import AUTOCAST_DTYPE
 
 # a payload nests a few levels around the spec (optimizer state: 4); deeper is hostile or broken
 _PAYLOAD_DEPTH = MAX_DEPTH + 8
@@ -103,9 +104,10 @@ def check_common_entries(payload: dict[str, Any], source: Path) -> None:
                 source, f"its {key} is of type {type(payload[key]).__name__}"
             )
     # absent in checkpoints from before CPU autocast (runtime/parallel/device.py)
-    if payload.get("autocast", None) not in (None, "bfloat16"):
+    if payload.get("autocast", None) not in (None, AUTOCAST_DTYPE):
         raise _damaged(
-            source, f"its autocast is {payload['autocast']!r}, not 'bfloat16' or None"
+            source,
+            f"its autocast is {payload['autocast']!r}, not {AUTOCAST_DTYPE!r} or None",
         )
 
 

@@ -29,6 +29,21 @@ def format_metrics(row: dict[str, Any] | None, task: str) -> str:
     return " | ".join(parts)
 
 
+def command_line(command: list[str], positional: str, options: list[str]) -> str:
+    """Return `command positional options...` as a shell line that parses back: an option's
+    value that begins with "-" is joined to it (option_words), and such a positional (a spec
+    named `-net.yaml`) comes last, after `--`, as the user had to write it."""
+    if positional.startswith("-"):
+        return shlex.join(command + options + ["--", positional])
+    return shlex.join(command + [positional] + options)
+
+
+def option_words(name: str, value: str) -> list[str]:
+    """Return `[name, value]`, or `[name=value]` when the value begins with "-" (`--out=-run`),
+    so that it stays a value."""
+    return [f"{name}={value}"] if value.startswith("-") else [name, value]
+
+
 def _num(value) -> str:
     return "nan" if value is None else f"{value:.4f}"
 
@@ -64,14 +79,13 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
         f"files in {summary['out']}: {', '.join(sorted(_base(p) for p in files.values()))}"
     )
     if "best.pt" in files:
-        best = files["best.pt"]  # a folder named "-run": after --, as the command needs
-        words = ["nnspec", "evaluate"] + (
-            ["--", best] if best.startswith("-") else [best]
-        )
-        lines.append(f"evaluate: {shlex.join(words)}")
+        evaluate = command_line(["nnspec", "evaluate"], files["best.pt"], [])
+        lines.append(f"evaluate: {evaluate}")
     if summary["stop_reason"] in ("interrupted", "max_epochs") and "last.pt" in files:
-        command = resume_command or (
-            f"nnspec train {shlex.quote(summary['spec'])} --out {shlex.quote(summary['out'])} --resume"
+        command = resume_command or command_line(
+            ["nnspec", "train"],
+            summary["spec"],
+            option_words("--out", summary["out"]) + ["--resume"],
         )
         more = (
             f" (with --epochs N, N > {summary['epochs_run']}, to go further)"
