@@ -10,9 +10,11 @@ import torch
 import runtime.parallel.device as device_module
 import runtime.training.train
 from compiler import load_spec
+from runtime.cli.main import main
 from runtime.errors import UserError
 from runtime.parallel.device import cpu_has_bf16, uses_autocast
 from runtime.parallel.threads import time_epochs
+from runtime.storage.checkpoint import read_weights
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.loop import fit
 from runtime.training.train import train_spec
@@ -132,6 +134,21 @@ def test_an_amp_run_records_autocast_resumes_exactly_and_evaluates_as_it_trained
     assert math.isclose(
         result["loss"], whole["best_metrics"]["val_loss"], rel_tol=1e-6
     ), (result["loss"], whole["best_metrics"]["val_loss"])
+
+
+@needs_bf16
+def test_a_safetensors_export_of_an_amp_run_evaluates_as_it_trained(tmp_path, capsys):
+    out = tmp_path / "run"
+    train_spec(load_spec(conv_spec(epochs=1, amp=True)), out_dir=out, quiet=True)
+    exported = out / "best.safetensors"
+    args = ["export", str(out / "best.pt"), "--format", "safetensors"]
+    assert main([*args, "--out", str(exported)]) == 0
+    capsys.readouterr()
+    assert read_weights(exported)["autocast"] == "bfloat16"
+    # the same bf16 arithmetic as the checkpoint, not float32 (which differs in the loss)
+    from_export = evaluate_checkpoint(exported, split="val", device="cpu")
+    from_checkpoint = evaluate_checkpoint(out / "best.pt", split="val", device="cpu")
+    assert from_export["loss"] == from_checkpoint["loss"]
 
 
 def test_a_run_without_amp_records_no_autocast(tmp_path):

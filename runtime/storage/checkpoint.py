@@ -219,6 +219,7 @@ SAFETENSORS_FIELDS = (
     "num_classes",
     "class_names",
     "preprocessing",  # predict and evaluate apply it (absent from older files)
+    "autocast",  # bf16 autocast or not: predict and evaluate run as it trained (absent: older)
 )
 
 
