@@ -10,10 +10,11 @@ import torch
 
 from compiler import build_sequential
 from runtime.errors import UserError
+from runtime.parallel.device import cpu_has_bf16
 from runtime.training import compiled
 from runtime.training.evaluation import evaluate_checkpoint
 from runtime.training.train import train_spec
-from tests.test_train import digits_spec
+from tests.test_train import digits_spec, rows_without_seconds
 
 dynamo = pytest.importorskip("torch._dynamo")
 pytestmark = [
@@ -77,3 +78,26 @@ def test_no_cxx_compiler_is_one_message(tmp_path, monkeypatch):
     assert message.startswith("training.compile: torch.compile cannot compile")
     assert "C++ compiler" in message and "training.compile: false" in message
     assert "\n" not in message and "TORCHDYNAMO_VERBOSE" not in message
+
+
+@pytest.mark.skipif(
+    not cpu_has_bf16(), reason="this CPU has no bf16 instructions (AVX512-BF16, AMX)"
+)
+def test_compiled_steps_run_under_bf16_autocast_with_amp(tmp_path, monkeypatch):
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    losses = {}
+    for amp in (False, True):
+        out = tmp_path / f"amp-{amp}"
+        summary = train_spec(
+            digits_spec(epochs=1, batch_size=479, compile=True, amp=amp),
+            out_dir=out,
+            device="cpu",
+            quiet=True,
+        )
+        assert summary["autocast"] == ("bfloat16" if amp else None)
+        [row] = rows_without_seconds(out / "metrics.csv")
+        losses[amp] = float(row["train_loss"])
+    # the training loss comes from the compiled steps alone (validation runs the model itself):
+    # the same seed, data and dropout draws, so only bf16 arithmetic in them can move it
+    assert losses[True] != losses[False]
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)
