@@ -6,6 +6,7 @@ that is safe without a GPU and runs on the CPU in smoke mode.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -369,3 +370,51 @@ def test_a_lockstep_child_that_hangs_is_killed_at_the_timeout(tmp_path):
     assert not (tmp_path / "b.out").exists()
     assert time.perf_counter() - started < 30
     assert common.epoch_times(codes["hang"], "", "") == "failed: timed out"
+
+
+def test_the_cnn_limit_script_times_every_configuration_against_the_frameworks_step(
+    capsys,
+):
+    import cnn_limit
+
+    from runtime.parallel.device import cpu_has_bf16
+
+    assert cnn_limit.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:4]
+        for line in out.splitlines()
+        if line.startswith("| ")
+        and re.fullmatch(r"\d+\.\d{3}x", line.split("|")[3].strip())
+    }
+    expected = {
+        name
+        for name, c in cnn_limit.CONFIGURATIONS.items()
+        if not c[4] or cpu_has_bf16()
+    }
+    assert set(rows) == expected
+    for name, (ms, ratio) in rows.items():
+        assert float(ms) > 0 and float(ratio.strip().rstrip("x")) > 0, name
+    assert rows[next(iter(cnn_limit.CONFIGURATIONS))][1].strip() == "1.000x"
+    assert "best float32 step / the frameworks' step: " in out
+
+
+def test_max_pool_before_relu_is_the_same_function():
+    from cnn_limit import layers
+
+    from compiler import build_sequential, load_spec
+
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)
+    outputs, grads = [], []
+    for pool_first in (False, True):
+        spec = load_spec(
+            {"name": "Cnn", "input": [3, 32, 32], "layers": layers(pool_first)}
+        )
+        torch.manual_seed(0)
+        model = build_sequential(spec)
+        out = model(x)
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        outputs.append(out)
+        grads.append(grad)
+    assert layers(True) != layers(False)
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(grads[0], grads[1])
