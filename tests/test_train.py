@@ -563,6 +563,26 @@ def test_resume_refuses_another_spec_and_says_what_differs(tmp_path):
     assert "training.optimizer.lr: 0.01 in the checkpoint, 0.02 now" in str(info.value)
 
 
+def test_a_mode_written_out_or_left_to_its_monitor_is_the_same_spec_to_resume(tmp_path):
+    def spec(epochs, **stopping):
+        return digits_spec(epochs=epochs, early_stopping={"patience": 5, **stopping})
+
+    train_spec(spec(1, mode="min"), out_dir=tmp_path / "a", quiet=True)
+    resumed = train_spec(spec(2), out_dir=tmp_path / "a", resume=True, quiet=True)
+    assert resumed["epochs_run"] == 2 and resumed["resumed_from_epoch"] == 1
+    train_spec(spec(1), out_dir=tmp_path / "b", quiet=True)
+    resumed = train_spec(
+        spec(2, mode="min"), out_dir=tmp_path / "b", resume=True, quiet=True
+    )
+    assert resumed["epochs_run"] == 2
+    # a mode other than its monitor's is another spec
+    with pytest.raises(UserError) as info:
+        train_spec(spec(3, mode="max"), out_dir=tmp_path / "b", resume=True, quiet=True)
+    assert "training.early_stopping.mode: 'min' in the checkpoint, 'max' now" in str(
+        info.value
+    )
+
+
 def test_after_a_resume_best_pt_is_never_replaced_by_a_worse_model(tmp_path):
     g = np.random.default_rng(0)
     np.savez(

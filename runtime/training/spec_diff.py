@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from compiler.training import inferred_mode
 
 # What a spec meant before each of these keys existed, so that a run started by an older nnspec
 # resumes when the key's value now means the same (a key left out and null now is the same spec
@@ -12,6 +15,22 @@ BEFORE_THE_KEY: dict[str, Any] = {
     "training.label_smoothing": 0.0,
     "training.data.standardize": False,
 }
+
+
+def with_inferred_values(data: Any) -> Any:
+    """Return a copy of normalized spec data with each value nnspec infers when it is not written
+    filled in (early_stopping.mode from its monitor), so that writing a value out, or leaving
+    it out, is the same spec."""
+    training = data.get("training") if isinstance(data, dict) else None
+    stopping = training.get("early_stopping") if isinstance(training, dict) else None
+    if not isinstance(stopping, dict) or stopping.get("mode") is not None:
+        return data
+    monitor = stopping.get("monitor", "val_loss")
+    if not isinstance(monitor, str):
+        return data  # a damaged checkpoint's spec: reported as it is
+    data = copy.deepcopy(data)
+    data["training"]["early_stopping"]["mode"] = inferred_mode(monitor)
+    return data
 
 
 def spec_differences(

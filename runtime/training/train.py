@@ -83,7 +83,7 @@ from runtime.training.optim import (
 )
 from runtime.training.rng import seed_everything
 from runtime.training.run_writer import RunWriter
-from runtime.training.spec_diff import spec_differences
+from runtime.training.spec_diff import spec_differences, with_inferred_values
 from runtime.training.tensorboard import TensorBoardLog, summary_writer_class
 
 FORMS = ("sequential", "generated")
@@ -613,7 +613,9 @@ def read_resume_state(out: Path, spec: Spec) -> dict[str, Any]:
     check_resume_entries(payload, path)
     check_spec_digest(payload, path)
     differences = spec_differences(
-        stored_spec_data(payload["spec"]), spec_data(spec), ignore=RESUME_MAY_CHANGE
+        with_inferred_values(stored_spec_data(payload["spec"])),
+        with_inferred_values(spec_data(spec)),
+        ignore=RESUME_MAY_CHANGE,
     )
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
