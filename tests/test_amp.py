@@ -131,6 +131,7 @@ def test_an_amp_run_records_autocast_resumes_exactly_and_evaluates_as_it_trained
     assert all(torch.equal(a[k], b[k]) for k in a)
     # measured under autocast, as the run measured its val_loss
     result = evaluate_checkpoint(tmp_path / "a" / "best.pt", split="val", device="cpu")
+    assert result["device"].endswith(", bf16 autocast")
     assert math.isclose(
         result["loss"], whole["best_metrics"]["val_loss"], rel_tol=1e-6
     ), (result["loss"], whole["best_metrics"]["val_loss"])

@@ -111,9 +111,8 @@ def evaluate_checkpoint(
     model = model_from_checkpoint(payload, spec, path).to(torch_device).eval()
     # the run's criterion (label smoothing, class weights), so `loss` on val is its val_loss
     task = training_criterion(training, data, torch_device)
-    autocast = autocast_for(
-        torch_device, uses_autocast(torch_device, training.amp, payload)
-    )
+    in_autocast = uses_autocast(torch_device, training.amp, payload)
+    autocast = autocast_for(torch_device, in_autocast)
     batches = split_batches(
         x,
         y,
@@ -131,7 +130,7 @@ def evaluate_checkpoint(
         "split": split,
         "samples": len(x),
         "task": training.task,
-        "device": describe_device(torch_device),
+        "device": describe_device(torch_device, autocast=in_autocast),
         "loss": measured.loss_sum / n,
         task.metric: measured.metric_sum / n,
     }
