@@ -100,7 +100,7 @@ CORPUS: dict[str, list[tuple[int | None, str, str]]] = {
         (
             5,
             "layers[0].conv2d.kernel_size",
-            "must be a positive integer, a list of them, got 2.5",
+            "must be a positive integer or a list of them, got 2.5",
         )
     ],
     "bool_for_int.yaml": [

@@ -90,7 +90,8 @@ def _ints(minimum: int, allow: tuple[str, ...] = ()):
         if not ints or any(v < minimum for v in items):
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             extra = "".join(f" or '{a}'" for a in allow)
-            raise ValueError(f"must be {what}, a list of them{extra}, got {shown}")
+            forms = f", a list of them{extra}" if allow else " or a list of them"
+            raise ValueError(f"must be {what}{forms}, got {shown}")
         return value
 
     return BeforeValidator(validate)

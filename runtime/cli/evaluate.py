@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
-        help="a best.pt or last.pt written by nnspec train",
+        help="a best.pt or last.pt written by nnspec train (or a .safetensors nnspec exported)",
     )
     parser.add_argument(
         "--split",
