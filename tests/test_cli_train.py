@@ -292,3 +292,58 @@ def test_the_commands_a_report_prints_run_for_a_spec_and_folder_named_with_a_das
     )
     again = build_parser().parse_args(shlex.split(line.split(" (with")[0])[2:])
     assert (again.spec, again.out, again.resume) == ("-mlp.yaml", "-run", True)
+
+
+def test_the_hint_to_train_further_fits_the_printed_resume_command():
+    from runtime.training.report import _further
+
+    assert _further("nnspec train s.yaml --out r --resume", 5) == (
+        " (with --epochs N, N > 5, to go further)"
+    )
+    # after `--` every word is the spec: --epochs goes before it
+    assert _further("nnspec train --out r --resume -- -s.yaml", 5) == (
+        " (with --epochs N before the --, N > 5, to go further)"
+    )
+    # a resume line that has --epochs already: raise it, do not add another
+    for command in (
+        "nnspec train s.yaml --out r --resume --epochs 5",
+        "nnspec train --out r --resume --epochs=5 -- -s.yaml",
+    ):
+        assert (
+            _further(command, 5) == " (with its --epochs raised above 5, to go further)"
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "-net.yaml"],
+        ["lint", "-net.yaml"],
+        ["codegen", "--stdout", "-net.yaml"],  # unknown to the top parser
+    ],
+)
+def test_a_spec_named_with_a_leading_dash_gets_a_hint_how_to_name_it(
+    args, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-net.yaml").write_text(
+        "name: Net\ninput: [4]\nlayers: [{linear: 2}]\n"
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "'-net.yaml' is a file, read as an option because it begins with '-'" in err
+    assert (
+        f"write ./-net.yaml, or put it last, after -- (nnspec {args[0]} ... -- -net.yaml)"
+        in err
+    )
+    if (
+        args[0] != "codegen"
+    ):  # (codegen wants a module name: the stem cannot begin with "-")
+        assert main([args[0], "./-net.yaml"]) in (0, 1)
+        assert main([args[0], "--", "-net.yaml"]) in (0, 1)
+    # an option that names no file gets argparse's message alone
+    with pytest.raises(SystemExit):
+        main([args[0], "-nothere.yaml"])
+    assert "is a file" not in capsys.readouterr().err

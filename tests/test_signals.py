@@ -187,7 +187,11 @@ def test_a_resumed_run_with_nothing_left_to_train_says_so(spec_file, tmp_path, c
         report
     )
     assert "of 1" not in report
-    assert "(with --epochs N, N > 2, to go further)" in report
+    # the printed command has --epochs 1: it is to be raised, not repeated
+    assert (
+        "--epochs 1 --resume (with its --epochs raised above 2, to go further)"
+        in report
+    )
 
 
 def test_the_report_counts_in_the_singular_and_plural():

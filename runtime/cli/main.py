@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from compiler.errors import SpecError
@@ -40,11 +41,42 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors say how to name a file that begins with "-" (argparse
+    reads `-net.yaml` as an unknown option, then finds no SPEC)."""
+
+    argv: list[str] = []
+
+    def error(self, message: str):
+        named = [w for w in self.argv if _dash_file(w)]
+        if named:
+            word = named[0]
+            message += (
+                f"; {word!r} is a file, read as an option because it begins with '-': "
+                f"write ./{word}, or put it last, after -- "
+                f"(nnspec {_command_in(self.argv) or 'COMMAND'} ... -- {word})"
+            )
+        super().error(message)
+
+
+def _dash_file(word: str) -> bool:
+    """Return whether `word` reads as an option but names an existing file."""
+    if not word.startswith("-") or word in ("-", "--"):
+        return False
+    try:
+        return os.path.isfile(word)
+    except (OSError, ValueError):
+        return False
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Return the argument parser: every subcommand, with the arguments of the one that `argv`
     names (of all of them when `argv` is None)."""
     chosen = _command_in(argv)
-    parser = argparse.ArgumentParser(
+    _Parser.argv = list(
+        argv or ()
+    )  # the words its errors look at (subparsers are _Parsers)
+    parser = _Parser(
         prog="nnspec",
         description="Declarative neural networks: validate specs, generate PyTorch, train.",
     )

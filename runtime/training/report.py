@@ -88,12 +88,24 @@ def format_report(summary: dict[str, Any], resume_command: str | None = None) ->
             option_words("--out", summary["out"]) + ["--resume"],
         )
         more = (
-            f" (with --epochs N, N > {summary['epochs_run']}, to go further)"
+            _further(command, summary["epochs_run"])
             if summary["stop_reason"] == "max_epochs"
             else ""
         )
         lines.append(f"resume:   {command}{more}")
     return "\n".join(lines)
+
+
+def _further(command: str, epochs_run: int) -> str:
+    """Return how `command` (a finished run's resume line) trains further: with --epochs N
+    added before any `--` (after it, a word is the spec's name), or its own --epochs raised.
+    """
+    words = shlex.split(command)
+    options = words[: words.index("--")] if "--" in words else words
+    if any(w == "--epochs" or w.startswith("--epochs=") for w in options):
+        return f" (with its --epochs raised above {epochs_run}, to go further)"
+    where = " before the --" if "--" in words else ""
+    return f" (with --epochs N{where}, N > {epochs_run}, to go further)"
 
 
 def _how_it_stopped(summary: dict[str, Any]) -> str:
