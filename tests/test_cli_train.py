@@ -69,7 +69,7 @@ def test_train_writes_the_run_and_prints_the_report(spec_file, tmp_path, capsys)
     assert summary["params"] == 64 * 20 + 20 + 20 * 10 + 10  # the --set took effect
     report = captured.out
     assert f"best epoch {summary['best_epoch']} (val_loss" in report
-    assert "ran all epochs after epoch 3 of 3" in report
+    assert "ran all epochs: epoch 3 of 3 (" in report and "reached epochs" not in report
     assert f"evaluate: nnspec evaluate {out / 'best.pt'}" in report
     assert "--set layers.fc1.out_features=20" in report and "--resume" in report
     assert captured.err == ""  # --quiet: no progress bar

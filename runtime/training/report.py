@@ -129,6 +129,8 @@ def _how_it_stopped(summary: dict[str, Any]) -> str:
         return f"{message} of {epochs}, before any epoch finished"
     if done == 0:
         return f"{how} in epoch 1 of {epochs}: {message}"
+    if reason == "max_epochs":  # its message ("reached epochs: 3") says it again
+        return f"{how}: epoch {done} of {epochs}"
     return f"{how} after epoch {done} of {epochs}: {message}"
 
 
