@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,50 +37,34 @@ from runtime.parallel.device import cpu_has_bf16  # noqa: E402
 BATCH = 128
 LIGHTNING_TARGET = 0.55  # issue 18: nnspec train / Lightning on the CIFAR-sized CNN
 
-# name -> (channels last, denormals flushed, compiled, max-pool before ReLU, bf16 autocast)
+
+@dataclass(frozen=True)
+class Step:
+    """One way of running the CNN's training step: all but `autocast` compute in float32."""
+
+    channels_last: bool = False
+    flushed: bool = False  # denormals flushed to zero
+    compiled: bool = False  # through torch.compile
+    pool_first: bool = False  # each max-pool before its ReLU (the same outputs)
+    autocast: bool = False  # bf16 autocast: another arithmetic, for scale
+
+
+FAST = {"channels_last": True, "flushed": True}
 CONFIGURATIONS = {
-    "eager, default layout (the frameworks' step; ref)": (
-        False,
-        False,
-        False,
-        False,
-        False,
+    "eager, default layout (the frameworks' step; ref)": Step(),
+    "eager, default layout, denormals flushed": Step(flushed=True),
+    "eager, channels last, denormals flushed (nnspec train's step)": Step(**FAST),
+    "torch.compile, channels last, denormals flushed (training.compile: true)": Step(
+        **FAST, compiled=True
     ),
-    "eager, default layout, denormals flushed": (False, True, False, False, False),
-    "eager, channels last, denormals flushed (nnspec train's step)": (
-        True,
-        True,
-        False,
-        False,
-        False,
+    "eager, channels last, flushed, max-pool before ReLU (the same outputs; another model)": Step(
+        **FAST, pool_first=True
     ),
-    "torch.compile, channels last, denormals flushed (training.compile: true)": (
-        True,
-        True,
-        True,
-        False,
-        False,
+    "torch.compile, channels last, flushed, max-pool before ReLU": Step(
+        **FAST, compiled=True, pool_first=True
     ),
-    "eager, channels last, flushed, max-pool before ReLU (the same outputs; another model)": (
-        True,
-        True,
-        False,
-        True,
-        False,
-    ),
-    "torch.compile, channels last, flushed, max-pool before ReLU": (
-        True,
-        True,
-        True,
-        True,
-        False,
-    ),
-    "bf16 autocast, channels last, flushed (training.amp: true; not float32)": (
-        True,
-        True,
-        False,
-        False,
-        True,
+    "bf16 autocast, channels last, flushed (training.amp: true; not float32)": Step(
+        **FAST, autocast=True
     ),
 }
 
@@ -99,9 +84,10 @@ def layers(pool_first: bool) -> list:
     return out
 
 
-def step_function(configuration, x, y, backend: str):
+def step_function(configuration: Step, x, y, backend: str):
     """Return a function that runs one training step of a fresh CNN in `configuration`."""
-    channels_last, _, compiled, pool_first, autocast = configuration
+    channels_last, compiled = configuration.channels_last, configuration.compiled
+    pool_first, autocast = configuration.pool_first, configuration.autocast
     spec = load_spec(
         {"name": "Cnn", "input": [3, 32, 32], "layers": layers(pool_first)}
     )
@@ -142,11 +128,13 @@ def run(quick: bool) -> str:
     x = torch.randn(samples, 3, 32, 32, generator=generator)
     y = torch.randint(0, 10, (samples,), generator=generator)
     has_bf16 = cpu_has_bf16()  # elsewhere bf16 is emulated, and slower than float32
-    chosen = {name: c for name, c in CONFIGURATIONS.items() if has_bf16 or not c[4]}
+    chosen = {
+        name: c for name, c in CONFIGURATIONS.items() if has_bf16 or not c.autocast
+    }
     steps_of, times, skipped = {}, {name: [] for name in chosen}, {}
     flush = torch.set_flush_denormal
     for name, configuration in chosen.items():
-        flush(configuration[1])
+        flush(configuration.flushed)
         try:
             steps_of[name] = step_function(configuration, x, y, backend)
             steps_of[name]()  # the first step compiles; untimed
@@ -156,7 +144,7 @@ def run(quick: bool) -> str:
             del times[name]
     for _ in range(rounds):
         for name, step in steps_of.items():
-            flush(chosen[name][1])
+            flush(chosen[name].flushed)
             started = time.perf_counter()
             for _ in range(steps):
                 step()
@@ -170,7 +158,9 @@ def run(quick: bool) -> str:
             continue
         step_ms = median(times[name])
         rows.append([name, f"{step_ms:.2f}", f"{step_ms / reference:.3f}x"])
-    float32 = [median(t) / reference for n, t in times.items() if not chosen[n][4]]
+    float32 = [
+        median(t) / reference for n, t in times.items() if not chosen[n].autocast
+    ]
     best = min(float32)
     lines = [
         f"CIFAR-sized CNN, batch {BATCH}, {torch.get_num_threads()} threads, "

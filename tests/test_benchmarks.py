@@ -390,7 +390,7 @@ def test_the_cnn_limit_script_times_every_configuration_against_the_frameworks_s
     expected = {
         name
         for name, c in cnn_limit.CONFIGURATIONS.items()
-        if not c[4] or cpu_has_bf16()
+        if not c.autocast or cpu_has_bf16()
     }
     assert set(rows) == expected
     for name, (ms, ratio) in rows.items():

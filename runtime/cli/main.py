@@ -73,9 +73,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Return the argument parser: every subcommand, with the arguments of the one that `argv`
     names (of all of them when `argv` is None)."""
     chosen = _command_in(argv)
-    _Parser.argv = list(
-        argv or ()
-    )  # the words its errors look at (subparsers are _Parsers)
+    # the words its errors look at (the subparsers are _Parsers too)
+    _Parser.argv = list(argv or ())
     parser = _Parser(
         prog="nnspec",
         description="Declarative neural networks: validate specs, generate PyTorch, train.",
