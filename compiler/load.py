@@ -29,7 +29,7 @@ from .readers import (
 from .shapes import Resolver, flat_layers
 from .spec import DTYPES, MAX_LAYERS, MAX_RANK, Spec
 from .tasks import task_problems
-from .training import single_sample_batch_problems
+from .training import DATA_PATH_KEYS, single_sample_batch_problems
 
 PARSERS = {".yaml": read_yaml, ".yml": read_yaml, ".json": read_json}
 
@@ -195,6 +195,9 @@ def validate_document(doc: Document, source: str) -> Spec:
     spec._layer_lines = tuple(
         doc.line_of(("layers", i)) for i in range(len(raw_layers))
     )
+    spec._data_lines = {
+        key: doc.line_of(("training", "data", key)) for key in DATA_PATH_KEYS
+    }
     spec._tree = tree
     spec._resolved = flat_layers(tree)
     return spec

@@ -123,6 +123,8 @@ class Spec(BaseModel):
 
     _source: str = PrivateAttr(default="<spec>")
     _layer_lines: tuple[int | None, ...] = PrivateAttr(default=())
+    # the source line of each data path the training section names (training.data.path, ...)
+    _data_lines: dict[str, int | None] = PrivateAttr(default_factory=dict)
     _resolved: tuple = PrivateAttr(default=())
     _tree: Any = PrivateAttr(default=None)
     _input_dtype: str = PrivateAttr(default="float32")
@@ -155,6 +157,10 @@ class Spec(BaseModel):
     def layer_lines(self) -> tuple[int | None, ...]:
         """Return the source line of each layer (None when unknown)."""
         return self._layer_lines or (None,) * len(self.layers)
+
+    def data_line(self, key: str) -> int | None:
+        """Return the source line of `training.data.<key>` (a data path), None when unknown."""
+        return self._data_lines.get(key)
 
     @property
     def input_dtype(self) -> str:

@@ -54,6 +54,10 @@ TestFraction = Annotated[float, Field(ge=0.0, lt=1.0, strict=True)]
 Noise = Annotated[float, Field(ge=0.0, le=1e6, strict=True)]
 
 
+# the data section's keys that name files or folders (read from the spec file's folder)
+DATA_PATH_KEYS = ("path", "val_path", "test_path")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

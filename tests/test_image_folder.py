@@ -130,7 +130,15 @@ def test_relative_paths_are_read_from_the_spec_folder(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         load_spec_data(load_spec(spec_file))
     message = str(caught.value)
-    assert message.startswith("image folder 'missing' not found in ")
+    # where, as a spec error says it: the file, the line of the path, and the key
+    [line] = [
+        number
+        for number, text in enumerate(spec_file.read_text().splitlines(), start=1)
+        if text.strip() == "path: missing"
+    ]
+    assert message.startswith(
+        f"{spec_file}:{line}: training.data.path: image folder 'missing' not found in "
+    )
     assert str(spec_file.parent) in message and "spec file's folder" in message
     assert str(tmp_path / "project") in str(caught.value)
     # val_path and test_path too
@@ -141,7 +149,10 @@ def test_relative_paths_are_read_from_the_spec_folder(tmp_path, monkeypatch):
     assert len(load_spec_data(load_spec(spec_file)).x_val) == 4
     spec["training"]["data"]["test_path"] = "gone"
     spec_file.write_text(yaml.safe_dump(spec))
-    with pytest.raises(UserError, match="image folder 'gone' .test_path. not found in"):
+    with pytest.raises(
+        UserError,
+        match=r":\d+: training.data.test_path: image folder 'gone' .test_path. not found in",
+    ):
         load_spec_data(load_spec(spec_file))
 
 

@@ -118,7 +118,10 @@ def load_spec_data(
     """
     training = spec.training_or_default
     folder = preprocess.data_folder(spec, stored)
-    config = preprocess.located_data(training.data, folder)
+    # the line of the spec file, unless the folder is a checkpoint's (the spec is its copy)
+    config = preprocess.located_data(
+        training.data, folder, spec if stored is None else None
+    )
     data = load_data(
         training.model_copy(update={"data": config}),
         spec.input,

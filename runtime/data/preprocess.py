@@ -28,12 +28,13 @@ from typing import Any
 
 import torch
 
-from compiler.data_paths import resolve_data_path, spec_folder
+from compiler.data_paths import NO_FILE, resolve_data_path, spec_folder
+from compiler.training import DATA_PATH_KEYS
 from runtime.data.stored import StoredSamples, take
 from runtime.errors import UserError, shown
 
 # the arguments of a data set that name a file or folder
-PATH_KEYS = ("path", "val_path", "test_path")
+PATH_KEYS = DATA_PATH_KEYS
 KEYS = ("normalize", "standardize", "encoding", "data_folder")
 # what a checkpoint of an nnspec before preprocessing stands for: its data as read
 NO_PREPROCESSING = dict.fromkeys(KEYS)
@@ -181,10 +182,11 @@ def data_folder(spec, stored: dict | None) -> Path | None:
     return spec_folder(spec.source)
 
 
-def located_data(config, folder: Path | None):
+def located_data(config, folder: Path | None, spec=None):
     """Return the data section `config` with the paths it names (`path`, and an image folder's
     `val_path` and `test_path`) resolved from `folder`; raise UserError, naming the folder,
-    when a relative path finds nothing there."""
+    when a relative path finds nothing there (and the spec file's line, given the `spec` it
+    was read from)."""
     update = {}
     for key in PATH_KEYS:
         path = getattr(config, key, None)
@@ -195,8 +197,13 @@ def located_data(config, folder: Path | None):
             what = "" if config.dataset == "image_folder" else f"{config.dataset} "
             what += "image folder" if config.dataset == "image_folder" else "file"
             named = "" if key == "path" else f" ({key})"
+            where = ""
+            if spec is not None and spec.source != NO_FILE:
+                line = spec.data_line(key)
+                at = f":{line}" if line is not None else ""
+                where = f"{shown(spec.source)}{at}: training.data.{key}: "
             raise UserError(
-                f"{what} '{shown(path)}'{named} not found in "
+                f"{where}{what} '{shown(path)}'{named} not found in "
                 f"{shown(str(folder))} (relative data paths are read from the spec file's "
                 f"folder)"
             )
