@@ -61,12 +61,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _dash_file(word: str) -> bool:
     """Return whether `word` reads as an option but names an existing file."""
-    if not word.startswith("-") or word in ("-", "--"):
-        return False
-    try:
-        return os.path.isfile(word)
-    except (OSError, ValueError):
-        return False
+    # os.path.isfile says False, never raises, for a name it cannot stat
+    return word.startswith("-") and word not in ("-", "--") and os.path.isfile(word)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

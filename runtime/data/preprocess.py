@@ -33,8 +33,6 @@ from compiler.training import DATA_PATH_KEYS
 from runtime.data.stored import StoredSamples, take
 from runtime.errors import UserError, shown
 
-# the arguments of a data set that name a file or folder
-PATH_KEYS = DATA_PATH_KEYS
 KEYS = ("normalize", "standardize", "encoding", "data_folder")
 # what a checkpoint of an nnspec before preprocessing stands for: its data as read
 NO_PREPROCESSING = dict.fromkeys(KEYS)
@@ -188,7 +186,7 @@ def located_data(config, folder: Path | None, spec=None):
     when a relative path finds nothing there (and the spec file's line, given the `spec` it
     was read from)."""
     update = {}
-    for key in PATH_KEYS:
+    for key in DATA_PATH_KEYS:
         path = getattr(config, key, None)
         if path is None:
             continue
